@@ -1,0 +1,198 @@
+"""How a cord's parameters are filled from a request, decided once at decoration time."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
+from urllib.parse import parse_qsl
+
+from fastapi import params as fastapi_params
+from fastapi.background import BackgroundTasks
+from fastapi.datastructures import UploadFile as FastAPIUploadFile
+from fastapi.security import SecurityScopes
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from starlette.datastructures import UploadFile
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
+FASTAPI_MARKERS = (fastapi_params.Param, fastapi_params.Body, fastapi_params.Depends)
+FASTAPI_TYPES = (UploadFile, FastAPIUploadFile, BackgroundTasks, SecurityScopes, Response)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a cord reads from a request and how it passes it to the function.
+
+    kind is one of:
+      "fields"  each parameter is a key of a JSON object body (query string for GET/DELETE)
+      "model"   one pydantic model parameter (or `input_schema`) takes the whole object
+      "raw"     one `bytes` parameter takes the raw body
+      "fastapi" FastAPI parameters (Depends, File, Form, Header, Query, ...): FastAPI binds them
+    """
+
+    kind: str
+    model: type[BaseModel] | None = None
+    param: str | None = None
+    request_param: str | None = None
+    from_query: bool = False
+    list_fields: frozenset[str] = frozenset()
+
+    def bind(self, body: bytes, query_string: bytes) -> dict[str, Any]:
+        """Takes the body and query string, and returns the keyword arguments (raises ValidationError)."""
+        if self.kind == "raw":
+            return {self.param: body}
+        if self.from_query:
+            value = self.model.__pydantic_validator__.validate_python(
+                parse_query(query_string, self.list_fields)
+            )
+        elif body:
+            value = self.model.__pydantic_validator__.validate_json(body)
+        else:
+            value = self.model.__pydantic_validator__.validate_python({})
+        if self.kind == "fields":
+            return dict(value.__dict__)
+        return {self.param: value} if self.param else {}
+
+    @property
+    def location(self) -> str:
+        return "query" if self.from_query else "body"
+
+
+def parse_query(query_string: bytes, list_fields: frozenset[str]) -> dict[str, Any]:
+    """Takes a raw query string, and returns a dict with lists only for list-typed fields."""
+    values: dict[str, Any] = {}
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key in list_fields:
+            values.setdefault(key, []).append(value)
+        else:
+            values[key] = value
+    return values
+
+
+def analyse_parameters(
+    parameters: list[inspect.Parameter],
+    *,
+    method: str,
+    input_schema: type[BaseModel] | None,
+    model_name: str,
+    fail: Callable[[str], Exception],
+) -> Binding:
+    """Takes a cord's parameters (without self), and returns how to bind them."""
+    request_param = None
+    direct: list[inspect.Parameter] = []
+    uses_fastapi = False
+    for p in parameters:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise fail(f"'{p}' is not supported; name each input as its own parameter")
+        if is_request(p.annotation):
+            request_param = p.name
+        elif is_fastapi_parameter(p):
+            uses_fastapi = True
+        else:
+            direct.append(p)
+    if uses_fastapi:
+        return Binding("fastapi", request_param=request_param)
+    from_query = method in QUERY_METHODS
+    if input_schema is not None:
+        if len(direct) > 1:
+            names = ", ".join(p.name for p in direct)
+            raise fail(
+                f"with input_schema={input_schema.__name__} the function takes one input "
+                f"parameter for the validated model, not {len(direct)} ({names})"
+            )
+        if direct:
+            check_schema_annotation(direct[0], input_schema, fail)
+        param = direct[0].name if direct else None
+        return Binding(
+            "model", input_schema, param, request_param, from_query, list_fields_of(input_schema)
+        )
+    if len(direct) == 1:
+        ann = direct[0].annotation
+        if is_model(ann):
+            return Binding(
+                "model", ann, direct[0].name, request_param, from_query, list_fields_of(ann)
+            )
+        if ann is bytes and not from_query:
+            return Binding("raw", param=direct[0].name, request_param=request_param)
+    model = build_fields_model(direct, model_name, fail)
+    return Binding("fields", model, None, request_param, from_query, list_fields_of(model))
+
+
+def build_fields_model(
+    direct: list[inspect.Parameter], model_name: str, fail: Callable[[str], Exception]
+) -> type[BaseModel]:
+    """Takes direct parameters, and returns a strict pydantic model with one field each."""
+    fields: dict[str, Any] = {}
+    for p in direct:
+        if p.name.startswith("_"):
+            raise fail(
+                f"parameter '{p.name}' starts with '_', which cannot be a JSON key; rename it"
+            )
+        annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (annotation, default)
+    try:
+        return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+    except Exception as exc:  # pydantic raises several types for unusable annotations
+        raise fail(f"its parameters cannot be validated: {exc}") from exc
+
+
+def check_schema_annotation(p: inspect.Parameter, schema: type[BaseModel], fail: Callable) -> None:
+    ann = p.annotation
+    if ann is inspect.Parameter.empty or ann is Any:
+        return
+    if not (isinstance(ann, type) and issubclass(schema, ann)):
+        raise fail(
+            f"parameter '{p.name}' is annotated {getattr(ann, '__name__', ann)!s} but "
+            f"input_schema is {schema.__name__}; annotate it as {schema.__name__}"
+        )
+
+
+def is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def is_request(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, HTTPConnection)
+
+
+def is_fastapi_parameter(p: inspect.Parameter) -> bool:
+    """Takes a parameter, and returns whether only FastAPI's machinery can fill it."""
+    if isinstance(p.default, FASTAPI_MARKERS):
+        return True
+    annotation = p.annotation
+    if get_origin(annotation) is Annotated:
+        if any(isinstance(m, FASTAPI_MARKERS) for m in annotation.__metadata__):
+            return True
+        annotation = get_args(annotation)[0]
+    return any(_is_subclass(t, FASTAPI_TYPES) for t in _flatten(annotation))
+
+
+def list_fields_of(model: type[BaseModel]) -> frozenset[str]:
+    """Takes a model, and returns the fields that take several values from a query string."""
+    names = set()
+    for name, field in model.model_fields.items():
+        if any(get_origin(t) in (list, set, tuple, frozenset) for t in _flatten(field.annotation)):
+            names.add(field.alias or name)
+    return frozenset(names)
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _flatten(arg)]
+    if origin in (list, set, tuple, frozenset):
+        return [annotation, *[t for arg in get_args(annotation) for t in _flatten(arg)]]
+    return [annotation]
+
+
+def _is_subclass(annotation: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, types)
+
+
+__all__ = ["Binding", "ValidationError", "analyse_parameters", "Request"]

@@ -1,0 +1,110 @@
+"""Cords with FastAPI parameters (Depends, File, Form, Header, Query, ...) served by FastAPI itself.
+
+Plain cords never come here: their binding is precomputed and costs no dependency solving.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Body, FastAPI, Form, Query
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chutes.binding import is_fastapi_parameter, is_request
+from chutes.invocation import first_item, iterate
+from chutes.responses import describe_error, send_json, send_result
+from chutes.streaming import send_stream
+
+if TYPE_CHECKING:
+    from chutes.chute import Chute
+    from chutes.cord import Cord
+
+
+class SentBy(Response):
+    """A Response whose sending is done by a function: lets FastAPI endpoints return our responses."""
+
+    def __init__(self, sender: Callable, status_code: int = 200) -> None:
+        self.sender = sender
+        self.status_code = status_code
+        self.background = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.status_code = await self.sender(scope, receive, send)
+        if self.background is not None:
+            await self.background()
+
+
+def bridged_signature(cord: Cord, *, docs_only: bool = False) -> inspect.Signature:
+    """Takes a cord, and returns its signature with direct parameters marked as body keys for FastAPI."""
+    signature = inspect.signature(cord.fn, eval_str=True)
+    parameters = list(signature.parameters.values())[1:]
+    from_query = cord.method in ("GET", "DELETE")
+    uses_form = any(_is_form(p) for p in parameters)
+    marked = []
+    for p in parameters:
+        if is_request(p.annotation) or is_fastapi_parameter(p):
+            marked.append(p)
+            continue
+        marker = Query() if from_query else Form() if uses_form else Body(embed=True)
+        annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
+        marked.append(p.replace(annotation=Annotated[annotation, marker]))
+    return signature.replace(parameters=marked, return_annotation=inspect.Signature.empty)
+
+
+def _is_form(p: inspect.Parameter) -> bool:
+    from fastapi import params
+
+    markers = [p.default, *getattr(p.annotation, "__metadata__", ())]
+    if any(isinstance(m, params.Form) for m in markers):  # File is a Form
+        return True
+    return is_fastapi_parameter(p) and "UploadFile" in repr(p.annotation)
+
+
+def bridged_endpoint(chute: Chute, cord: Cord) -> Callable:
+    """Takes a FastAPI-style cord, and returns a FastAPI endpoint that calls it with the chute as self."""
+    fn = cord.fn
+
+    async def endpoint(**kwargs: Any) -> Response:
+        try:
+            if cord.stream:
+                items = iterate(fn, chute, kwargs, cord.is_async)
+                first = await first_item(items)
+                return SentBy(
+                    lambda s, r, send: send_stream(cord, items, first, r, send, dev=chute.dev)
+                )
+            if cord.is_async:
+                result = await fn(chute, **kwargs)
+            else:
+                result = await run_in_threadpool(fn, chute, **kwargs)
+        except (HTTPException, RequestValidationError):
+            raise
+        except Exception as exc:
+            status, payload, headers = describe_error(exc, cord.where, dev=chute.dev)
+            return SentBy(lambda s, r, send: send_json(send, status, payload, headers), status)
+        return SentBy(lambda s, r, send: send_result(result, cord, s, r, send))
+
+    endpoint.__signature__ = bridged_signature(cord)
+    endpoint.__name__ = cord.name
+    return endpoint
+
+
+def build_bridge_app(chute: Chute, cords: list[Cord]) -> FastAPI:
+    """Takes FastAPI-style cords, and returns one FastAPI app that serves them all."""
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        status, payload, headers = describe_error(exc, f"chute '{chute.name}'", dev=chute.dev)
+        return SentBy(lambda s, r, send: send_json(send, status, payload, headers), status)
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_exception_handler(Exception, internal_error)
+    for cord in cords:
+        app.add_api_route(
+            cord.path, bridged_endpoint(chute, cord), methods=[cord.method], response_model=None
+        )
+    return app

@@ -1,0 +1,306 @@
+"""The Chute: a set of cords and hooks that is itself an ASGI application."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chutes.body import DEFAULT_MAX_BODY_SIZE
+from chutes.cord import Cord, define_cord
+from chutes.endpoint import Endpoint, make_endpoint
+from chutes.exceptions import ChuteDefinitionError, CordDefinitionError
+from chutes.lifecycle import Lifecycle, define_hook
+from chutes.metrics import Metrics
+from chutes.node_selector import NodeSelector
+from chutes.responses import send_json
+from chutes.routes import builtin_routes
+
+__all__ = ["Chute", "NodeSelector"]
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+access_log = logging.getLogger("chutes.access")
+
+
+class Chute:
+    """A chute: decorated cords served as one ASGI application.
+
+    chute = Chute(username="myuser", name="my-chute", image="my-image")
+
+    @chute.cord(public_api_path="/hello")
+    async def say_hello(self, name: str) -> dict:
+        return {"message": f"Hello, {name}!"}
+
+    uvicorn.run(chute)  # or: chutes run my_chute:chute --dev
+    """
+
+    def __init__(
+        self,
+        username: str,
+        name: str,
+        image: Any,
+        *,
+        tagline: str = "",
+        readme: str = "",
+        node_selector: NodeSelector | dict | None = None,
+        concurrency: int = 1,
+        max_instances: int = 1,
+        shutdown_after_seconds: int = 300,
+        scaling_threshold: float = 0.75,
+        allow_external_egress: bool = False,
+        passthrough_headers: dict[str, str] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        self.username = check_name("username", username)
+        self.name = check_name("name", name)
+        self.image = check_image(image)
+        self.tagline = tagline
+        self.readme = readme
+        self.node_selector = check_node_selector(node_selector)
+        self.concurrency = check_positive("concurrency", concurrency)
+        self.max_instances = check_positive("max_instances", max_instances)
+        self.shutdown_after_seconds = check_positive(
+            "shutdown_after_seconds", shutdown_after_seconds
+        )
+        if not 0 < scaling_threshold <= 1:
+            raise ChuteDefinitionError(
+                f"scaling_threshold must be in (0, 1], not {scaling_threshold!r}"
+            )
+        self.scaling_threshold = scaling_threshold
+        self.allow_external_egress = bool(allow_external_egress)
+        self.passthrough_headers = dict(passthrough_headers or {})
+        env_limit = os.environ.get("CHUTES_MAX_BODY_SIZE")
+        limit = max_body_size or (int(env_limit) if env_limit else DEFAULT_MAX_BODY_SIZE)
+        self.max_body_size = check_positive("max_body_size", limit)
+        self.dev = os.environ.get("CHUTES_DEV") == "1"
+        self.log_requests = os.environ.get("CHUTES_LOG_REQUESTS") == "1"
+        self.cords: list[Cord] = []
+        self._routes: dict[str, dict[str, tuple[Cord, Endpoint]]] = {}
+        self._builtins = builtin_routes(self)
+        self._lifecycle = Lifecycle()
+        self._metrics = Metrics()
+        self._in_flight = 0
+        self._bridge = None
+        self._proxy = None
+
+    def __repr__(self) -> str:
+        return f"Chute(slug={self.slug!r}, cords={[c.path for c in self.cords]!r})"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.username}-{self.name}"
+
+    @property
+    def ready(self) -> bool:
+        return self._lifecycle.ready
+
+    @property
+    def phase(self) -> str:
+        return self._lifecycle.phase
+
+    def cord(self, fn: Callable | None = None, /, **options: Any) -> Callable:
+        """Registers the decorated function as a cord and returns it unchanged."""
+
+        def register(fn: Callable) -> Callable:
+            spec = define_cord(fn, **options)
+            methods = self._routes.setdefault(spec.path, {})
+            if spec.method in methods:
+                other = methods[spec.method][0]
+                raise CordDefinitionError(
+                    f"{spec.where}: {spec.method} {spec.path} is already served by {other.where}; "
+                    "give one of them another path or method"
+                )
+            methods[spec.method] = (spec, make_endpoint(self, spec))
+            self.cords.append(spec)
+            return fn
+
+        return register(fn) if fn is not None else register
+
+    def on_startup(self, priority: int = 50) -> Callable:
+        """Registers a hook run before the chute serves, lowest priority first."""
+        return self._hook("on_startup", priority)
+
+    def on_shutdown(self, priority: int = 50) -> Callable:
+        """Registers a hook run after the last request, lowest priority first."""
+        return self._hook("on_shutdown", priority)
+
+    def _hook(self, kind: str, priority: int) -> Callable:
+        if callable(priority):  # used bare, as @chute.on_startup
+            self._lifecycle.add(define_hook(priority, 50, kind))
+            return priority
+
+        def register(fn: Callable) -> Callable:
+            self._lifecycle.add(define_hook(fn, priority, kind))
+            return fn
+
+        return register
+
+    def manifest(self) -> dict[str, Any]:
+        """Returns what a host needs to know about this chute, as JSON-able data."""
+        image = (
+            self.image
+            if isinstance(self.image, str)
+            else getattr(self.image, "ref", repr(self.image))
+        )
+        return {
+            "slug": self.slug,
+            "username": self.username,
+            "name": self.name,
+            "image": image,
+            "tagline": self.tagline,
+            "node_selector": self.node_selector.model_dump(),
+            "concurrency": self.concurrency,
+            "max_instances": self.max_instances,
+            "shutdown_after_seconds": self.shutdown_after_seconds,
+            "scaling_threshold": self.scaling_threshold,
+            "allow_external_egress": self.allow_external_egress,
+            "cords": [
+                {
+                    "name": c.name,
+                    "path": c.path,
+                    "method": c.method,
+                    "stream": c.stream,
+                    "passthrough": c.passthrough,
+                    "output_content_type": c.output_content_type,
+                    "input_fields": c.input_fields,
+                }
+                for c in self.cords
+            ],
+        }
+
+    def bridge_app(self) -> Any:
+        if self._bridge is None:
+            from chutes.bridge import build_bridge_app
+
+            self._bridge = build_bridge_app(
+                self, [c for c in self.cords if c.binding and c.binding.kind == "fastapi"]
+            )
+        return self._bridge
+
+    def proxy(self) -> Any:
+        if self._proxy is None:
+            from chutes.proxy import Proxy
+
+            self._proxy = Proxy()
+        return self._proxy
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._serve(scope, receive, send)
+        elif kind == "lifespan":
+            await self._run_lifespan(receive, send)
+        else:
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _serve(self, scope, receive, send) -> None:
+        path = scope["path"]
+        methods = self._routes.get(path)
+        if methods is None:
+            builtin = self._builtins.get(path)
+            if builtin is not None:
+                await builtin(scope, receive, send)
+                return
+            await send_json(
+                send,
+                404,
+                {"detail": f"no cord is served at {path}; see /docs for this chute's cords"},
+            )
+            return
+        method = scope["method"]
+        entry = methods.get(method)
+        if entry is None:
+            allow = ", ".join(sorted(methods)).encode()
+            detail = f"{path} takes {allow.decode()}, not {method}"
+            await send_json(send, 405, {"detail": detail}, [(b"allow", allow)])
+            return
+        cord, endpoint = entry
+        if self._in_flight >= self.concurrency:
+            detail = f"this chute is serving its limit of {self.concurrency} concurrent requests; retry shortly"
+            await send_json(send, 429, {"detail": detail}, [(b"retry-after", b"1")])
+            self._metrics.observe(cord.name, method, 429, 0.0)
+            return
+        self._in_flight += 1
+        start = perf_counter()
+        status = 500
+        try:
+            status = await endpoint(scope, receive, send)
+        finally:
+            self._in_flight -= 1
+            elapsed = perf_counter() - start
+            self._metrics.observe(cord.name, method, status, elapsed)
+            if self.log_requests:
+                access_log.info(
+                    "%s %s %s %d %.1fms", method, path, cord.name, status, elapsed * 1000
+                )
+
+    async def _run_lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._lifecycle.start(self)
+                except Exception as exc:
+                    logging.getLogger("chutes").error("%s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._lifecycle.stop(self)
+                if self._proxy is not None:
+                    await self._proxy.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def check_name(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ChuteDefinitionError(
+            f"{field} {value!r} may hold only lowercase letters, digits, '-' and '_', "
+            f"start with a letter or digit and be at most 63 characters, e.g. 'my-chute'"
+        )
+    return value
+
+
+def check_image(image: Any) -> Any:
+    if isinstance(image, str):
+        if not image.strip():
+            raise ChuteDefinitionError(
+                "image must name a prebuilt image (e.g. 'my-image:1.0') or be an Image"
+            )
+        return image
+    try:
+        from chutes.image import Image
+    except ImportError:
+        return image
+    if not isinstance(image, Image):
+        raise ChuteDefinitionError(
+            f"image must be a str or a chutes.image.Image, not {type(image).__name__}"
+        )
+    return image
+
+
+def check_node_selector(value: NodeSelector | dict | None) -> NodeSelector:
+    if value is None or isinstance(value, NodeSelector):
+        return value or NodeSelector()
+    if isinstance(value, dict):
+        try:
+            return NodeSelector(**value)
+        except ValidationError as exc:
+            raise ChuteDefinitionError(f"node_selector is invalid: {exc}") from None
+    if isinstance(value, BaseModel):
+        return NodeSelector(**value.model_dump())
+    raise ChuteDefinitionError(
+        f"node_selector must be a NodeSelector or a dict, not {type(value).__name__}"
+    )
+
+
+def check_positive(field: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ChuteDefinitionError(f"{field} must be a whole number of at least 1, not {value!r}")
+    return value

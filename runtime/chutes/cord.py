@@ -1,0 +1,209 @@
+"""A cord: one decorated function analysed once into a frozen, ready-to-serve spec."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from chutes.binding import Binding, analyse_parameters, is_model
+from chutes.exceptions import CordDefinitionError
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+RESERVED_PATHS = frozenset({"/_ping", "/_ready", "/_metrics", "/openapi.json", "/docs"})
+PATH_PATTERN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*")
+MEDIA_TYPE_PATTERN = re.compile(r"[\w.+-]+/[\w.+-]+(\s*;.*)?")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Cord:
+    """An HTTP endpoint of a chute: where it is served and how it reads and answers requests."""
+
+    name: str
+    path: str
+    method: str
+    fn: Callable[..., Any]
+    binding: Binding | None
+    stream: bool = False
+    passthrough: bool = False
+    passthrough_path: str | None = None
+    passthrough_port: int | None = None
+    output_content_type: str | None = None
+    input_model: type[BaseModel] | None = None
+    minimal_input_model: type[BaseModel] | None = None
+    is_async: bool = True
+    filename: str = ""
+    lineno: int = 0
+
+    def __repr__(self) -> str:
+        extra = ", stream=True" if self.stream else ""
+        if self.passthrough:
+            extra += f", passthrough=127.0.0.1:{self.passthrough_port}{self.passthrough_path}"
+        return f"Cord(path={self.path!r}, method={self.method!r}{extra})"
+
+    @property
+    def where(self) -> str:
+        return f"cord '{self.name}' ({os.path.basename(self.filename)}:{self.lineno})"
+
+    @property
+    def input_fields(self) -> list[str]:
+        """Returns the top-level keys the cord reads, for listings."""
+        if self.binding is not None and self.binding.kind == "raw":
+            return [f"{self.binding.param} (raw body)"]
+        return list(self.input_model.model_fields) if self.input_model else []
+
+
+def define_cord(
+    fn: Callable[..., Any],
+    *,
+    public_api_path: str | None = None,
+    path: str | None = None,
+    method: str | None = None,
+    public_api_method: str | None = None,
+    input_schema: type[BaseModel] | None = None,
+    minimal_input_schema: type[BaseModel] | None = None,
+    output_content_type: str | None = None,
+    stream: bool = False,
+    passthrough: bool = False,
+    passthrough_path: str | None = None,
+    passthrough_port: int | None = None,
+) -> Cord:
+    """Takes a function and the decorator's arguments, and returns its Cord (or raises CordDefinitionError)."""
+    if not callable(fn):
+        raise CordDefinitionError(f"@chute.cord decorates a function, not {type(fn).__name__}")
+    code = getattr(fn, "__code__", None)
+    filename = code.co_filename if code else "<unknown>"
+    lineno = code.co_firstlineno if code else 0
+    name = getattr(fn, "__name__", repr(fn))
+    where = f"cord '{name}' ({os.path.basename(filename)}:{lineno})"
+
+    def fail(message: str) -> CordDefinitionError:
+        return CordDefinitionError(f"{where}: {message}")
+
+    route = check_path(public_api_path, path, name, fail)
+    verb = check_method(method, public_api_method, fail)
+    if input_schema is not None and not is_model(input_schema):
+        raise fail(f"input_schema must be a pydantic BaseModel class, not {input_schema!r}")
+    if minimal_input_schema is not None:
+        check_minimal_schema(input_schema, minimal_input_schema, fail)
+    if output_content_type is not None and not MEDIA_TYPE_PATTERN.fullmatch(output_content_type):
+        raise fail(
+            f"output_content_type {output_content_type!r} is not a media type like 'image/jpeg'"
+        )
+
+    parameters = read_parameters(fn, fail)
+    is_async_gen = inspect.isasyncgenfunction(fn)
+    is_gen = is_async_gen or inspect.isgeneratorfunction(fn)
+    if passthrough:
+        port = check_passthrough(passthrough_port, fail)
+        target = passthrough_path or route
+        if not PATH_PATTERN.fullmatch(target):
+            raise fail(
+                f"passthrough_path {target!r} must start with '/' and hold only URL path characters"
+            )
+        binding = (
+            Binding("model", input_schema, None, from_query=verb in ("GET", "DELETE"))
+            if input_schema
+            else None
+        )
+        return Cord(
+            name, route, verb, fn, binding, stream, True, target, port, output_content_type,
+            input_schema, minimal_input_schema, True, filename, lineno,
+        )  # fmt: skip
+    if stream and not is_gen:
+        raise fail("stream=True needs a generator function; use 'yield' to send each item")
+    if is_gen and not stream:
+        raise fail("the function yields, so it streams; add stream=True to the decorator")
+    binding = analyse_parameters(
+        parameters,
+        method=verb,
+        input_schema=input_schema,
+        model_name=model_name_for(name),
+        fail=fail,
+    )
+    is_async = is_async_gen or inspect.iscoroutinefunction(fn)
+    return Cord(
+        name, route, verb, fn, binding, stream, False, None, None, output_content_type,
+        binding.model, minimal_input_schema, is_async, filename, lineno,
+    )  # fmt: skip
+
+
+def check_path(public_api_path: str | None, path: str | None, name: str, fail: Callable) -> str:
+    if public_api_path and path and public_api_path != path:
+        raise fail(
+            f"public_api_path={public_api_path!r} and path={path!r} disagree; give one of them"
+        )
+    route = public_api_path or path or f"/{name}"
+    if not isinstance(route, str) or not PATH_PATTERN.fullmatch(route):
+        raise fail(
+            f"path {route!r} must start with '/' and hold only URL path characters "
+            "(letters, digits, '-', '_', '.', '~', '/'); no spaces, '?' or '#'"
+        )
+    if route in RESERVED_PATHS:
+        raise fail(f"path {route!r} is a built-in route of every chute; choose another path")
+    return route
+
+
+def check_method(method: str | None, public_api_method: str | None, fail: Callable) -> str:
+    if method and public_api_method and method.upper() != public_api_method.upper():
+        raise fail(
+            f"method={method!r} and public_api_method={public_api_method!r} disagree; give one"
+        )
+    verb = (method or public_api_method or "POST").upper()
+    if verb not in METHODS:
+        raise fail(f"method {verb!r} is not one of {', '.join(sorted(METHODS))}")
+    return verb
+
+
+def check_minimal_schema(
+    full: type[BaseModel] | None, minimal: type[BaseModel], fail: Callable
+) -> None:
+    if not is_model(minimal):
+        raise fail(f"minimal_input_schema must be a pydantic BaseModel class, not {minimal!r}")
+    if full is None:
+        raise fail(
+            "minimal_input_schema describes a smaller form of input_schema; give input_schema too"
+        )
+    required = {n for n, f in minimal.model_fields.items() if f.is_required()}
+    missing = sorted(required - set(full.model_fields))
+    if missing:
+        raise fail(
+            f"minimal_input_schema {minimal.__name__} requires {missing}, which "
+            f"input_schema {full.__name__} does not have; every minimal field must be a field of the full schema"
+        )
+
+
+def check_passthrough(port: Any, fail: Callable) -> int:
+    if port is None:
+        raise fail(
+            "passthrough=True needs passthrough_port, the local port of the service to forward to"
+        )
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise fail(f"passthrough_port must be a port number from 1 to 65535, not {port!r}")
+    return port
+
+
+def read_parameters(fn: Callable, fail: Callable) -> list[inspect.Parameter]:
+    """Takes a cord function, and returns its parameters after `self`."""
+    try:
+        signature = inspect.signature(fn, eval_str=True)
+    except NameError as exc:
+        raise fail(
+            f"an annotation cannot be resolved: {exc}; import the name in the module"
+        ) from exc
+    parameters = list(signature.parameters.values())
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise fail("the function must take 'self' (the chute) as its first parameter")
+    return parameters[1:]
+
+
+def model_name_for(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_") if part) + "Input"

@@ -1,0 +1,163 @@
+"""The per-cord request handler, built once per cord: read, bind, call, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from chutes.body import ClientDisconnect, read_body, too_large
+from chutes.invocation import first_item, iterate
+from chutes.responses import send_error, send_result
+from chutes.streaming import send_stream
+
+if TYPE_CHECKING:
+    from chutes.chute import Chute
+    from chutes.cord import Cord
+
+Endpoint = Callable[[dict, Callable, Callable], Awaitable[int]]
+CLIENT_CLOSED = 499
+
+
+def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
+    """Takes a chute and one of its cords, and returns an ASGI handler that returns the status it sent."""
+    if cord.passthrough:
+        return make_passthrough_endpoint(chute, cord)
+    binding = cord.binding
+    if binding.kind == "fastapi":
+        return make_bridged_endpoint(chute, cord)
+    fn = cord.fn
+    reads_body = not binding.from_query
+    checks_json = binding.kind != "raw"
+    request_param = binding.request_param
+    is_async = cord.is_async
+
+    async def endpoint(scope, receive, send) -> int:
+        try:
+            body = b""
+            if reads_body:
+                body = await read_checked_body(scope, receive, chute.max_body_size, checks_json)
+            kwargs = binding.bind(body, scope["query_string"])
+            if request_param is not None:
+                request = Request(scope, receive)
+                request._body = body
+                kwargs[request_param] = request
+            if cord.stream:
+                items = iterate(fn, chute, kwargs, is_async)
+                first = await first_item(items)
+            elif is_async:
+                result = await fn(chute, **kwargs)
+            else:
+                result = await run_in_threadpool(fn, chute, **kwargs)
+        except ClientDisconnect:
+            return CLIENT_CLOSED
+        except Exception as exc:
+            return await send_error(send, exc, cord.where, location=binding.location, dev=chute.dev)
+        if cord.stream:
+            return await send_stream(cord, items, first, receive, send, dev=chute.dev)
+        return await send_result(result, cord, scope, receive, send)
+
+    return endpoint
+
+
+async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> bytes:
+    """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON."""
+    length = None
+    content_type = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value
+        elif name == b"content-type":
+            content_type = value
+    if length is not None:
+        if not length.isdigit():
+            raise HTTPException(400, "Content-Length header must be a whole number of bytes")
+        if int(length) > limit:
+            raise too_large(limit)
+    body = await read_body(receive, limit)
+    if checks_json and body and content_type is not None and not is_json(content_type):
+        raise HTTPException(
+            415,
+            f"this cord takes a JSON object, but the body was sent as {content_type.decode('latin-1')!r}; "
+            "send it with 'Content-Type: application/json'",
+        )
+    return body
+
+
+def is_json(content_type: bytes) -> bool:
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or media_type.endswith(b"+json")
+
+
+def capture_status(send: Callable) -> tuple[Callable, list[int]]:
+    """Takes an ASGI send, and returns one that records the response status into the list."""
+    status = [0]
+
+    async def capturing_send(message) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+        await send(message)
+
+    return capturing_send, status
+
+
+def make_bridged_endpoint(chute: Chute, cord: Cord) -> Endpoint:
+    async def endpoint(scope, receive, send) -> int:
+        app = chute.bridge_app()
+        capturing_send, status = capture_status(send)
+        try:
+            await app(scope, receive, capturing_send)
+        except Exception:  # already answered and logged by the bridge's error handler
+            if not status[0]:
+                raise
+        return status[0]
+
+    return endpoint
+
+
+def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
+    binding = cord.binding
+
+    async def endpoint(scope, receive, send) -> int:
+        body = None
+        try:
+            if binding is not None and not binding.from_query:
+                body = await read_checked_body(scope, receive, chute.max_body_size, True)
+            if binding is not None:
+                binding.bind(body or b"", scope["query_string"])
+            else:
+                receive = limit_receive(scope, receive, chute.max_body_size)
+        except ClientDisconnect:
+            return CLIENT_CLOSED
+        except Exception as exc:
+            location = binding.location if binding else "body"
+            return await send_error(send, exc, cord.where, location=location, dev=chute.dev)
+        capturing_send, status = capture_status(send)
+        await chute.proxy().forward(
+            scope, receive, capturing_send,
+            host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body,
+        )  # fmt: skip
+        return status[0]
+
+    return endpoint
+
+
+def limit_receive(scope, receive: Callable, limit: int) -> Callable:
+    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large(limit)
+    seen = 0
+
+    async def limited() -> dict:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            return {"type": "http.disconnect"}
+        return message
+
+    return limited

@@ -1,0 +1,105 @@
+"""Startup and shutdown hooks, run in the ASGI lifespan on the serving event loop."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from chutes.exceptions import CordDefinitionError, StartupError
+
+logger = logging.getLogger("chutes")
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A function run once when the chute starts or stops, lowest priority first."""
+
+    fn: Callable[..., Any]
+    priority: int
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__name__", repr(self.fn))
+
+    @property
+    def where(self) -> str:
+        code = getattr(self.fn, "__code__", None)
+        if code is None:
+            return f"{self.kind} hook '{self.name}'"
+        return f"{self.kind} hook '{self.name}' ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+
+    def __repr__(self) -> str:
+        return f"Hook({self.kind}, {self.name!r}, priority={self.priority})"
+
+
+def define_hook(fn: Callable[..., Any], priority: int, kind: str) -> Hook:
+    """Takes a hook function, and returns its Hook (or raises CordDefinitionError)."""
+    hook = Hook(fn, priority, kind)
+    if not callable(fn):
+        raise CordDefinitionError(f"@chute.{kind} decorates a function, not {type(fn).__name__}")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise CordDefinitionError(f"{hook.where}: priority must be an int, not {priority!r}")
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise CordDefinitionError(f"{hook.where}: a hook runs once and must not yield; use return")
+    if not list(inspect.signature(fn).parameters):
+        raise CordDefinitionError(
+            f"{hook.where}: the hook must take 'self' (the chute) as its parameter"
+        )
+    return hook
+
+
+async def run_hook(hook: Hook, chute: Any) -> None:
+    if inspect.iscoroutinefunction(hook.fn):
+        await hook.fn(chute)
+    else:
+        await run_in_threadpool(hook.fn, chute)
+
+
+class Lifecycle:
+    """Runs a chute's hooks and knows which phase the chute is in."""
+
+    def __init__(self) -> None:
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+        self.phase = "waiting for the server's lifespan startup event"
+        self.ready = False
+
+    def add(self, hook: Hook) -> None:
+        hooks = self.startup_hooks if hook.kind == "on_startup" else self.shutdown_hooks
+        hooks.append(hook)
+        hooks.sort(key=lambda h: h.priority)  # stable: equal priorities keep declaration order
+
+    async def start(self, chute: Any) -> None:
+        """Runs every startup hook in order; raises StartupError naming the hook that failed."""
+        total = len(self.startup_hooks)
+        for index, hook in enumerate(self.startup_hooks, 1):
+            self.phase = f"starting: running on_startup hook '{hook.name}' ({index}/{total})"
+            try:
+                await run_hook(hook, chute)
+            except BaseException as exc:
+                self.phase = f"failed: {hook.where} raised {type(exc).__name__}: {exc}"
+                trace = "".join(traceback.format_exception(exc))
+                raise StartupError(
+                    f"{hook.where} failed, so the chute cannot serve:\n{trace}"
+                ) from exc
+        self.phase = "ready"
+        self.ready = True
+
+    async def stop(self, chute: Any) -> None:
+        """Runs every shutdown hook in order; a failing one is logged and the rest still run."""
+        self.ready = False
+        self.phase = "stopping"
+        for hook in self.shutdown_hooks:
+            try:
+                await run_hook(hook, chute)
+            except Exception:
+                logger.exception("%s failed", hook.where)
+        self.phase = "stopped"
