@@ -47,9 +47,7 @@ class Binding:
         if self.kind == "raw":
             return {self.param: body}
         if self.from_query:
-            value = self.model.__pydantic_validator__.validate_python(
-                parse_query(query_string, self.list_fields)
-            )
+            value = self.model.__pydantic_validator__.validate_python(parse_query(query_string, self.list_fields))
         elif body:
             value = self.model.__pydantic_validator__.validate_json(body)
         else:
@@ -108,15 +106,11 @@ def analyse_parameters(
         if direct:
             check_schema_annotation(direct[0], input_schema, fail)
         param = direct[0].name if direct else None
-        return Binding(
-            "model", input_schema, param, request_param, from_query, list_fields_of(input_schema)
-        )
+        return Binding("model", input_schema, param, request_param, from_query, list_fields_of(input_schema))
     if len(direct) == 1:
         ann = direct[0].annotation
         if is_model(ann):
-            return Binding(
-                "model", ann, direct[0].name, request_param, from_query, list_fields_of(ann)
-            )
+            return Binding("model", ann, direct[0].name, request_param, from_query, list_fields_of(ann))
         if ann is bytes and not from_query:
             return Binding("raw", param=direct[0].name, request_param=request_param)
     model = build_fields_model(direct, model_name, fail)
@@ -130,9 +124,7 @@ def build_fields_model(
     fields: dict[str, Any] = {}
     for p in direct:
         if p.name.startswith("_"):
-            raise fail(
-                f"parameter '{p.name}' starts with '_', which cannot be a JSON key; rename it"
-            )
+            raise fail(f"parameter '{p.name}' starts with '_', which cannot be a JSON key; rename it")
         annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, default)

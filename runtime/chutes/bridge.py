@@ -75,9 +75,7 @@ def bridged_endpoint(chute: Chute, cord: Cord) -> Callable:
             if cord.stream:
                 items = iterate(fn, chute, kwargs, cord.is_async)
                 first = await first_item(items)
-                return SentBy(
-                    lambda s, r, send: send_stream(cord, items, first, r, send, dev=chute.dev)
-                )
+                return SentBy(lambda s, r, send: send_stream(cord, items, first, r, send, dev=chute.dev))
             if cord.is_async:
                 result = await fn(chute, **kwargs)
             else:
@@ -104,7 +102,5 @@ def build_bridge_app(chute: Chute, cords: list[Cord]) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_exception_handler(Exception, internal_error)
     for cord in cords:
-        app.add_api_route(
-            cord.path, bridged_endpoint(chute, cord), methods=[cord.method], response_model=None
-        )
+        app.add_api_route(cord.path, bridged_endpoint(chute, cord), methods=[cord.method], response_model=None)
     return app

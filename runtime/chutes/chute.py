@@ -64,13 +64,9 @@ class Chute:
         self.node_selector = check_node_selector(node_selector)
         self.concurrency = check_positive("concurrency", concurrency)
         self.max_instances = check_positive("max_instances", max_instances)
-        self.shutdown_after_seconds = check_positive(
-            "shutdown_after_seconds", shutdown_after_seconds
-        )
+        self.shutdown_after_seconds = check_positive("shutdown_after_seconds", shutdown_after_seconds)
         if not 0 < scaling_threshold <= 1:
-            raise ChuteDefinitionError(
-                f"scaling_threshold must be in (0, 1], not {scaling_threshold!r}"
-            )
+            raise ChuteDefinitionError(f"scaling_threshold must be in (0, 1], not {scaling_threshold!r}")
         self.scaling_threshold = scaling_threshold
         self.allow_external_egress = bool(allow_external_egress)
         self.passthrough_headers = dict(passthrough_headers or {})
@@ -142,11 +138,7 @@ class Chute:
 
     def manifest(self) -> dict[str, Any]:
         """Returns what a host needs to know about this chute, as JSON-able data."""
-        image = (
-            self.image
-            if isinstance(self.image, str)
-            else getattr(self.image, "ref", repr(self.image))
-        )
+        image = self.image if isinstance(self.image, str) else getattr(self.image, "ref", repr(self.image))
         return {
             "slug": self.slug,
             "username": self.username,
@@ -177,9 +169,7 @@ class Chute:
         if self._bridge is None:
             from chutes.bridge import build_bridge_app
 
-            self._bridge = build_bridge_app(
-                self, [c for c in self.cords if c.binding and c.binding.kind == "fastapi"]
-            )
+            self._bridge = build_bridge_app(self, [c for c in self.cords if c.binding and c.binding.kind == "fastapi"])
         return self._bridge
 
     def proxy(self) -> Any:
@@ -235,9 +225,7 @@ class Chute:
             elapsed = perf_counter() - start
             self._metrics.observe(cord.name, method, status, elapsed)
             if self.log_requests:
-                access_log.info(
-                    "%s %s %s %d %.1fms", method, path, cord.name, status, elapsed * 1000
-                )
+                access_log.info("%s %s %s %d %.1fms", method, path, cord.name, status, elapsed * 1000)
 
     async def _run_lifespan(self, receive, send) -> None:
         while True:
@@ -270,18 +258,14 @@ def check_name(field: str, value: Any) -> str:
 def check_image(image: Any) -> Any:
     if isinstance(image, str):
         if not image.strip():
-            raise ChuteDefinitionError(
-                "image must name a prebuilt image (e.g. 'my-image:1.0') or be an Image"
-            )
+            raise ChuteDefinitionError("image must name a prebuilt image (e.g. 'my-image:1.0') or be an Image")
         return image
     try:
         from chutes.image import Image
     except ImportError:
         return image
     if not isinstance(image, Image):
-        raise ChuteDefinitionError(
-            f"image must be a str or a chutes.image.Image, not {type(image).__name__}"
-        )
+        raise ChuteDefinitionError(f"image must be a str or a chutes.image.Image, not {type(image).__name__}")
     return image
 
 
@@ -295,9 +279,7 @@ def check_node_selector(value: NodeSelector | dict | None) -> NodeSelector:
             raise ChuteDefinitionError(f"node_selector is invalid: {exc}") from None
     if isinstance(value, BaseModel):
         return NodeSelector(**value.model_dump())
-    raise ChuteDefinitionError(
-        f"node_selector must be a NodeSelector or a dict, not {type(value).__name__}"
-    )
+    raise ChuteDefinitionError(f"node_selector must be a NodeSelector or a dict, not {type(value).__name__}")
 
 
 def check_positive(field: str, value: Any) -> int:

@@ -92,9 +92,7 @@ def define_cord(
     if minimal_input_schema is not None:
         check_minimal_schema(input_schema, minimal_input_schema, fail)
     if output_content_type is not None and not MEDIA_TYPE_PATTERN.fullmatch(output_content_type):
-        raise fail(
-            f"output_content_type {output_content_type!r} is not a media type like 'image/jpeg'"
-        )
+        raise fail(f"output_content_type {output_content_type!r} is not a media type like 'image/jpeg'")
 
     parameters = read_parameters(fn, fail)
     is_async_gen = inspect.isasyncgenfunction(fn)
@@ -103,14 +101,8 @@ def define_cord(
         port = check_passthrough(passthrough_port, fail)
         target = passthrough_path or route
         if not PATH_PATTERN.fullmatch(target):
-            raise fail(
-                f"passthrough_path {target!r} must start with '/' and hold only URL path characters"
-            )
-        binding = (
-            Binding("model", input_schema, None, from_query=verb in ("GET", "DELETE"))
-            if input_schema
-            else None
-        )
+            raise fail(f"passthrough_path {target!r} must start with '/' and hold only URL path characters")
+        binding = Binding("model", input_schema, None, from_query=verb in ("GET", "DELETE")) if input_schema else None
         return Cord(
             name, route, verb, fn, binding, stream, True, target, port, output_content_type,
             input_schema, minimal_input_schema, True, filename, lineno,
@@ -135,9 +127,7 @@ def define_cord(
 
 def check_path(public_api_path: str | None, path: str | None, name: str, fail: Callable) -> str:
     if public_api_path and path and public_api_path != path:
-        raise fail(
-            f"public_api_path={public_api_path!r} and path={path!r} disagree; give one of them"
-        )
+        raise fail(f"public_api_path={public_api_path!r} and path={path!r} disagree; give one of them")
     route = public_api_path or path or f"/{name}"
     if not isinstance(route, str) or not PATH_PATTERN.fullmatch(route):
         raise fail(
@@ -151,24 +141,18 @@ def check_path(public_api_path: str | None, path: str | None, name: str, fail: C
 
 def check_method(method: str | None, public_api_method: str | None, fail: Callable) -> str:
     if method and public_api_method and method.upper() != public_api_method.upper():
-        raise fail(
-            f"method={method!r} and public_api_method={public_api_method!r} disagree; give one"
-        )
+        raise fail(f"method={method!r} and public_api_method={public_api_method!r} disagree; give one")
     verb = (method or public_api_method or "POST").upper()
     if verb not in METHODS:
         raise fail(f"method {verb!r} is not one of {', '.join(sorted(METHODS))}")
     return verb
 
 
-def check_minimal_schema(
-    full: type[BaseModel] | None, minimal: type[BaseModel], fail: Callable
-) -> None:
+def check_minimal_schema(full: type[BaseModel] | None, minimal: type[BaseModel], fail: Callable) -> None:
     if not is_model(minimal):
         raise fail(f"minimal_input_schema must be a pydantic BaseModel class, not {minimal!r}")
     if full is None:
-        raise fail(
-            "minimal_input_schema describes a smaller form of input_schema; give input_schema too"
-        )
+        raise fail("minimal_input_schema describes a smaller form of input_schema; give input_schema too")
     required = {n for n, f in minimal.model_fields.items() if f.is_required()}
     missing = sorted(required - set(full.model_fields))
     if missing:
@@ -180,9 +164,7 @@ def check_minimal_schema(
 
 def check_passthrough(port: Any, fail: Callable) -> int:
     if port is None:
-        raise fail(
-            "passthrough=True needs passthrough_port, the local port of the service to forward to"
-        )
+        raise fail("passthrough=True needs passthrough_port, the local port of the service to forward to")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise fail(f"passthrough_port must be a port number from 1 to 65535, not {port!r}")
     return port
@@ -193,9 +175,7 @@ def read_parameters(fn: Callable, fail: Callable) -> list[inspect.Parameter]:
     try:
         signature = inspect.signature(fn, eval_str=True)
     except NameError as exc:
-        raise fail(
-            f"an annotation cannot be resolved: {exc}; import the name in the module"
-        ) from exc
+        raise fail(f"an annotation cannot be resolved: {exc}; import the name in the module") from exc
     parameters = list(signature.parameters.values())
     if not parameters or parameters[0].kind not in (
         inspect.Parameter.POSITIONAL_ONLY,

@@ -50,9 +50,7 @@ def define_hook(fn: Callable[..., Any], priority: int, kind: str) -> Hook:
     if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
         raise CordDefinitionError(f"{hook.where}: a hook runs once and must not yield; use return")
     if not list(inspect.signature(fn).parameters):
-        raise CordDefinitionError(
-            f"{hook.where}: the hook must take 'self' (the chute) as its parameter"
-        )
+        raise CordDefinitionError(f"{hook.where}: the hook must take 'self' (the chute) as its parameter")
     return hook
 
 
@@ -87,9 +85,7 @@ class Lifecycle:
             except BaseException as exc:
                 self.phase = f"failed: {hook.where} raised {type(exc).__name__}: {exc}"
                 trace = "".join(traceback.format_exception(exc))
-                raise StartupError(
-                    f"{hook.where} failed, so the chute cannot serve:\n{trace}"
-                ) from exc
+                raise StartupError(f"{hook.where} failed, so the chute cannot serve:\n{trace}") from exc
         self.phase = "ready"
         self.ready = True
 

@@ -30,9 +30,7 @@ class Metrics:
             "# TYPE chutes_requests_total counter",
         ]
         for (cord, method, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'chutes_requests_total{{cord="{escape(cord)}",method="{method}",status="{status}"}} {count}'
-            )
+            lines.append(f'chutes_requests_total{{cord="{escape(cord)}",method="{method}",status="{status}"}} {count}')
         lines += [
             "# HELP chutes_request_duration_seconds Time to serve a cord request.",
             "# TYPE chutes_request_duration_seconds histogram",
@@ -42,9 +40,7 @@ class Metrics:
             cumulative = 0
             for bound, count in zip((*BUCKETS, "+Inf"), histogram[:-1], strict=True):
                 cumulative += count
-                lines.append(
-                    f'chutes_request_duration_seconds_bucket{{{label},le="{bound}"}} {cumulative}'
-                )
+                lines.append(f'chutes_request_duration_seconds_bucket{{{label},le="{bound}"}} {cumulative}')
             lines.append(f"chutes_request_duration_seconds_sum{{{label}}} {histogram[-1]:.6f}")
             lines.append(f"chutes_request_duration_seconds_count{{{label}}} {cumulative}")
         lines += [

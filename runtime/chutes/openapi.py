@@ -59,9 +59,7 @@ def documented_stub(cord: Cord):
     else:
         marker = Query() if binding.from_query else Body()
         annotation = Annotated[binding.model, marker]
-        parameters = [
-            inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
-        ]
+        parameters = [inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
     stub.__signature__ = inspect.Signature(parameters)
     return stub
 
@@ -78,9 +76,7 @@ def documented_responses(cord: Cord) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"description": description, "content": {media_type: {}}},
         413: {"description": "Request body over the chute's size limit"},
-        429: {
-            "description": "The chute is at its concurrency limit; retry after Retry-After seconds"
-        },
+        429: {"description": "The chute is at its concurrency limit; retry after Retry-After seconds"},
     }
 
 
@@ -93,9 +89,7 @@ def extensions(cord: Cord) -> dict[str, Any]:
     if binding is not None and binding.kind == "raw":
         extra["requestBody"] = {
             "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     elif cord.passthrough and binding is None and cord.method not in ("GET", "DELETE"):
         extra["requestBody"] = {"content": {"application/json": {"schema": {}}}}

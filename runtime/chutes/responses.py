@@ -51,9 +51,7 @@ async def send_result(result: Any, cord: Cord, scope, receive, send) -> int:
         media_type = cord.output_content_type or OCTET_STREAM
         return await send_body(send, 200, bytes(result), media_type.encode())
     if isinstance(result, str) and cord.output_content_type:
-        return await send_body(
-            send, 200, result.encode(), content_type_of(cord.output_content_type)
-        )
+        return await send_body(send, 200, result.encode(), content_type_of(cord.output_content_type))
     try:
         body = to_json(result)
     except PydanticSerializationError as exc:
@@ -97,8 +95,6 @@ def validation_details(exc: ValidationError, location: str) -> list[dict[str, An
     return details
 
 
-async def send_error(
-    send, exc: BaseException, where: str, *, location: str = "body", dev: bool = False
-) -> int:
+async def send_error(send, exc: BaseException, where: str, *, location: str = "body", dev: bool = False) -> int:
     status, payload, headers = describe_error(exc, where, location=location, dev=dev)
     return await send_json(send, status, payload, headers)

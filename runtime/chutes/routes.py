@@ -28,9 +28,7 @@ def builtin_routes(chute: Chute) -> dict[str, Route]:
         if chute.ready:
             await send_json(send, 200, {"ready": True, "phase": chute.phase})
         else:
-            await send_json(
-                send, 503, {"ready": False, "phase": chute.phase}, [(b"retry-after", b"1")]
-            )
+            await send_json(send, 503, {"ready": False, "phase": chute.phase}, [(b"retry-after", b"1")])
 
     async def metrics(scope, receive, send) -> None:
         text = chute._metrics.render(chute._in_flight, chute.ready)

@@ -42,9 +42,7 @@ def framing_for(cord: Cord) -> tuple[str, Callable[[Any], bytes]]:
     return media_type, frame_line
 
 
-async def send_stream(
-    cord: Cord, items: AsyncIterator, first: Any, receive, send, *, dev: bool
-) -> int:
+async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, send, *, dev: bool) -> int:
     """Sends `first` and then every further item as it is made; stops early if the client goes."""
     media_type, frame = framing_for(cord)
     is_sse = frame is frame_sse

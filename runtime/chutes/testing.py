@@ -41,9 +41,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def client(
-    app: Any, *, base_url: str = "http://testserver", **options: Any
-) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Any, *, base_url: str = "http://testserver", **options: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Takes a chute, and yields an httpx client that calls it in-process, between startup and shutdown."""
     async with lifespan(app):
         transport = httpx.ASGITransport(app=app)

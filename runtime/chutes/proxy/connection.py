@@ -1,0 +1,238 @@
+"""One keep-alive HTTP/1.1 connection to an upstream, read with httptools' response parser."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httptools
+from chutes.proxy.head import HOP_BY_HOP
+
+# Bytes of response body held for a slow client before the upstream socket stops being read.
+HIGH_WATER = 256 * 1024
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """Parses one response at a time; the forwarding coroutine waits on it and takes the body."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+        self._loop = loop
+        self._read_timeout = read_timeout
+        self._parser = httptools.HttpResponseParser(self)
+        self._parser_stale = False
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._write_paused = False
+        self._active = False
+        self.closed = False
+        self.reused = False
+        self._reset()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("active" if self._active else "idle")
+        return f"UpstreamConnection({state}, reused={self.reused})"
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.chunks: list[bytes] = []
+        self.complete = False
+        self.keep_alive = False
+        self.error: BaseException | None = None
+        self.received_any = False
+        self._buffered = 0
+        self._reading_paused = False
+        self._interim = False
+        self._head_request = False
+        self._until_eof = False
+        self._chunked = False
+        self._connection_tokens: bytes | None = None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self._active:
+            self.close()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        self.received_any = True
+        self._last_activity = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(exc)
+            return
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._active and not self.complete and self.error is None:
+            if self._until_eof:
+                self.complete = True
+            else:
+                self.error = exc or ConnectionResetError(0, "connection closed by upstream")
+        self._wake()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name in HOP_BY_HOP or name.startswith(b"proxy-"):
+            if name == b"connection":
+                self._connection_tokens = value
+            elif name == b"transfer-encoding":
+                self._chunked = True
+            return
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            self._interim = True  # 100 Continue, 103 Early Hints: the real response follows
+            self.headers = []
+            return
+        self.status = status
+        self.headers_done = True
+        if self._connection_tokens is not None:
+            self._drop_connection_listed()
+        if self._head_request:
+            self._parser_stale = True
+            self._finish_message()
+            return
+        if not self._chunked and status not in (204, 304):
+            self._until_eof = not any(name == b"content-length" for name, _ in self.headers)
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if not self._head_request:
+            self._finish_message()
+
+    def _finish_message(self) -> None:
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._until_eof = False
+        self._cancel_timer()
+
+    def _drop_connection_listed(self) -> None:
+        listed = {token.strip().lower() for token in self._connection_tokens.split(b",")}
+        self.headers = [(name, value) for name, value in self.headers if name not in listed]
+        if b"close" in listed:
+            self.keep_alive = False
+
+    # used by the forwarding coroutine
+
+    def begin(self, *, head_request: bool) -> None:
+        """Prepares the connection for the next request."""
+        if self._parser_stale:
+            self._parser = httptools.HttpResponseParser(self)
+            self._parser_stale = False
+        self._reset()
+        self._head_request = head_request
+        self._active = True
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    async def drain(self) -> None:
+        """Waits until the upstream socket accepts more request bytes."""
+        if self._write_paused and not self.closed:
+            self._drain_waiter = self._loop.create_future()
+            await self._drain_waiter
+            self._drain_waiter = None
+        if self.closed and self.error is None:
+            self.error = ConnectionResetError(0, "connection closed by upstream")
+
+    def start_timer(self) -> None:
+        """Starts counting read_timeout from now; any received byte restarts the count."""
+        self._last_activity = self._loop.time()
+        self._timer = self._loop.call_later(self._read_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        if self.complete or self.error is not None:
+            return
+        idle = self._loop.time() - self._last_activity
+        if self._reading_paused or idle < self._read_timeout:
+            remaining = self._read_timeout - (0.0 if self._reading_paused else idle)
+            self._timer = self._loop.call_later(remaining, self._check_idle)
+            return
+        self.fail(TimeoutError())
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def wait(self) -> None:
+        """Waits until the parser made progress, failed, or the connection ended."""
+        self._waiter = self._loop.create_future()
+        await self._waiter
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def take(self) -> bytes:
+        """Returns the body bytes received so far, and resumes reading if it was paused."""
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self._buffered = 0
+        if self._reading_paused:
+            self._reading_paused = False
+            self._last_activity = self._loop.time()
+            self._transport.resume_reading()
+        return data
+
+    def fail(self, exc: BaseException) -> None:
+        """Records why the exchange failed, closes the socket and wakes the waiter."""
+        if self.error is None:
+            self.error = exc
+        self.close()
+        self._wake()
+
+    def finish(self) -> bool:
+        """Ends the exchange; returns whether the connection may carry another request."""
+        self._active = False
+        self._cancel_timer()
+        return self.complete and self.keep_alive and not self.closed and not self.chunks
+
+    def close(self) -> None:
+        self._active = False
+        self._cancel_timer()
+        if not self.closed:
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()

@@ -1,0 +1,62 @@
+"""Idle keep-alive upstream connections, kept per (host, port)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chutes.proxy.connection import UpstreamConnection
+
+
+class ConnectionPool:
+    """Hands out a live idle connection to host:port, or opens a new one."""
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float, max_idle: int) -> None:
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_idle = max_idle
+        self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        idle = sum(len(conns) for conns in self._idle.values())
+        return f"ConnectionPool(upstreams={len(self._idle)}, idle={idle})"
+
+    async def acquire(self, host: str, port: int) -> UpstreamConnection:
+        """Returns the most recently used live idle connection, else a new one."""
+        idle = self._idle.get((host, port))
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.reused = True
+                return conn
+        return await self.connect(host, port)
+
+    async def connect(self, host: str, port: int) -> UpstreamConnection:
+        """Opens a new connection; raises OSError or TimeoutError when that fails."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _, conn = await loop.create_connection(lambda: UpstreamConnection(loop, self._read_timeout), host, port)
+        return conn
+
+    def release(self, conn: UpstreamConnection, host: str, port: int) -> None:
+        """Keeps the connection for reuse if its exchange ended cleanly, else closes it."""
+        if not conn.finish() or self._closed:
+            conn.close()
+            return
+        idle = self._idle.get((host, port))
+        if idle is None:
+            idle = self._idle[(host, port)] = []
+        elif len(idle) >= self._max_idle:
+            idle[:] = [other for other in idle if not other.closed]
+            if len(idle) >= self._max_idle:
+                conn.close()
+                return
+        idle.append(conn)
+
+    def close(self) -> None:
+        """Closes every idle connection; connections in use close when their exchange ends."""
+        self._closed = True
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
