@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httptools
+
 from chutes.proxy.head import HOP_BY_HOP
 
 # Bytes of response body held for a slow client before the upstream socket stops being read.
@@ -43,6 +44,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = False
         self.error: BaseException | None = None
         self.received_any = False
+        self.spoiled = False
         self._buffered = 0
         self._reading_paused = False
         self._interim = False
@@ -162,6 +164,10 @@ class UpstreamConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self._transport.write(data)
 
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
     async def drain(self) -> None:
         """Waits until the upstream socket accepts more request bytes."""
         if self._write_paused and not self.closed:
@@ -227,7 +233,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Ends the exchange; returns whether the connection may carry another request."""
         self._active = False
         self._cancel_timer()
-        return self.complete and self.keep_alive and not self.closed and not self.chunks
+        return self.complete and self.keep_alive and not (self.closed or self.spoiled or self.chunks)
 
     def close(self) -> None:
         self._active = False

@@ -21,8 +21,6 @@ HOP_BY_HOP = frozenset(
 )
 # Request headers the proxy sets itself; `expect` because the ASGI server already answered it.
 REPLACED = frozenset({b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto"})
-# Methods where a stale pooled connection may be retried even though a body was streamed.
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Connection tokens that name no header (nothing to drop beyond the hop-by-hop set).
 _PLAIN_TOKENS = frozenset({b"keep-alive", b"close", b""})
 
