@@ -175,3 +175,11 @@ def describe_chutes(module: ModuleType, target: str) -> str:
         )
     listed = ", ".join(names)
     return f"Chute objects in {target}: {listed}. Use e.g. {target}:{names[0]}."
+
+
+def source_directory(ref: str) -> Path:
+    """Returns the directory whose files make up the chute: the file's, or the cwd."""
+    target, _ = split_ref(ref)
+    if is_file_target(target):
+        return Path(target).expanduser().resolve().parent
+    return Path.cwd()

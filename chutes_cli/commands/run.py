@@ -1,0 +1,89 @@
+"""`chutes run`: serve a chute locally, with reload and request logs in --dev."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class LogLevel(str, Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
+def run_chute(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="The chute: module:attr, path/to/file.py:attr, or module (attr 'chute').", show_default=False
+        ),
+    ],
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Reload on change, tracebacks in 500 bodies, one log line per request."),
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Restart when a .py file under the chute's directory changes.")
+    ] = False,
+    log_level: Annotated[LogLevel, typer.Option(help="Server log level.")] = LogLevel.info,
+) -> None:
+    """Serve a chute on HOST:PORT until Ctrl-C or SIGTERM (shutdown hooks run).
+
+    Example: chutes run my_chute:chute --dev
+    """
+    from chutes.loader import load_chute
+    from chutes.serve import bind_socket, serve
+
+    from chutes_cli.banner import print_banner
+    from chutes_cli.errors import fail
+
+    if dev:
+        os.environ["CHUTES_DEV"] = "1"
+        os.environ["CHUTES_LOG_REQUESTS"] = "1"
+    chute = load_chute(ref)
+    sock = bind_socket(host, port)
+    print_banner(chute, host=host, port=port, dev=dev, reload=dev or reload)
+    if dev or reload:
+        serve_reloading(ref, host=host, port=port, log_level=log_level.value, sock=sock)
+        return
+    if not serve(chute, host=host, port=port, log_level=log_level.value, sock=sock):
+        fail("the chute did not start: a startup hook failed (its traceback is above). Fix it and run again.")
+
+
+def serve_reloading(ref: str, *, host: str, port: int, log_level: str, sock) -> None:
+    """Serves the chute in a child process that restarts when its source changes."""
+    import uvicorn
+    from chutes.loader import source_directory
+    from chutes.serve import REF_ENV, build_config
+    from uvicorn.supervisors import ChangeReload
+
+    os.environ[REF_ENV] = ref
+    watch = str(source_directory(ref))
+    config = build_config(
+        "chutes.serve:create_app",
+        host=host,
+        port=port,
+        log_level=log_level,
+        factory=True,
+        reload=True,
+        reload_dirs=[watch],
+    )
+    server = uvicorn.Server(config)
+    try:
+        ChangeReload(config, target=server.run, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `chutes run` to `app`."""
+    app.command("run")(run_chute)
