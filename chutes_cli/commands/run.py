@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 
-class LogLevel(str, Enum):
+class LogLevel(StrEnum):
     critical = "critical"
     error = "error"
     warning = "warning"
