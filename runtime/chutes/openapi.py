@@ -40,6 +40,9 @@ def build_openapi(chute: Chute) -> dict[str, Any]:
             openapi_extra=extensions(cord),
         )
     document = app.openapi()
+    for cord in chute.cords:  # FastAPI adds its default JSON media type beside ours
+        operation = document["paths"][cord.path][cord.method.lower()]
+        operation["responses"]["200"]["content"] = documented_responses(cord)[200]["content"]
     add_minimal_schemas(chute, document)
     return document
 

@@ -1,0 +1,125 @@
+"""Passthrough cords against a real upstream HTTP server, both served by uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from chutes.proxy import Proxy
+from tests.conftest import free_port
+from tests.fixtures.chutes.passthrough import make_chute
+
+released = asyncio.Event()
+
+
+async def echo(request: Request) -> JSONResponse:
+    body = await request.body()
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "body": body.decode(),
+            "headers": {k: v for k, v in request.headers.items() if k in ("x-trace", "authorization", "connection")},
+        },
+        status_code=201,
+        headers={"x-upstream": "yes"},
+    )
+
+
+async def stream(request: Request) -> StreamingResponse:
+    async def events():
+        yield b"data: first\n\n"
+        await asyncio.wait_for(released.wait(), 5)
+        yield b"data: second\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def slow(request: Request) -> JSONResponse:
+    await asyncio.sleep(3)
+    return JSONResponse({})
+
+
+upstream_app = Starlette(
+    routes=[
+        Route("/v1/completions", echo, methods=["POST", "GET"]),
+        Route("/upstream/chat", echo, methods=["POST"]),
+        Route("/v1/stream", stream, methods=["POST"]),
+        Route("/v1/slow", slow, methods=["POST"]),
+    ]
+)
+
+
+@pytest.fixture
+def chute_url(live_server) -> str:
+    upstream = live_server(upstream_app)
+    chute = make_chute(int(upstream.rsplit(":", 1)[1]))
+    chute._proxy = Proxy(read_timeout=1.0)
+    return live_server(chute)
+
+
+async def test_method_query_body_and_headers_are_forwarded(chute_url) -> None:
+    async with httpx.AsyncClient(base_url=chute_url) as c:
+        r = await c.post(
+            "/v1/completions?stream=false",
+            content=b'{"prompt": "hi"}',
+            headers={"x-trace": "abc", "authorization": "Bearer t", "content-type": "application/json"},
+        )
+    assert (r.status_code, r.headers["x-upstream"]) == (201, "yes")
+    assert r.json() == {
+        "method": "POST",
+        "path": "/v1/completions",
+        "query": "stream=false",
+        "body": '{"prompt": "hi"}',
+        "headers": {"x-trace": "abc", "authorization": "Bearer t"},
+    }
+
+
+async def test_passthrough_path_rewrites_the_upstream_path(chute_url) -> None:
+    async with httpx.AsyncClient(base_url=chute_url) as c:
+        r = await c.post("/v1/chat", json={"m": 1})
+    assert r.json()["path"] == "/upstream/chat"
+
+
+async def test_input_schema_is_validated_before_forwarding(chute_url) -> None:
+    async with httpx.AsyncClient(base_url=chute_url) as c:
+        r = await c.post("/v1/validated", json={"max_tokens": "x"})
+        assert r.status_code == 422
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "prompt"], ["body", "max_tokens"]]
+        r = await c.post("/v1/validated", json={"prompt": "ok"})
+        assert (r.status_code, json.loads(r.json()["body"])) == (201, {"prompt": "ok"})
+
+
+async def test_upstream_stream_is_relayed_unbuffered(chute_url) -> None:
+    released.clear()
+    async with httpx.AsyncClient(base_url=chute_url, timeout=5) as c:
+        async with c.stream("POST", "/v1/stream", json={}) as r:
+            lines = r.aiter_lines()
+            assert await asyncio.wait_for(anext(lines), 2) == "data: first"
+            released.set()
+            rest = [line async for line in lines if line]
+    assert rest == ["data: second"]
+
+
+async def test_upstream_timeout_is_504(chute_url) -> None:
+    async with httpx.AsyncClient(base_url=chute_url, timeout=10) as c:
+        r = await c.post("/v1/slow", json={})
+    assert r.status_code == 504
+    assert "detail" in r.json()
+
+
+async def test_upstream_down_is_502(live_server) -> None:
+    chute = make_chute(free_port())
+    url = live_server(chute)
+    async with httpx.AsyncClient(base_url=url) as c:
+        r = await c.post("/v1/completions", json={})
+    assert r.status_code == 502
+    assert "not reachable" in r.json()["detail"]
