@@ -1,0 +1,171 @@
+"""`chutes host`: run a GPU host (`serve`) and manage its users and API keys, on the host machine."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where the host keeps its database, bundles and logs.", show_default=False),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: SQLite in the data dir).", show_default=False),
+]
+
+
+class ExecutorKind(StrEnum):
+    process = "process"
+    docker = "docker"
+
+
+def serve_host(
+    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    domain: Annotated[str, typer.Option(help="Chutes are served at {user}-{name}.DOMAIN.")] = "localhost",
+    db: DbOpt = None,
+    executor: Annotated[ExecutorKind, typer.Option(help="How instances run.")] = ExecutorKind.process,
+    data_dir: DataDirOpt = None,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+) -> None:
+    """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
+
+    Example: chutes host serve --port 8080 --domain localhost
+    """
+    import logging
+
+    import uvicorn
+    from chutes.serve import bind_socket
+
+    from chutes_host.app import create_app
+
+    config = _config(data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value)
+    sock = bind_socket(bind, port)
+    app = create_app(config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    typer.echo(
+        f"chutes host on http://{bind}:{port} (API under /api/v1, chutes at http://USER-NAME.{domain}:{port}), "
+        f"executor {executor.value}, data in {config.data_dir}",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    server.run(sockets=[sock])
+
+
+def add_user(
+    name: Annotated[str, typer.Argument(help="The user name; it prefixes the user's chutes' hostnames.")],
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Create a user and print their first API key (shown only this once).
+
+    Example: chutes host users add alice
+    """
+    from chutes_host import accounts
+
+    with _session(data_dir, db) as session:
+        _, key = _account_call(accounts.add_user, session, name)
+    typer.echo(key)
+    typer.echo(f"Created user {name!r}. Keep the key above: it is not stored and cannot be shown again.", err=True)
+
+
+def list_users(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
+    """List users and how many active keys each has."""
+    from chutes_host import accounts
+
+    with _session(data_dir, db) as session:
+        for user in accounts.list_users(session):
+            active = sum(1 for k in user.keys if k.revoked_at is None)
+            typer.echo(f"{user.name}\t{active} active key(s)\tcreated {user.created_at:%Y-%m-%d %H:%M}")
+
+
+def create_key(
+    user: Annotated[str, typer.Argument(help="The user the key is for.")],
+    label: Annotated[str, typer.Option(help="A note to tell keys apart.")] = "",
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Create another API key for a user and print it (shown only this once)."""
+    from chutes_host import accounts
+
+    with _session(data_dir, db) as session:
+        key = _account_call(lambda s: accounts.create_key(s, accounts.get_user(s, user), label=label), session)
+    typer.echo(key)
+
+
+def list_keys(
+    user: Annotated[str, typer.Argument(help="Whose keys to list.")],
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """List a user's keys by prefix (the secret part is never stored)."""
+    from chutes_host import accounts
+
+    with _session(data_dir, db) as session:
+        keys = _account_call(lambda s: accounts.list_keys(s, accounts.get_user(s, user)), session)
+        for key in keys:
+            state = "revoked" if key.revoked_at else "active"
+            typer.echo(f"cpk_{key.prefix}_…\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
+
+
+def revoke_key(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (as `keys list` shows) or the whole key.")],
+    data_dir: DataDirOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Revoke a key; requests with it are refused from then on."""
+    from chutes_host import accounts
+
+    with _session(data_dir, db) as session:
+        key = _account_call(accounts.revoke_key, session, prefix)
+        typer.echo(f"Revoked key cpk_{key.prefix}_…", err=True)
+
+
+def _config(data_dir: Path | None, db: str | None, **kwargs):  # noqa: ANN202
+    from chutes_host.config import HostConfig, default_data_dir
+
+    return HostConfig(data_dir=(data_dir or default_data_dir()).expanduser().resolve(), db_url=db, **kwargs)
+
+
+def _session(data_dir: Path | None, db: str | None):  # noqa: ANN202
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chutes_cli.errors import CLIError
+    from chutes_host.db import Database
+
+    config = _config(data_dir, db)
+    try:
+        database = Database(config.database_url)
+    except SQLAlchemyError as exc:
+        raise CLIError(f"cannot open the database {config.database_url}: {exc}. Check --db / --data-dir.") from None
+    return database.session()
+
+
+def _account_call(fn, *args):  # noqa: ANN001, ANN202
+    from chutes_cli.errors import CLIError
+    from chutes_host.accounts import AccountError
+
+    try:
+        return fn(*args)
+    except AccountError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def register(app: typer.Typer) -> None:
+    host = typer.Typer(help="Run a chutes host and manage its users and keys.", no_args_is_help=True)
+    users = typer.Typer(help="Users of this host (run on the host machine).", no_args_is_help=True)
+    keys = typer.Typer(help="API keys of this host's users (run on the host machine).", no_args_is_help=True)
+    host.command("serve")(serve_host)
+    users.command("add")(add_user)
+    users.command("list")(list_users)
+    keys.command("create")(create_key)
+    keys.command("list")(list_keys)
+    keys.command("revoke")(revoke_key)
+    host.add_typer(users, name="users")
+    host.add_typer(keys, name="keys")
+    app.add_typer(host, name="host")

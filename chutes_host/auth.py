@@ -1,0 +1,90 @@
+"""API keys: making them, hashing them, and finding the user a request's key belongs to."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chutes_host.models import ApiKey, User
+
+KEY_SCHEME = "cpk"
+
+
+def generate_key() -> tuple[str, str, str]:
+    """Returns (key, prefix, digest) for a new key shaped `cpk_<prefix>_<secret>`."""
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    return key, prefix, digest_key(key)
+
+
+def digest_key(key: str) -> str:
+    """Returns the stored form of a key: its SHA-256 hex digest."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str | None:
+    """Returns the public prefix of a well-formed key, else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_SCHEME or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+def read_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """Takes raw ASGI headers, and returns the key from `Authorization: Bearer` or `X-API-Key`."""
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip() or None
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def find_user(session: Session, key: str) -> User | None:
+    """Returns the user owning an unrevoked key, or None."""
+    if key_prefix(key) is None:
+        return None
+    row = session.execute(
+        select(ApiKey).where(ApiKey.digest == digest_key(key), ApiKey.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    if row is None or not hmac.compare_digest(row.digest, digest_key(key)):
+        return None
+    return row.user
+
+
+class KeyCache:
+    """Remembers recent key -> user-id answers briefly, so the gateway skips the database."""
+
+    def __init__(self, db, *, ttl: float = 5.0) -> None:  # noqa: ANN001
+        self._db = db
+        self._ttl = ttl
+        self._hits: dict[str, tuple[int, str, float]] = {}
+
+    def lookup(self, key: str) -> tuple[int, str] | None:
+        """Returns (user id, user name) for a valid key, else None; failures are never cached."""
+        digest = digest_key(key)
+        hit = self._hits.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[2] > now:
+            return hit[0], hit[1]
+        with self._db.session() as session:
+            user = find_user(session, key)
+            if user is None:
+                self._hits.pop(digest, None)
+                return None
+            found = (user.id, user.name)
+        if len(self._hits) > 10_000:
+            self._hits.clear()
+        self._hits[digest] = (*found, now + self._ttl)
+        return found
+
+    def forget(self) -> None:
+        self._hits.clear()

@@ -1,0 +1,143 @@
+"""The deploy bundle: a gzip tar of manifest.json, app/ and an optional requirements.txt.
+
+Packing runs on the developer's machine; unpacking runs on the host and refuses anything
+that could write outside its target directory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from chutes_host.manifest import Manifest, ManifestError, parse_manifest
+
+ALLOWED_TOP = ("manifest.json", "requirements.txt", "app")
+
+
+class BundleError(ValueError):
+    """A bundle the host refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def pack_bundle(
+    target: Path,
+    *,
+    manifest: dict[str, Any],
+    files: Iterable[tuple[Path, str]],
+    requirements: str | None = None,
+) -> int:
+    """Writes a bundle of (path on disk, path under app/) pairs to target; returns its size."""
+    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+        _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+        if requirements:
+            _add_bytes(tar, "requirements.txt", requirements.encode())
+        for source, arcname in files:
+            tar.add(source, arcname=f"app/{arcname}", recursive=False)
+    return target.stat().st_size
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def unpack_bundle(archive: Path, target: Path, *, max_bytes: int, max_files: int) -> Manifest:
+    """Unpacks a bundle into a new directory target and returns its manifest.
+
+    Raises BundleError (and leaves nothing at target) on a malformed bundle, a member that
+    escapes target, a link, a device, or more than max_bytes / max_files unpacked.
+    """
+    target.mkdir(parents=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = _checked_members(tar, max_bytes=max_bytes, max_files=max_files)
+            tar.extractall(target, members=members, filter="data")
+        return _read_manifest(target)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, BundleError):
+            raise
+        if isinstance(exc, ManifestError):
+            raise BundleError(str(exc)) from None
+        raise BundleError(
+            f"the bundle is not a readable gzip tar ({exc}); upload the file `chutes deploy` makes"
+        ) from None
+
+
+def _checked_members(tar: tarfile.TarFile, *, max_bytes: int, max_files: int) -> list[tarfile.TarInfo]:
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tar:
+        name = _checked_name(member.name)
+        if member.islnk() or (member.issym() and not _link_stays_inside(name, member.linkname)):
+            raise BundleError(
+                f"bundle member {member.name!r} is a link to {member.linkname!r}, outside app/; "
+                "links must point inside the chute's directory (copy the file in instead)"
+            )
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise BundleError(f"bundle member {member.name!r} is not a regular file or directory")
+        if name.split("/", 1)[0] not in ALLOWED_TOP:
+            raise BundleError(
+                f"unexpected bundle member {member.name!r}: a bundle holds only "
+                "manifest.json, requirements.txt and app/"
+            )
+        total += member.size
+        if total > max_bytes:
+            raise BundleError(
+                f"the bundle unpacks to more than {max_bytes // (1024 * 1024)} MiB; "
+                "leave data and weights out of it (list them in .chutesignore)",
+                status=413,
+            )
+        members.append(member)
+        if len(members) > max_files:
+            raise BundleError(
+                f"the bundle holds more than {max_files} files; list what the chute does not need in .chutesignore",
+                status=413,
+            )
+    return members
+
+
+def _link_stays_inside(name: str, linkname: str) -> bool:
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(name), linkname))
+    return not linkname.startswith("/") and target.startswith("app/") and name.startswith("app/")
+
+
+def _checked_name(name: str) -> str:
+    normal = posixpath.normpath(name)
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or normal == ".." or normal.startswith("../"):
+        raise BundleError(
+            f"bundle member {name!r} points outside the bundle; member paths must be relative and stay inside it"
+        )
+    return normal
+
+
+def _read_manifest(root: Path) -> Manifest:
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise BundleError("the bundle has no manifest.json; build it with `chutes deploy`")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"manifest.json is not valid JSON: {exc}") from None
+    manifest = parse_manifest(data)
+    if (
+        not (root / "app" / manifest.module_path).is_file()
+        and not (root / "app" / manifest.module_path.removesuffix(".py") / "__init__.py").is_file()
+    ):
+        raise BundleError(
+            f"entrypoint {manifest.entrypoint!r} names module file app/{manifest.module_path}, "
+            "which is not in the bundle"
+        )
+    return manifest

@@ -1,0 +1,101 @@
+"""A small client of the host's control API, used by `chutes deploy` and `chutes chutes ...`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PREFIX = "/api/v1"
+UPLOAD_CHUNK = 256 * 1024
+
+
+class HostAPIError(Exception):
+    """The host could not be reached or refused a call; the message says what to do."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HostClient:
+    """Calls one host's control API with one API key."""
+
+    def __init__(self, url: str, key: str | None, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.url + PREFIX, headers=headers, timeout=timeout, trust_env=False)
+
+    def __enter__(self) -> HostClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def deploy(self, bundle: Path, *, public: bool | None, progress: Callable[[int], None] | None = None) -> dict:
+        """Uploads a bundle, streaming it; returns the chute as the host describes it."""
+        size = bundle.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with open(bundle, "rb") as f:
+                while chunk := f.read(UPLOAD_CHUNK):
+                    if progress:
+                        progress(len(chunk))
+                    yield chunk
+
+        params = {} if public is None else {"public": str(public).lower()}
+        headers = {"Content-Type": "application/gzip", "Content-Length": str(size)}
+        return self._call("POST", "/chutes", content=chunks(), params=params, headers=headers, timeout=600)
+
+    def list_chutes(self) -> list[dict]:
+        return self._call("GET", "/chutes")
+
+    def get_chute(self, ref: str) -> dict:
+        return self._call("GET", f"/chutes/{ref}")
+
+    def delete_chute(self, ref: str) -> dict:
+        return self._call("DELETE", f"/chutes/{ref}")
+
+    def scale_chute(self, ref: str, count: int) -> dict:
+        return self._call("POST", f"/chutes/{ref}/scale", json={"max_instances": count})
+
+    def stream_logs(self, ref: str, *, tail: int, follow: bool) -> Iterator[bytes]:
+        """Yields log bytes as the host sends them."""
+        params = {"tail": tail, "follow": str(follow).lower()}
+        try:
+            with self._http.stream("GET", f"/chutes/{ref}/logs", params=params, timeout=None) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self._refusal(resp)
+                yield from resp.iter_raw()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if resp.status_code >= 400:
+            raise self._refusal(resp)
+        return resp.json()
+
+    def _refusal(self, resp: httpx.Response) -> HostAPIError:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text.strip() or resp.reason_phrase
+        if isinstance(detail, list):
+            detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+        hint = ""
+        if resp.status_code == 401:
+            hint = " Set the key with `chutes config set api_key KEY` (or CHUTES_API_KEY)."
+        return HostAPIError(f"the host answered {resp.status_code}: {detail}{hint}", status=resp.status_code)
+
+    def _unreachable(self, exc: Exception) -> HostAPIError:
+        return HostAPIError(
+            f"cannot reach the host at {self.url} ({type(exc).__name__}: {exc}). Is `chutes host serve` "
+            "running there? Set the URL with `chutes config set api_url URL` or --host."
+        )

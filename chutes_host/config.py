@@ -1,0 +1,53 @@
+"""The settings a host runs with: where it keeps its data, its domain, database and executor."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXECUTORS = ("process", "docker")
+MiB = 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    """Returns the data directory used when none is given (env CHUTES_HOST_DATA_DIR or ~/.chutes/host)."""
+    env = os.environ.get("CHUTES_HOST_DATA_DIR")
+    return Path(env) if env else Path.home() / ".chutes" / "host"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything `chutes host serve` needs; defaults give SQLite and the process executor."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    domain: str = "localhost"
+    db_url: str | None = None
+    executor: str = "process"
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    max_bundle_bytes: int = 200 * MiB
+    max_unpacked_bytes: int = 1024 * MiB
+    max_bundle_files: int = 20_000
+    start_timeout: float = 300.0
+    health_interval: float = 1.0
+    docker_base_image: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        """Returns the SQLAlchemy URL: the given one, else a SQLite file in the data dir."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'host.db'}"
+
+    @property
+    def chutes_dir(self) -> Path:
+        return self.data_dir / "chutes"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    def chute_url(self, slug: str) -> str:
+        """Returns the public URL of a chute, e.g. http://alice-hello.localhost:8080."""
+        port = "" if self.port in (80, 443) else f":{self.port}"
+        scheme = "https" if self.port == 443 else "http"
+        return f"{scheme}://{slug}.{self.domain}{port}"

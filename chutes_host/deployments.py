@@ -1,0 +1,148 @@
+"""Deploying and deleting chutes: receiving the bundle, placing it on disk, recording it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chutes_host.bundle import BundleError, unpack_bundle
+from chutes_host.config import HostConfig
+from chutes_host.db import Database
+from chutes_host.models import Deployment, User
+from chutes_host.spec import DeploymentSpec
+
+
+class DeployError(Exception):
+    """A deploy the host refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def receive_bundle(chunks: AsyncIterator[bytes], config: HostConfig, *, declared: int | None) -> Path:
+    """Streams an upload into a temporary file, refusing more than max_bundle_bytes (413)."""
+    limit = config.max_bundle_bytes
+    if declared is not None and declared > limit:
+        raise BundleError(_too_big(limit), status=413)
+    config.tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".tar.gz", dir=config.tmp_dir)
+    path, size = Path(name), 0
+    try:
+        with open(fd, "wb") as f:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise BundleError(_too_big(limit), status=413)
+                f.write(chunk)
+        if size == 0:
+            raise BundleError("the upload is empty; send the bundle `chutes deploy` makes")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _too_big(limit: int) -> str:
+    return (
+        f"the bundle is larger than {limit // (1024 * 1024)} MiB; leave data and model weights "
+        "out of it (list them in .chutesignore) and download them in on_startup"
+    )
+
+
+def install_bundle(
+    archive: Path, config: HostConfig, db: Database, user_id: int, *, public: bool | None
+) -> DeploymentSpec:
+    """Unpacks a bundle and records its deployment in one transaction; returns the new spec.
+
+    On any failure nothing is left: no directory, no row.
+    """
+    config.tmp_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="unpack-", dir=config.tmp_dir))
+    shutil.rmtree(staging)
+    manifest = unpack_bundle(archive, staging, max_bytes=config.max_unpacked_bytes, max_files=config.max_bundle_files)
+    final: Path | None = None
+    try:
+        with db.session() as session:
+            user = session.get(User, user_id)
+            if manifest.username != user.name:
+                raise DeployError(
+                    f"chute {manifest.slug!r} belongs to user {manifest.username!r}, but this key "
+                    f"is {user.name!r}'s; set username={user.name!r} in the Chute(...)",
+                    status=403,
+                )
+            row = find_deployment(session, manifest.slug)
+            if row is not None and row.owner_id != user.id:
+                raise DeployError(
+                    f"the name {manifest.slug!r} is already taken on this host by another user; "
+                    "choose another chute name",
+                    status=409,
+                )
+            is_public = manifest.public if public is None else public
+            fields = dict(
+                name=manifest.name,
+                entrypoint=manifest.entrypoint,
+                manifest_json=json.dumps(manifest.model_dump(mode="json")),
+                public=is_public,
+                max_instances=manifest.max_instances,
+                image=manifest.image if isinstance(manifest.image, str) else None,
+            )
+            if row is None:
+                row = Deployment(slug=manifest.slug, owner_id=user.id, version=1, **fields)
+                session.add(row)
+            else:
+                row.version += 1
+                for key, value in fields.items():
+                    setattr(row, key, value)
+            session.flush()
+            final = config.chutes_dir / row.slug / str(row.version)
+            if final.exists():
+                shutil.rmtree(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(final)
+            spec = DeploymentSpec.from_row(row, config.chutes_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if final is not None:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return spec
+
+
+def find_deployment(session: Session, slug: str) -> Deployment | None:
+    return session.execute(select(Deployment).where(Deployment.slug == slug)).scalar_one_or_none()
+
+
+def find_own_deployment(session: Session, user: User, ref: str) -> Deployment:
+    """Finds a chute of this user by slug or by name; raises DeployError 404 or 403."""
+    rows = [find_deployment(session, s) for s in (f"{user.name}-{ref}", ref)]
+    rows = [r for r in rows if r is not None]
+    for row in rows:
+        if row.owner_id == user.id:
+            return row
+    if rows:
+        raise DeployError(f"chute {ref!r} belongs to another user", status=403)
+    raise DeployError(f"no chute {ref!r}; list yours with `chutes chutes list`", status=404)
+
+
+def delete_deployment(config: HostConfig, db: Database, user: User, ref: str) -> str:
+    """Deletes a chute's row; returns its slug (the caller stops it and removes its files)."""
+    with db.session() as session:
+        row = find_own_deployment(session, user, ref)
+        slug = row.slug
+        session.delete(row)
+    return slug
+
+
+def load_specs(config: HostConfig, db: Database) -> list[DeploymentSpec]:
+    """Returns every recorded deployment whose files are present, to bring back after a restart."""
+    with db.session() as session:
+        rows = session.execute(select(Deployment).order_by(Deployment.id)).scalars()
+        specs = [DeploymentSpec.from_row(r, config.chutes_dir) for r in rows]
+    return [s for s in specs if s.directory.is_dir()]

@@ -1,0 +1,55 @@
+"""What every executor offers the supervisor, and the handle of one running instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from chutes_host.spec import DeploymentSpec
+
+
+class ExecutorError(Exception):
+    """A chute that could not be prepared or started; `phase` names the step that failed."""
+
+    def __init__(self, message: str, *, phase: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.log_tail = log_tail
+
+
+@dataclass
+class InstanceHandle:
+    """A started instance: where it listens and how to find it again (pid or container id)."""
+
+    host: str
+    port: int
+    pid: int | None = None
+    container_id: str | None = None
+    native: Any = None
+
+    def __repr__(self) -> str:
+        ident = f"pid={self.pid}" if self.pid else f"container={self.container_id}"
+        return f"InstanceHandle({self.host}:{self.port}, {ident})"
+
+
+class Executor(Protocol):
+    name: str
+
+    async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
+        """Builds what the chute needs to run (virtualenv or image); raises ExecutorError."""
+
+    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
+        """Starts instance number index, with its output appended to log_path."""
+
+    async def exit_code(self, handle: InstanceHandle) -> int | None:
+        """Returns the instance's exit code once it has stopped, else None."""
+
+    async def stop(self, handle: InstanceHandle) -> None:
+        """Stops the instance, gracefully first."""
+
+    async def discard(self, spec: DeploymentSpec) -> None:
+        """Removes what prepare made for this version."""
+
+    async def aclose(self) -> None:
+        """Releases the executor's own resources."""

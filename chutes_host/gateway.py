@@ -1,0 +1,100 @@
+"""The gateway: routes `Host: {slug}.{domain}` to a ready instance of that chute, streaming both ways."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chutes_host.auth import KeyCache, read_key
+from chutes_host.supervisor import Supervisor
+
+Scope = dict[str, Any]
+AUTH_HEADERS = (b"authorization", b"x-api-key")
+RETRY_AFTER = b"2"
+
+
+class Gateway:
+    """Plain ASGI middleware: chute hosts go to the proxy, every other request to `app`."""
+
+    def __init__(self, app: Any, *, domain: str, supervisor: Supervisor, keys: KeyCache, proxy: Any) -> None:
+        self.app = app
+        self.suffix = "." + domain.lower()
+        self.supervisor = supervisor
+        self.keys = keys
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        slug = slug_from_host(_header(scope, b"host"), self.suffix)
+        if slug is None:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1003})
+        await self.route_request(slug, scope, receive, send)
+
+    async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any) -> None:
+        """Answers 404/401/403/503 itself, or forwards the request to one ready instance."""
+        dep = self.supervisor.route(slug)
+        if dep is None:
+            return await send_json(send, 404, {"detail": f"no chute {slug!r} on this host; check the name, "
+                                              "or deploy it with `chutes deploy`"})  # fmt: skip
+        if not dep.spec.public:
+            refusal = self._check_owner(scope, dep.spec.owner_id, slug)
+            if refusal is not None:
+                return await send_json(send, *refusal)
+            scope = dict(scope, headers=[h for h in scope["headers"] if h[0] not in AUTH_HEADERS])
+        target = dep.next_ready()
+        if target is None:
+            body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
+            return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
+        await self.proxy.forward(scope, receive, send, host=target.host, port=target.port)
+
+    def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
+        key = read_key(scope["headers"])
+        challenge = [(b"www-authenticate", b"Bearer")]
+        if key is None:
+            return 401, {"detail": f"chute {slug!r} is private: send its owner's API key as "
+                                   "`Authorization: Bearer <key>` or `X-API-Key: <key>`"}, challenge  # fmt: skip
+        found = self.keys.lookup(key)
+        if found is None:
+            return 401, {"detail": "unknown or revoked API key"}, challenge
+        if found[0] != owner_id:
+            return 403, {"detail": f"chute {slug!r} is private and this key's user does not own it"}, []
+        return None
+
+
+def slug_from_host(host: str | None, suffix: str) -> str | None:
+    """Takes a Host header and '.domain', and returns the chute slug it names (or None)."""
+    if not host:
+        return None
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.lower().rstrip(".")
+    if not name.endswith(suffix):
+        return None
+    slug = name[: -len(suffix)]
+    return slug if slug and "." not in slug else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
+    if phase == "failed":
+        return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
+    return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"
+
+
+async def send_json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
+    data = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                    *(headers or [])],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": data})

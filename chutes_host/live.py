@@ -1,0 +1,84 @@
+"""The in-memory state of deployed chutes and their instances, as the gateway reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chutes_host.executors.base import InstanceHandle
+from chutes_host.spec import DeploymentSpec
+
+
+@dataclass(eq=False)
+class Instance:
+    """One instance of a chute; phase is starting, ready, unhealthy, restarting, exited or stopped."""
+
+    index: int
+    log_path: Path
+    phase: str = "starting"
+    handle: InstanceHandle | None = None
+    restarts: int = 0
+    last_exit_code: int | None = None
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        handle = self.handle
+        return {
+            "index": self.index,
+            "phase": self.phase,
+            "port": handle.port if handle else None,
+            "pid": handle.pid if handle else None,
+            "container_id": handle.container_id if handle else None,
+            "restarts": self.restarts,
+            "last_exit_code": self.last_exit_code,
+        }
+
+
+@dataclass(eq=False)
+class LiveDeployment:
+    """A deployment being served; phase is building, starting, ready, failed or stopped."""
+
+    spec: DeploymentSpec
+    phase: str = "building"
+    error: str | None = None
+    failed_phase: str | None = None
+    log_tail: str = ""
+    instances: list[Instance] = field(default_factory=list)
+    previous: LiveDeployment | None = field(default=None, repr=False)
+    stopping: bool = False
+    task: asyncio.Task | None = field(default=None, repr=False)
+    _ready: list[InstanceHandle] = field(default_factory=list, repr=False)
+    _turn: itertools.count = field(default_factory=itertools.count, repr=False)
+
+    def next_ready(self) -> InstanceHandle | None:
+        """Returns the next ready instance in round-robin order, or the previous version's."""
+        ready = self._ready
+        if ready:
+            return ready[next(self._turn) % len(ready)]
+        if self.previous is not None:
+            return self.previous.next_ready()
+        return None
+
+    def refresh(self) -> None:
+        """Recomputes the ready list and the deployment's phase after an instance changed."""
+        self._ready = [i.handle for i in self.instances if i.phase == "ready" and i.handle]
+        if self.phase in ("failed", "stopped", "building"):
+            return
+        self.phase = "ready" if self._ready else "starting"
+
+    def fail(self, phase: str, error: str, log_tail: str) -> None:
+        self.phase, self.failed_phase, self.error, self.log_tail = "failed", phase, error, log_tail
+        self._ready = []
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "error": self.error,
+            "failed_phase": self.failed_phase,
+            "log_tail": self.log_tail,
+            "instances": [i.describe() for i in self.instances],
+            "ready_instances": len(self._ready),
+        }

@@ -1,0 +1,54 @@
+"""The manifest a deploy bundle carries: what the host needs to know about a chute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,126}$"
+ENTRYPOINT_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be deployed, with a message saying what to fix."""
+
+
+class Manifest(BaseModel):
+    """`chute.manifest()` plus the deploy-time fields `entrypoint` and `public`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    slug: str = Field(pattern=SLUG_PATTERN)
+    username: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
+    entrypoint: str = Field(pattern=ENTRYPOINT_PATTERN)
+    public: bool = False
+    image: Any = None
+    node_selector: dict[str, Any] | None = None
+    concurrency: int = Field(1, ge=1)
+    max_instances: int = Field(1, ge=1, le=64)
+    cords: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def module_path(self) -> str:
+        """Returns the file the entrypoint's module lives in, relative to app/ (e.g. pkg/mod.py)."""
+        return self.entrypoint.split(":", 1)[0].replace(".", "/") + ".py"
+
+
+def parse_manifest(data: Any) -> Manifest:
+    """Takes decoded manifest.json, and returns a Manifest or raises ManifestError naming the field."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest.json must hold a JSON object")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ManifestError(f"invalid manifest.json: {problems}") from None
+    expected = f"{manifest.username}-{manifest.name}"
+    if manifest.slug != expected:
+        raise ManifestError(f"manifest slug {manifest.slug!r} should be {expected!r}")
+    return manifest

@@ -1,0 +1,56 @@
+"""The immutable description of one deployed chute version that executors run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chutes_host.models import Deployment
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """A chute version as unpacked on disk: `directory` holds manifest.json and app/."""
+
+    slug: str
+    name: str
+    owner_id: int
+    owner_name: str
+    version: int
+    directory: Path
+    entrypoint: str
+    public: bool
+    max_instances: int
+    image: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def app_dir(self) -> Path:
+        return self.directory / "app"
+
+    @property
+    def requirements(self) -> Path:
+        return self.directory / "requirements.txt"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.directory.parent / "logs"
+
+    @classmethod
+    def from_row(cls, row: Deployment, chutes_dir: Path) -> DeploymentSpec:
+        """Takes a database row, and returns the spec of its current version."""
+        return cls(
+            slug=row.slug,
+            name=row.name,
+            owner_id=row.owner_id,
+            owner_name=row.owner.name,
+            version=row.version,
+            directory=chutes_dir / row.slug / str(row.version),
+            entrypoint=row.entrypoint,
+            public=row.public,
+            max_instances=row.max_instances,
+            image=row.image,
+            manifest=json.loads(row.manifest_json),
+        )

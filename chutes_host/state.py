@@ -1,0 +1,18 @@
+"""What the control API and the gateway of one host share: config, database, supervisor, keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chutes_host.auth import KeyCache
+from chutes_host.config import HostConfig
+from chutes_host.db import Database
+from chutes_host.supervisor import Supervisor
+
+
+@dataclass
+class HostState:
+    config: HostConfig
+    db: Database
+    supervisor: Supervisor
+    keys: KeyCache
