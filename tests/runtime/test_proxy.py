@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+
 from chutes.proxy import Proxy
 from chutes.proxy.head import build_request_head
 
@@ -447,3 +448,81 @@ async def test_client_disconnect_closes_the_upstream_connection(upstream, proxy_
             chunks = response.aiter_raw()
             assert (await anext(chunks)).startswith(b"tick")
     assert await asyncio.to_thread(app.disconnected.wait, 3)
+
+
+class RacyUpstream:
+    """A raw HTTP/1.1 server that answers one request per connection, then closes on the next.
+
+    This is the race a pool meets when an upstream drops an idle keep-alive connection just as
+    the proxy reuses it.
+    """
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> RacyUpstream:
+        self.thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        self.server = future.result(5)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _start(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.lower().split(b"\r\n")
+            length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        async def stop() -> None:
+            self.server.close()
+            for writer in self.writers:
+                writer.close()
+            await self.server.wait_closed()
+            await asyncio.sleep(0.05)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(proxy_factory, client):
+    with RacyUpstream() as upstream:
+        base = proxy_factory(upstream.port)
+        for _ in range(3):
+            response = await client.post(base + "/x", content=b"abc")
+            assert (response.status_code, response.text) == (200, "ok")
+        assert upstream.connections == 3
+
+
+async def test_stale_connection_is_not_retried_after_body_bytes_were_streamed(proxy_factory, client):
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 1000
+            await asyncio.sleep(0.01)
+
+    with RacyUpstream() as upstream:
+        base = proxy_factory(upstream.port)
+        assert (await client.get(base + "/x")).status_code == 200
+        response = await client.post(base + "/x", content=chunks())
+        assert response.status_code == 502
+        assert "closed the connection" in response.json()["detail"]
+        assert upstream.connections == 1

@@ -162,6 +162,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._active = True
 
     def write(self, data: bytes) -> None:
+        if self.closed:  # uvloop raises RuntimeError on a closed transport; asyncio only logs
+            raise self.error or ConnectionResetError(0, "connection closed by upstream")
         self._transport.write(data)
 
     @property

@@ -102,6 +102,8 @@ class Proxy:
             exchange.abort()
             if started:
                 raise  # the server drops the client connection: never a truncated success
+            if exchange.body_pending:
+                await drain_request_body(receive)  # else the client's unsent body resets the socket
             await send_error(send, exc)
             return
         except BaseException:
@@ -117,7 +119,7 @@ class Proxy:
 class _Exchange:
     """One request/response over a pooled connection, retried once on a stale one."""
 
-    __slots__ = ("pool", "host", "port", "head_request", "read_timeout", "conn")
+    __slots__ = ("pool", "host", "port", "head_request", "read_timeout", "conn", "body_pending")
 
     def __init__(self, pool: ConnectionPool, host: str, port: int, head_request: bool, read_timeout: float) -> None:
         self.pool = pool
@@ -126,6 +128,7 @@ class _Exchange:
         self.head_request = head_request
         self.read_timeout = read_timeout
         self.conn: UpstreamConnection | None = None
+        self.body_pending = False
 
     def _translating(self, *, connecting: bool) -> AbstractContextManager[None]:
         timeout = self.pool._connect_timeout if connecting else self.read_timeout
@@ -164,11 +167,12 @@ class _Exchange:
 
     async def _stream_request_body(self, data: bytes, receive: Receive, *, chunked: bool) -> None:
         conn = self.conn
-        more = True
+        more = self.body_pending = True
         while True:
             if data:
                 conn.write(b"".join((b"%x\r\n" % len(data), data, b"\r\n")) if chunked else data)
             if not more:
+                self.body_pending = False
                 if chunked:
                     conn.write(b"0\r\n\r\n")
                 return
@@ -181,6 +185,7 @@ class _Exchange:
                 return
             message = await receive()
             if message["type"] == "http.disconnect":
+                self.body_pending = False
                 raise ClientDisconnected()
             data = message.get("body", b"")
             more = message.get("more_body", False)
@@ -225,6 +230,14 @@ async def watch_disconnect(receive: Receive, conn: UpstreamConnection) -> None:
     except Exception:  # a server that cannot report disconnects: nothing to watch
         return
     conn.fail(ClientDisconnected())
+
+
+async def drain_request_body(receive: Receive) -> None:
+    """Reads and discards the rest of the client's request body."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
 
 
 async def send_error(send: Send, exc: UpstreamError) -> None:
