@@ -19,7 +19,6 @@ def list_cords(
     Example: chutes cords my_chute:chute --json
     """
     from chutes.loader import load_chute
-
     from chutes_cli.listing import describe_cords, format_inputs
 
     chute = load_chute(ref)

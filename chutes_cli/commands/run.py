@@ -42,7 +42,6 @@ def run_chute(
     """
     from chutes.loader import load_chute
     from chutes.serve import bind_socket, serve
-
     from chutes_cli.banner import print_banner
     from chutes_cli.errors import fail
 
@@ -62,9 +61,10 @@ def run_chute(
 def serve_reloading(ref: str, *, host: str, port: int, log_level: str, sock) -> None:
     """Serves the chute in a child process that restarts when its source changes."""
     import uvicorn
+    from uvicorn.supervisors import ChangeReload
+
     from chutes.loader import source_directory
     from chutes.serve import REF_ENV, build_config
-    from uvicorn.supervisors import ChangeReload
 
     os.environ[REF_ENV] = ref
     watch = str(source_directory(ref))
