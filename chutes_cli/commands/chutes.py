@@ -1,0 +1,115 @@
+"""`chutes chutes list|get|delete|logs|scale`: manage your deployments on the configured host."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="The host's URL [default: config api_url].", show_default=False)
+]
+KeyOpt = Annotated[str | None, typer.Option("--key", help="API key [default: config api_key].", show_default=False)]
+NameArg = Annotated[str, typer.Argument(help="The chute's name (or USER-NAME slug).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the host's JSON answer.")]
+
+
+def list_chutes(host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """List your chutes on the host with their phase and URL."""
+    chutes = _call(host, key, lambda c: c.list_chutes())
+    if as_json:
+        typer.echo(json.dumps(chutes, indent=2))
+        return
+    if not chutes:
+        typer.echo("No chutes yet; deploy one with `chutes deploy my_chute:chute`.", err=True)
+    for chute in chutes:
+        ready = sum(1 for i in chute["instances"] if i["phase"] == "ready")
+        access = "public" if chute["public"] else "private"
+        typer.echo(f"{chute['name']}\tv{chute['version']}\t{chute['phase']}\t{ready}/{chute['max_instances']} ready"
+                   f"\t{access}\t{chute['url']}")  # fmt: skip
+
+
+def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a chute's status, URL, instances and cords."""
+    chute = _call(host, key, lambda c: c.get_chute(name))
+    if as_json:
+        typer.echo(json.dumps(chute, indent=2))
+        return
+    typer.echo(f"{chute['slug']}  version {chute['version']}  {chute['phase']}  "
+               f"{'public' if chute['public'] else 'private'}")  # fmt: skip
+    typer.echo(f"url: {chute['url']}")
+    if chute.get("error"):
+        typer.echo(f"error ({chute.get('failed_phase')}): {chute['error']}")
+    for inst in chute["instances"]:
+        typer.echo(f"instance {inst['index']}: {inst['phase']}  port {inst['port']}  restarts {inst['restarts']}")
+    for cord in chute["cords"]:
+        typer.echo(f"cord {cord['method']} {cord['path']}{'  (stream)' if cord['stream'] else ''}")
+
+
+def delete_chute(
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Stop a chute and delete it from the host, files and logs included."""
+    if not yes and not typer.confirm(f"Delete chute {name!r} and its logs?", err=True):
+        raise typer.Exit(1)
+    result = _call(host, key, lambda c: c.delete_chute(name))
+    typer.echo(f"Deleted {result['deleted']}.", err=True)
+
+
+def show_logs(
+    name: NameArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    tail: Annotated[int, typer.Option(help="Lines to show from the end of each log.", min=0)] = 100,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Print the build log and each instance's log; --follow streams new lines."""
+
+    def stream(client) -> None:  # noqa: ANN001
+        for chunk in client.stream_logs(name, tail=tail, follow=follow):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+    try:
+        _call(host, key, stream)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def scale_chute(
+    name: NameArg,
+    instances: Annotated[int, typer.Argument(help="How many instances to run.", min=1, max=64)],
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Set how many instances of a chute run (max_instances)."""
+    chute = _call(host, key, lambda c: c.scale_chute(name, instances))
+    typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}", err=True)
+
+
+def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202
+    from chutes_cli.commands.deploy import resolve_host
+    from chutes_cli.errors import CLIError
+    from chutes_host.client import HostAPIError, HostClient
+
+    url, api_key = resolve_host(host, key)
+    try:
+        with HostClient(url, api_key) as client:
+            return fn(client)
+    except HostAPIError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Manage your deployed chutes on the host.", no_args_is_help=True)
+    group.command("list")(list_chutes)
+    group.command("get")(get_chute)
+    group.command("delete")(delete_chute)
+    group.command("logs")(show_logs)
+    group.command("scale")(scale_chute)
+    app.add_typer(group, name="chutes")
