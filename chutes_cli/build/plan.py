@@ -1,0 +1,161 @@
+"""A build plan: the loaded chute, its Dockerfile and its complete build context, before any engine."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chutes.image import Image, PipInstall
+from chutes_cli.build.context import BuildContext, collect_context
+from chutes_cli.build.dockerfile import ChuteSpec, render_dockerfile, render_dockerignore
+from chutes_cli.build.ignore import DEFAULT_PATTERNS, IGNORE_FILE
+from chutes_cli.errors import CLIError
+
+
+@dataclass
+class BuildPlan:
+    """Everything `chutes build` sends to the engine: tag, Dockerfile and context."""
+
+    tag: str
+    spec: ChuteSpec
+    image: Image
+    dockerfile: str
+    context: BuildContext
+    base_image: str
+
+    def __repr__(self) -> str:
+        return f"BuildPlan(tag={self.tag!r}, base={self.base_image!r}, files={len(self.context.files)})"
+
+
+def module_name_for(chute: Any, ref: str) -> tuple[str, Path]:
+    """Returns the module name of the file defining the chute, and the folder it imports from."""
+    from chutes.loader import split_ref
+
+    target, _attr = split_ref(ref)
+    module = None
+    if not target.endswith(".py") and "/" not in target:
+        module = sys.modules.get(target)
+    path = Path(module.__file__) if module is not None and module.__file__ else Path(target)
+    path = path.resolve()
+    if not path.is_file():
+        raise CLIError(f"cannot find the file that defines {ref!r}; pass it as path/to/file.py:attr")
+    parts = [] if path.name == "__init__.py" else [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
+def relative_module(path_root: Path, module: str, context_root: Path) -> str:
+    """Re-expresses `module` (importable from `path_root`) relative to the build context."""
+    rel = path_root.resolve().relative_to(context_root.resolve()) if path_root != context_root else Path()
+    prefix = [p for p in rel.parts]
+    for part in prefix:
+        if not part.isidentifier():
+            raise CLIError(
+                f"the chute's module sits in {str(rel)!r} under the build context, which is not a "
+                "Python package path; pass --context pointing at the folder that holds the module"
+            )
+    return ".".join([*prefix, module])
+
+
+def spec_for(chute: Any, module: str, attr: str) -> ChuteSpec:
+    """Reads the chute's slug, cords and node selector into a ChuteSpec."""
+    cords = tuple(
+        {"name": c.name, "path": c.path, "method": c.method, "stream": c.stream, "passthrough": c.passthrough}
+        for c in chute.cords
+    )
+    selector = chute.node_selector.model_dump(mode="json") if chute.node_selector is not None else {}
+    return ChuteSpec(chute.slug, module, attr, cords, selector)
+
+
+def plan_build(
+    chute: Any,
+    ref: str,
+    *,
+    context_dir: Path | None = None,
+    tag: str | None = None,
+    base_image: str | None = None,
+    python_version: str | None = None,
+    fetch_wheels: bool = True,
+) -> BuildPlan:
+    """Takes a loaded chute and its reference, and returns a complete build plan.
+
+    With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded.
+    """
+    from chutes.loader import split_ref
+    from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
+
+    image = chute.image
+    if isinstance(image, str):
+        raise CLIError(
+            f"chute {chute.slug!r} uses the prebuilt image {image!r}: there is nothing to build. "
+            "Describe the image with chutes.image.Image to build it."
+        )
+    module, import_root = module_name_for(chute, ref)
+    root = (context_dir or import_root).resolve()
+    if not import_root.resolve().is_relative_to(root):
+        raise CLIError(
+            f"the chute's code in {str(import_root)!r} is outside the build context {str(root)!r}; "
+            "pass a --context that contains it"
+        )
+    _target, attr = split_ref(ref)
+    spec = spec_for(chute, relative_module(import_root, module, root), attr)
+    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    context = collect_context(root)
+    check_sources(image, context)
+
+    wheel_dir = Path(tempfile.mkdtemp(prefix="chutes-wheel-"))
+    wheel = build_runtime_wheel(wheel_dir)
+    context.generated[f".chutes/{wheel.name}"] = wheel.read_bytes()
+    pins = runtime_pins()
+    add_wheelhouse(context, "runtime", pins, python_version, fetch_wheels, fetch_wheelhouse)
+    pip_steps = [d for d in image.directives if isinstance(d, PipInstall)]
+    for number, step in enumerate(pip_steps, start=1):
+        reqs = list(step.packages) or read_requirements(root / step.requirements_file)
+        add_wheelhouse(context, f"pip-{number}", reqs, python_version, fetch_wheels, fetch_wheelhouse)
+
+    dockerfile = render_dockerfile(
+        spec, image, runtime_wheel=wheel.name, base_image=base_image, python_version=python_version
+    )
+    ignore_lines = list(DEFAULT_PATTERNS)
+    if (root / IGNORE_FILE).is_file():
+        ignore_lines += (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    context.generated["Dockerfile"] = dockerfile.encode()
+    context.generated[".dockerignore"] = render_dockerignore(ignore_lines).encode()
+    chosen_base = dockerfile.split("\nFROM ", 1)[1].split("\n", 1)[0]
+    return BuildPlan(tag or image.ref, spec, image, dockerfile, context, chosen_base)
+
+
+def add_wheelhouse(context, folder, reqs, python_version, fetch, fetch_wheelhouse) -> None:
+    """Adds the wheels for `reqs` to the context under .chutes/wheels/<folder>/."""
+    prefix = f".chutes/wheels/{folder}/"
+    if not fetch:
+        context.generated[prefix + "requirements.txt"] = "".join(f"{r}\n" for r in reqs).encode()
+        return
+    house = fetch_wheelhouse(reqs, python_version=python_version)
+    for path in sorted(house.iterdir()):
+        context.generated[prefix + path.name] = path
+
+
+def read_requirements(path: Path) -> list[str]:
+    """Reads requirement lines from a requirements file, skipping comments and blanks."""
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line]
+
+
+def check_sources(image: Image, context: BuildContext) -> None:
+    """Fails when a path the Image copies or reads is missing from the (filtered) context."""
+    from chutes.image import Add
+
+    for d in image.directives:
+        src = d.src if isinstance(d, Add) else getattr(d, "requirements_file", None)
+        if src and not context.has(src):
+            raise CLIError(
+                f"{src!r} (from the chute's Image) is not in the build context {str(context.root)!r}: "
+                f"it is missing or excluded by {IGNORE_FILE}"
+            )

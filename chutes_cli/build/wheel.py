@@ -1,0 +1,132 @@
+"""Wheels for the image: the `chutes` runtime from this checkout, and its dependencies.
+
+The runtime wheel is packed directly from the imported `chutes` package (runtime only, no CLI or
+host), byte-identical for identical sources, so an unchanged runtime is a cached layer. The
+dependencies are fetched on the host with pip's own configuration into a cached wheelhouse, and
+installed in the image with `--no-index`: the build needs no network and no TLS inside `RUN`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from chutes_cli.errors import CLIError
+
+# What the runtime imports; kept equal to pyproject's dependencies by a test.
+RUNTIME_REQUIREMENTS = (
+    "fastapi>=0.110",
+    "pydantic>=2.6",
+    "uvicorn[standard]>=0.29",
+    "httpx>=0.27",
+    "python-multipart>=0.0.9",
+)
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def build_runtime_wheel(out_dir: Path) -> Path:
+    """Packs the imported `chutes` package into `out_dir`, and returns the wheel's path."""
+    import chutes
+
+    package_dir = Path(chutes.__file__).resolve().parent
+    version = chutes.__version__
+    dist_info = f"chutes-{version}.dist-info"
+    members: list[tuple[str, bytes]] = []
+    for path in sorted(package_dir.rglob("*")):
+        rel = path.relative_to(package_dir.parent).as_posix()
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            members.append((rel, path.read_bytes()))
+    metadata = "\n".join(
+        ["Metadata-Version: 2.1", "Name: chutes", f"Version: {version}", "Requires-Python: >=3.11"]
+        + [f"Requires-Dist: {req}" for req in RUNTIME_REQUIREMENTS]
+    )
+    wheel = "Wheel-Version: 1.0\nGenerator: chutes build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members += [(f"{dist_info}/METADATA", metadata.encode() + b"\n"), (f"{dist_info}/WHEEL", wheel.encode())]
+    record = "".join(f"{name},sha256={digest(data)},{len(data)}\n" for name, data in members)
+    members.append((f"{dist_info}/RECORD", (record + f"{dist_info}/RECORD,,\n").encode()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"chutes-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return target
+
+
+def digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def wheel_cache_dir() -> Path:
+    """Where fetched wheelhouses are kept: $CHUTES_WHEEL_CACHE or the user cache directory."""
+    configured = os.environ.get("CHUTES_WHEEL_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chutes" / "wheelhouse"
+
+
+def target_platforms() -> list[str]:
+    """Linux wheel platforms for the image, on this host's CPU architecture."""
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
+    return [f"manylinux_2_{minor}_{machine}" for minor in (28, 17)] + [f"manylinux2014_{machine}"]
+
+
+def fetch_wheelhouse(requirements: list[str], *, python_version: str | None = None) -> Path:
+    """Downloads wheels for `requirements` (and their dependencies) once, and returns the folder.
+
+    Folders are keyed by the requirements and target, so a second build reuses them offline.
+    """
+    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    platforms = target_platforms()
+    key_text = "\n".join([python_version, *platforms, *requirements])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    folder = wheel_cache_dir() / key
+    if (folder / "requirements.txt").is_file():
+        return folder
+    partial = folder.with_name(folder.name + f".part{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(partial)]
+    command += ["--python-version", python_version, "--implementation", "cp"]
+    for name in platforms:
+        command += ["--platform", name]
+    result = subprocess.run([*command, *requirements], capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+        raise CLIError(
+            f"could not download wheels for {', '.join(requirements)} (Python {python_version}, "
+            f"{platforms[0]}):\n{tail}\nCheck the names and versions, and that pip can reach "
+            "its index (pip's own configuration is used); packages without wheels cannot be installed."
+        )
+    (partial / "requirements.txt").write_text("".join(f"{req}\n" for req in requirements))
+    try:
+        partial.rename(folder)
+    except OSError:  # another build finished the same wheelhouse first
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+def runtime_pins() -> list[str]:
+    """Pins the runtime's dependencies to the versions installed here, so the image runs what was tested."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for req in RUNTIME_REQUIREMENTS:
+        name = req.split(">=")[0]
+        base = name.split("[")[0]
+        try:
+            pins.append(f"{name}=={version(base)}")
+        except PackageNotFoundError:
+            pins.append(req)
+    return pins
