@@ -31,6 +31,7 @@ def serve_host(
     executor: Annotated[ExecutorKind, typer.Option(help="How instances run.")] = ExecutorKind.process,
     data_dir: DataDirOpt = None,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+    max_bundle_mb: Annotated[int, typer.Option(help="Largest bundle upload accepted, in MiB.", min=1)] = 200,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -39,11 +40,13 @@ def serve_host(
     import logging
 
     import uvicorn
-    from chutes.serve import bind_socket
 
+    from chutes.serve import bind_socket
     from chutes_host.app import create_app
 
-    config = _config(data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value)
+    config = _config(
+        data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value, max_bundle_bytes=max_bundle_mb << 20
+    )
     sock = bind_socket(bind, port)
     app = create_app(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,0 +1,155 @@
+"""End to end through the real commands: host serve, users add, deploy, and calls through the gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.host.conftest import Host, make_project, wait_for
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+    base = tmp_path_factory.mktemp("e2e")
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port())
+    host.home.mkdir()
+    host.start()
+    host.alice = host.add_user("alice")
+    host.bob = host.add_user("bob")
+    host.project = make_project(base / "project", "host_hello.py", "host_open.py", "host_broken.py")
+    deployed = host.cli("deploy", "host_hello:chute", key=host.alice, cwd=host.project)
+    assert deployed.returncode == 0, deployed.stderr
+    host.deploy_output = deployed
+    yield host
+    host.stop()
+
+
+def test_deploy_prints_url_phases_and_example(host: Host) -> None:
+    assert host.deploy_output.stdout.strip() == f"http://alice-hello.localhost:{host.port}"
+    err = host.deploy_output.stderr
+    assert err.index("uploading") < err.index("starting") < err.index("ready")
+    assert "chutes invoke /hello --chute alice/hello" in err
+
+
+def test_json_cord_through_gateway(host: Host) -> None:
+    resp = host.call("alice-hello", "/hello", key=host.alice, json={"name": "Ada"})
+    assert resp.status_code == 200
+    assert resp.json() == {"message": "Hello, Ada!"}
+
+
+def test_invoke_through_gateway(host: Host) -> None:
+    result = host.cli("invoke", "/hello", "--chute", "alice/hello", "--json", '{"name": "Bo"}', key=host.alice)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"message": "Hello, Bo!"}
+
+
+def test_streaming_cord_arrives_as_produced(host: Host) -> None:
+    headers = {"Host": f"alice-hello.localhost:{host.port}", "X-API-Key": host.alice}
+    arrivals = []
+    start = time.monotonic()
+    with httpx.stream("POST", f"{host.url}/count", json={"to": 3, "delay": 0.4}, headers=headers, timeout=10) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append((time.monotonic() - start, json.loads(line[6:])))
+    assert [event for _, event in arrivals] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    # each event reached the client about when it was produced, not all at the end
+    assert arrivals[1][0] - arrivals[0][0] > 0.25
+    assert arrivals[2][0] - arrivals[1][0] > 0.25
+
+
+def test_private_chute_refuses_missing_unknown_and_foreign_keys(host: Host) -> None:
+    missing = host.call("alice-hello", "/hello", json={"name": "x"})
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert "private" in missing.json()["detail"]
+    unknown = host.call("alice-hello", "/hello", key="cpk_00000000_nope", json={"name": "x"})
+    assert unknown.status_code == 401
+    foreign = host.call("alice-hello", "/hello", key=host.bob, json={"name": "x"})
+    assert foreign.status_code == 403
+    assert foreign.json()["detail"]
+
+
+def test_public_chute_is_open(host: Host) -> None:
+    result = host.cli("deploy", "host_open:chute", "--public", key=host.alice, cwd=host.project)
+    assert result.returncode == 0, result.stderr
+    resp = host.call("alice-open", "/hello", json={"name": "anyone"})
+    assert resp.status_code == 200
+    assert resp.json() == {"message": "Hello, anyone!"}
+
+
+def test_unknown_chute_is_404_json(host: Host) -> None:
+    resp = host.call("alice-nothing", "/hello", json={})
+    assert resp.status_code == 404
+    assert "alice-nothing" in resp.json()["detail"]
+
+
+def test_killed_instance_is_restarted(host: Host) -> None:
+    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"]
+    os.kill(before, signal.SIGKILL)
+
+    def new_pid() -> int | None:
+        resp = host.call("alice-hello", "/whoami", key=host.alice, method="GET")
+        if resp.status_code == 503:
+            assert resp.headers["retry-after"]
+            assert resp.json()["phase"] == "starting"
+        return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
+
+    wait_for(new_pid, timeout=20, what="the killed instance to be restarted")
+    chute = host.api("GET", "/chutes/hello", key=host.alice).json()
+    assert chute["instances"][0]["restarts"] == 1
+    logs = host.cli("chutes", "logs", "hello", key=host.alice)
+    assert "exit code -9" in logs.stdout
+
+
+def test_users_see_and_change_only_their_own_chutes(host: Host) -> None:
+    assert host.api("GET", "/chutes", key=host.bob).json() == []
+    assert host.api("GET", "/chutes/alice-hello", key=host.bob).status_code == 403
+    assert host.api("DELETE", "/chutes/alice-hello", key=host.bob).status_code == 403
+    refused = host.cli("deploy", "host_hello:chute", key=host.bob, cwd=host.project)
+    assert refused.returncode == 1
+    assert "belongs to user 'alice'" in refused.stderr
+    assert host.call("alice-hello", "/hello", key=host.alice, json={"name": "still"}).status_code == 200
+
+
+def test_failing_import_reports_phase_and_log_tail(host: Host) -> None:
+    result = host.cli("deploy", "host_broken:chute", key=host.alice, cwd=host.project)
+    assert result.returncode == 1
+    assert "Error: the chute failed while starting" in result.stderr
+    assert "not_installed_on_the_host" in result.stderr
+    resp = host.call("alice-broken", "/never", key=host.alice, json={})
+    assert resp.status_code == 503
+    assert resp.json()["phase"] == "failed"
+    # the host keeps serving every other chute
+    assert host.call("alice-hello", "/hello", key=host.alice, json={"name": "ok"}).status_code == 200
+
+
+def test_deleted_chute_is_gone(host: Host) -> None:
+    deployed = host.cli("deploy", "host_broken:chute", key=host.alice, cwd=host.project)
+    assert deployed.returncode == 1
+    result = host.cli("chutes", "delete", "broken", "--yes", key=host.alice)
+    assert result.returncode == 0, result.stderr
+    resp = host.call("alice-broken", "/never", key=host.alice, json={})
+    assert resp.status_code == 404
+    assert not (host.data_dir / "chutes" / "alice-broken").exists()
+    listed = host.cli("chutes", "list", key=host.alice)
+    assert "broken" not in listed.stdout and "hello" in listed.stdout
+
+
+def test_restarted_host_serves_deployments_again(host: Host) -> None:
+    host.stop()
+    host.start()
+
+    def served() -> bool:
+        return host.call("alice-hello", "/hello", key=host.alice, json={"name": "again"}).status_code == 200
+
+    wait_for(served, timeout=30, what="the deployment to come back after a host restart")
+    assert host.call("alice-open", "/hello", json={"name": "again"}).json() == {"message": "Hello, again!"}
