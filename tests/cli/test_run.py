@@ -1,0 +1,145 @@
+"""`chutes run`: dev mode, reload, signals and shutdown hooks, ports, module and file references."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import httpx
+
+from tests.cli.conftest import FIXTURES
+
+
+def test_dev_mode_prints_cord_urls_and_logs_each_request(chutes, start_server):
+    server = start_server("cli_basic.py:chute", "--dev")
+    assert f"{server.url}/echo" in server.stdout
+    assert f"{server.url}/hello" in server.stdout
+    assert f"{server.url}/docs" in server.stdout
+    result = chutes("invoke", "/echo", "--json", '{"text": "hi"}', "--url", server.url)
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 5
+    while "POST /echo echo 200" not in server.stderr and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "POST /echo echo 200" in server.stderr
+
+
+def test_dev_mode_puts_the_traceback_in_500_bodies(chutes, start_server):
+    server = start_server("cli_basic.py:chute", "--dev")
+    result = chutes("invoke", "/crash", "--json", "{}", "--url", server.url)
+    assert result.returncode == 1
+    assert "500" in result.stderr
+    assert 'raise RuntimeError("the model fell over")' in result.stderr
+
+
+def test_without_dev_500_bodies_hold_no_traceback(chutes, start_server):
+    server = start_server("cli_basic.py:chute")
+    result = chutes("invoke", "/crash", "--json", "{}", "--url", server.url)
+    assert result.returncode == 1
+    assert "raise RuntimeError" not in result.stderr
+
+
+def test_reload_picks_up_an_edited_file(start_server, fixture_copy):
+    source = fixture_copy("cli_reload.py")
+    server = start_server(f"{source}:chute", "--reload", cwd=source.parent)
+    assert httpx.get(f"{server.url}/version").json() == {"version": "one"}
+    source.write_text(source.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+    deadline = time.monotonic() + 20
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = httpx.get(f"{server.url}/version", timeout=2).json()
+        except httpx.TransportError:
+            seen = None
+        if seen == {"version": "two"}:
+            break
+        time.sleep(0.1)
+    assert seen == {"version": "two"}, server.stderr
+
+
+def test_reload_survives_a_broken_edit(start_server, fixture_copy):
+    source = fixture_copy("cli_reload.py")
+    original = source.read_text()
+    server = start_server("cli_reload:chute", "--reload", cwd=source.parent)
+    source.write_text(original + "\ndef broken(:\n")
+    deadline = time.monotonic() + 20
+    while "SyntaxError" not in server.stderr and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "SyntaxError" in server.stderr
+    assert server.process.poll() is None
+    source.write_text(original.replace('"one"', '"three"'))
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "three"}:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
+
+
+def lifecycle_events(path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_sigterm_runs_the_shutdown_hooks(start_server, tmp_path):
+    log = tmp_path / "events.log"
+    server = start_server("cli_lifecycle.py:chute", env={"CLI_LIFECYCLE_LOG": str(log)})
+    assert lifecycle_events(log) == ["startup"]
+    server.stop(signal.SIGTERM)
+    assert lifecycle_events(log) == ["startup", "shutdown"]
+    assert "Traceback" not in server.stderr
+
+
+def test_ctrl_c_runs_the_shutdown_hooks_in_dev_mode(start_server, tmp_path):
+    log = tmp_path / "events.log"
+    server = start_server("cli_lifecycle.py:chute", "--dev", env={"CLI_LIFECYCLE_LOG": str(log)})
+    assert httpx.get(f"{server.url}/ping-me").json() == {"dev": True, "log_requests": True}
+    server.stop(signal.SIGINT)
+    assert lifecycle_events(log) == ["startup", "shutdown"]
+    assert "Traceback" not in server.stderr
+
+
+def test_module_reference_is_imported_from_the_current_directory(start_server):
+    server = start_server("cli_basic:chute", cwd=FIXTURES)
+    assert httpx.post(f"{server.url}/echo", json={"text": "m"}).json() == {"text": "m", "times": 1}
+
+
+def test_module_alone_means_its_chute_attribute(start_server):
+    server = start_server("cli_basic", cwd=FIXTURES)
+    assert httpx.get(f"{server.url}/hello").json() == {"message": "Hello, world!"}
+
+
+def test_port_in_use_is_a_clear_error(chutes):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = chutes("run", "cli_basic.py:chute", "--port", str(port), cwd=FIXTURES)
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "already in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cords_lists_the_chute_as_json(chutes):
+    result = chutes("cords", "cli_basic.py:chute", "--json", cwd=FIXTURES)
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert listing["slug"] == "tester-cli-basic"
+    by_name = {cord["name"]: cord for cord in listing["cords"]}
+    assert by_name["echo"]["method"] == "POST" and by_name["echo"]["path"] == "/echo"
+    assert by_name["echo"]["input"] == [
+        {"name": "text", "type": "str", "required": True, "default": None},
+        {"name": "times", "type": "int", "required": False, "default": 1},
+    ]
+    assert by_name["stream"]["stream"] is True
+    assert by_name["image"]["output_content_type"] == "image/png"
+
+
+def test_cords_prints_a_table(chutes):
+    result = chutes("cords", "cli_basic.py:chute", cwd=FIXTURES, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    for text in ("tester-cli-basic", "/echo", "/gated", "text: str", "times: int = 1"):
+        assert text in result.stdout
