@@ -75,7 +75,8 @@ class BuildContext:
                 info = tar.gettarinfo(str(f.path), arcname=f"{APP_DIR}/{f.rel}")
                 info.uid = info.gid = 0
                 info.uname = info.gname = "root"
-                info.mode |= 0o444  # readable by the non-root user the chute runs as
+                # Readable (and, where the owner may, executable) by the non-root user the chute runs as.
+                info.mode |= 0o444 | (0o111 if info.mode & 0o100 else 0)
                 if info.isreg():
                     with f.path.open("rb") as fh:
                         tar.addfile(info, fh)

@@ -109,9 +109,9 @@ def plan_build(
     context = collect_context(root)
     check_sources(image, context)
 
-    wheel_dir = Path(tempfile.mkdtemp(prefix="chutes-wheel-"))
-    wheel = build_runtime_wheel(wheel_dir)
-    context.generated[f".chutes/{wheel.name}"] = wheel.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="chutes-wheel-") as wheel_dir:
+        wheel = build_runtime_wheel(Path(wheel_dir))
+        context.generated[f".chutes/{wheel.name}"] = wheel.read_bytes()
     pins = runtime_pins()
     add_wheelhouse(context, "runtime", pins, python_version, fetch_wheels, fetch_wheelhouse)
     pip_steps = [d for d in image.directives if isinstance(d, PipInstall)]

@@ -56,13 +56,18 @@ def build_chute(
         return
     if base_image is None and chute.image.base_image is None:
         base_image = os.environ.get("CHUTES_BASE_IMAGE") or None
+    client = None
+    if not dry_run:
+        from chutes_cli.build.engine import connect_engine
+
+        client = connect_engine()  # fail fast, before any wheel is fetched
     plan = plan_build(
         chute, ref, context_dir=context, tag=tag, base_image=base_image, python_version=python, fetch_wheels=not dry_run
     )
     warning = check_size(plan.context)
     if warning:
         typer.echo(f"Warning: {warning}", err=True)
-    if dry_run:
+    if client is None:
         sys.stdout.write(plan.dockerfile)
         files = plan.context.files
         typer.echo(
@@ -72,9 +77,8 @@ def build_chute(
             typer.echo(f"#   {line}")
         return
 
-    from chutes_cli.build.engine import build_image, connect_engine, push_image, require_image
+    from chutes_cli.build.engine import build_image, push_image, require_image
 
-    client = connect_engine()
     require_image(client, plan.base_image)
     needs_network = any(isinstance(d, AptInstall | RunCommand) for d in plan.image.directives)
     result = build_image(

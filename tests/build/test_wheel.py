@@ -1,0 +1,94 @@
+"""The runtime wheel packed from this checkout, and the offline wheelhouse of its dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tomllib
+import zipfile
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+import pytest
+
+import chutes
+from chutes_cli.build.wheel import RUNTIME_REQUIREMENTS, build_runtime_wheel, fetch_wheelhouse
+from chutes_cli.errors import CLIError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_is_byte_identical_for_identical_sources(tmp_path: Path) -> None:
+    first = build_runtime_wheel(tmp_path / "a").read_bytes()
+    second = build_runtime_wheel(tmp_path / "b").read_bytes()
+    assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
+
+
+def test_the_wheel_holds_the_runtime_only_with_a_valid_record(tmp_path: Path) -> None:
+    wheel = build_runtime_wheel(tmp_path)
+    assert wheel.name == f"chutes-{chutes.__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "chutes/__init__.py" in names and "chutes/image.py" in names and "chutes/serve.py" in names
+        assert not any(n.startswith(("chutes_cli/", "chutes_host/")) or "__pycache__" in n for n in names)
+        record = zf.read(f"chutes-{chutes.__version__}.dist-info/RECORD").decode().splitlines()
+        for line in record:
+            name, hashed, size = line.rsplit(",", 2)
+            if not hashed:
+                continue
+            data = zf.read(name)
+            assert hashed == "sha256=" + urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert int(size) == len(data)
+        metadata = zf.read(f"chutes-{chutes.__version__}.dist-info/METADATA").decode()
+    assert [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist")] == list(
+        RUNTIME_REQUIREMENTS
+    )
+
+
+def test_the_wheel_installs_and_imports_without_the_cli(tmp_path: Path) -> None:
+    wheel = build_runtime_wheel(tmp_path / "dist")
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    code = "import chutes, chutes.image, sys; print(chutes.__file__); assert 'docker' not in sys.modules"
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == str(target / "chutes" / "__init__.py")
+
+
+def test_runtime_requirements_are_the_pyproject_dependencies_of_the_runtime() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert set(RUNTIME_REQUIREMENTS) <= set(declared)
+    assert not any(name in " ".join(RUNTIME_REQUIREMENTS) for name in ("typer", "rich", "docker", "jinja2"))
+
+
+def test_a_wheel_that_cannot_be_fetched_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    monkeypatch.setenv("CHUTES_WHEEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+    with pytest.raises(CLIError) as info:
+        fetch_wheelhouse(["fastapi==0.110.0"])
+    assert "could not download wheels for fastapi==0.110.0" in info.value.message
+    assert "packages without wheels cannot be installed" in info.value.message
+    assert not any((tmp_path / "cache").iterdir())  # nothing half-written
