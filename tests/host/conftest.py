@@ -98,6 +98,7 @@ class Host:
 
     def api(self, method: str, path: str, *, key: str | None, **kwargs) -> httpx.Response:
         headers = {"X-API-Key": key} if key else {}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
 
 

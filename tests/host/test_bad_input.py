@@ -1,0 +1,191 @@
+"""Bad uploads and bad keys against a real host: a clear JSON error, the right status, nothing left behind."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import free_port
+from tests.host.bundles import file_member, hello_bundle, hello_manifest, link_member, make_tar
+from tests.host.conftest import Host, make_project
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+    base = tmp_path_factory.mktemp("bad")
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--max-bundle-mb", "1"])
+    host.home.mkdir()
+    host.start()
+    host.alice = host.add_user("alice")
+    host.carol = host.add_user("carol")
+    host.carol_x = host.add_user("carol-x")
+    host.work = base / "work"
+    host.work.mkdir()
+    yield host
+    host.stop()
+
+
+def upload(host: Host, body: bytes, *, key: str | None):  # noqa: ANN201
+    return host.api("POST", "/chutes", key=key, content=body, headers={"Content-Type": "application/gzip"})
+
+
+def assert_nothing_written(host: Host) -> None:
+    chutes = host.data_dir / "chutes"
+    assert not chutes.exists() or sorted(os.listdir(chutes)) == sorted(host.expected_dirs)
+    tmp = host.data_dir / "tmp"
+    assert not tmp.exists() or os.listdir(tmp) == []
+    assert [c["slug"] for c in host.api("GET", "/chutes", key=host.alice).json()] == host.expected_alice
+
+
+@pytest.fixture(autouse=True)
+def expected_state(host: Host) -> None:
+    host.expected_dirs = getattr(host, "expected_dirs", [])
+    host.expected_alice = getattr(host, "expected_alice", [])
+
+
+@pytest.mark.parametrize("key", [None, "not-a-key", "cpk_deadbeef_wrong"])
+def test_missing_or_wrong_key_is_401(host: Host, key: str | None) -> None:
+    resp = upload(host, hello_bundle(host.work / "ok.tgz"), key=key)
+    assert resp.status_code == 401
+    assert "API key" in resp.json()["detail"]
+    assert resp.headers["www-authenticate"] == "Bearer"
+    assert_nothing_written(host)
+
+
+def test_not_a_gzip_tar_is_400(host: Host) -> None:
+    resp = upload(host, b"this is not a bundle", key=host.alice)
+    assert resp.status_code == 400
+    assert "gzip tar" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_truncated_bundle_is_400(host: Host) -> None:
+    data = hello_bundle(host.work / "t.tgz")
+    resp = upload(host, data[: len(data) // 2], key=host.alice)
+    assert resp.status_code == 400
+    assert_nothing_written(host)
+
+
+def test_empty_upload_is_400(host: Host) -> None:
+    resp = upload(host, b"", key=host.alice)
+    assert resp.status_code == 400
+    assert "empty" in resp.json()["detail"]
+
+
+def test_oversized_upload_is_413(host: Host) -> None:
+    noise = os.urandom(2 * 1024 * 1024)
+    resp = upload(host, gzip.compress(noise, compresslevel=0), key=host.alice)
+    assert resp.status_code == 413
+    assert "larger than 1 MiB" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_oversized_streamed_upload_without_length_is_413(host: Host) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield os.urandom(64 * 1024)
+
+    resp = host.api("POST", "/chutes", key=host.alice, content=chunks())
+    assert resp.status_code == 413
+    assert_nothing_written(host)
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        file_member("../escaped.py", b"x = 1\n"),
+        file_member("app/../../escaped.py", b"x = 1\n"),
+        file_member("/tmp/escaped-absolute.py", b"x = 1\n"),
+        link_member("app/passwd", "/etc/passwd"),
+        link_member("app/up", "../../.."),
+        link_member("app/hard", "/etc/passwd", hard=True),
+    ],
+    ids=["dotdot", "nested-dotdot", "absolute", "symlink-absolute", "symlink-up", "hardlink"],
+)
+def test_member_escaping_the_bundle_is_400(host: Host, member) -> None:  # noqa: ANN001
+    resp = upload(host, hello_bundle(host.work / "evil.tgz", None, member), key=host.alice)
+    assert resp.status_code == 400
+    detail = resp.json()["detail"]
+    assert member[0].name in detail
+    assert not (host.data_dir.parent / "escaped.py").exists()
+    assert not (host.data_dir / "escaped.py").exists()
+    assert not os.path.exists("/tmp/escaped-absolute.py")
+    assert_nothing_written(host)
+
+
+def test_bundle_without_manifest_is_400(host: Host) -> None:
+    data = make_tar(host.work / "nm.tgz", [file_member("app/host_hello.py", b"")])
+    resp = upload(host, data, key=host.alice)
+    assert resp.status_code == 400
+    assert "manifest.json" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_invalid_manifest_names_the_field(host: Host) -> None:
+    manifest = hello_manifest(entrypoint="not a module ref")
+    resp = upload(host, hello_bundle(host.work / "bad.tgz", manifest), key=host.alice)
+    assert resp.status_code == 400
+    assert "entrypoint" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_entrypoint_module_missing_is_400(host: Host) -> None:
+    manifest = hello_manifest(entrypoint="elsewhere:chute")
+    resp = upload(host, hello_bundle(host.work / "miss.tgz", manifest), key=host.alice)
+    assert resp.status_code == 400
+    assert "app/elsewhere.py" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_chute_of_another_username_is_403(host: Host) -> None:
+    resp = upload(host, hello_bundle(host.work / "other.tgz", hello_manifest(username="carol")), key=host.alice)
+    assert resp.status_code == 403
+    assert "carol" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_name_taken_by_another_user_is_409(host: Host) -> None:
+    first = upload(host, hello_bundle(host.work / "c1.tgz", hello_manifest("carol", "x-bot")), key=host.carol)
+    assert first.status_code == 202, first.text
+    host.expected_dirs = ["carol-x-bot"]
+    clash = upload(host, hello_bundle(host.work / "c2.tgz", hello_manifest("carol-x", "bot")), key=host.carol_x)
+    assert clash.status_code == 409
+    assert "already taken" in clash.json()["detail"]
+    assert_nothing_written(host)
+    assert host.api("GET", "/chutes", key=host.carol_x).json() == []
+
+
+def test_deploy_without_a_host_is_a_usage_error(host: Host) -> None:
+    project = make_project(host.work / "p", "host_hello.py")
+    from tests.host.conftest import run_cli
+
+    result = run_cli("deploy", "host_hello:chute", home=host.home, cwd=project)
+    assert result.returncode == 2
+    assert "Error: no host to deploy to" in result.stderr
+
+
+def test_deploy_with_a_wrong_key_fails_cleanly(host: Host) -> None:
+    project = make_project(host.work / "p2", "host_hello.py")
+    result = host.cli("deploy", "host_hello:chute", key="cpk_00000000_wrong", cwd=project)
+    assert result.returncode == 1
+    assert "Error: the host answered 401" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert_nothing_written(host)
+
+
+def test_revoked_key_is_refused(host: Host) -> None:
+    from tests.host.conftest import run_cli, wait_for
+
+    made = run_cli("host", "keys", "create", "alice", "--data-dir", str(host.data_dir), home=host.home)
+    key = made.stdout.strip()
+    assert host.api("GET", "/me", key=key).json() == {"name": "alice"}
+    prefix = key.split("_")[1]
+    revoked = run_cli("host", "keys", "revoke", prefix, "--data-dir", str(host.data_dir), home=host.home)
+    assert revoked.returncode == 0, revoked.stderr
+    wait_for(lambda: host.api("GET", "/me", key=key).status_code == 401, timeout=10, what="the key to be refused")
+    listed = run_cli("host", "keys", "list", "alice", "--data-dir", str(host.data_dir), home=host.home)
+    assert f"cpk_{prefix}_…\trevoked" in listed.stdout
+    assert key not in listed.stdout
