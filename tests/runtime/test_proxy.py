@@ -123,6 +123,12 @@ class Upstream:
         await asyncio.sleep(1.5)
         await send_bytes(send, 200, b"late")
 
+    async def serve_stall(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await asyncio.sleep(1.5)
+        await send({"type": "http.response.body", "body": b"late"})
+
     async def serve_nocontent(self, scope: dict, receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -403,6 +409,18 @@ async def test_504_when_upstream_sends_no_headers_in_time(upstream, proxy_factor
     assert response.status_code == 504
     assert time.monotonic() - started < 1.4
     assert response.json() == {"detail": f"upstream 127.0.0.1:{port} did not respond within 0.3 s"}
+
+
+async def test_upstream_stalling_mid_body_aborts_after_read_timeout(upstream, proxy_factory, client):
+    _, port = upstream
+    base = proxy_factory(port, read_timeout=0.3)
+    started = time.monotonic()
+    async with client.stream("GET", base + "/stall") as response:
+        chunks = response.aiter_raw()
+        assert await anext(chunks) == b"first"
+        with pytest.raises(httpx.RemoteProtocolError):
+            await anext(chunks)
+    assert time.monotonic() - started < 1.4
 
 
 async def test_keep_alive_connections_are_reused(upstream, proxy_factory, client):

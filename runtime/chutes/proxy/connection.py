@@ -16,7 +16,7 @@ class UpstreamConnection(asyncio.Protocol):
     """Parses one response at a time; the forwarding coroutine waits on it and takes the body."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
-        self._loop = loop
+        self.loop = loop
         self._read_timeout = read_timeout
         self._parser = httptools.HttpResponseParser(self)
         self._parser_stale = False
@@ -51,6 +51,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_request = False
         self._until_eof = False
         self._chunked = False
+        self._has_length = False
+        self._timing = False
         self._connection_tokens: bytes | None = None
 
     # asyncio.Protocol
@@ -63,7 +65,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self.received_any = True
-        self._last_activity = self._loop.time()
+        self._last_activity = self.loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -105,6 +107,8 @@ class UpstreamConnection(asyncio.Protocol):
             elif name == b"transfer-encoding":
                 self._chunked = True
             return
+        if name == b"content-length":
+            self._has_length = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -122,7 +126,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish_message()
             return
         if not self._chunked and status not in (204, 304):
-            self._until_eof = not any(name == b"content-length" for name, _ in self.headers)
+            self._until_eof = not self._has_length
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -142,7 +146,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
         self._until_eof = False
-        self._cancel_timer()
+        self._timing = False
 
     def _drop_connection_listed(self) -> None:
         listed = {token.strip().lower() for token in self._connection_tokens.split(b",")}
@@ -173,7 +177,7 @@ class UpstreamConnection(asyncio.Protocol):
     async def drain(self) -> None:
         """Waits until the upstream socket accepts more request bytes."""
         if self._write_paused and not self.closed:
-            self._drain_waiter = self._loop.create_future()
+            self._drain_waiter = self.loop.create_future()
             await self._drain_waiter
             self._drain_waiter = None
         if self.closed and self.error is None:
@@ -181,17 +185,19 @@ class UpstreamConnection(asyncio.Protocol):
 
     def start_timer(self) -> None:
         """Starts counting read_timeout from now; any received byte restarts the count."""
-        self._last_activity = self._loop.time()
-        self._timer = self._loop.call_later(self._read_timeout, self._check_idle)
+        self._last_activity = self.loop.time()
+        self._timing = True
+        if self._timer is None:  # an armed timer re-arms itself for what is left: one per timeout, not per request
+            self._timer = self.loop.call_later(self._read_timeout, self._check_idle)
 
     def _check_idle(self) -> None:
         self._timer = None
-        if self.complete or self.error is not None:
+        if not self._timing or self.complete or self.error is not None:
             return
-        idle = self._loop.time() - self._last_activity
+        idle = self.loop.time() - self._last_activity
         if self._reading_paused or idle < self._read_timeout:
             remaining = self._read_timeout - (0.0 if self._reading_paused else idle)
-            self._timer = self._loop.call_later(remaining, self._check_idle)
+            self._timer = self.loop.call_later(remaining, self._check_idle)
             return
         self.fail(TimeoutError())
 
@@ -202,7 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def wait(self) -> None:
         """Waits until the parser made progress, failed, or the connection ended."""
-        self._waiter = self._loop.create_future()
+        self._waiter = self.loop.create_future()
         await self._waiter
 
     def _wake(self) -> None:
@@ -220,7 +226,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         if self._reading_paused:
             self._reading_paused = False
-            self._last_activity = self._loop.time()
+            self._last_activity = self.loop.time()
             self._transport.resume_reading()
         return data
 
@@ -233,8 +239,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def finish(self) -> bool:
         """Ends the exchange; returns whether the connection may carry another request."""
-        self._active = False
-        self._cancel_timer()
+        self._active = self._timing = False
         return self.complete and self.keep_alive and not (self.closed or self.spoiled or self.chunks)
 
     def close(self) -> None:

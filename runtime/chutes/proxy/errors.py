@@ -10,9 +10,6 @@ ClientDisconnected         the downstream client went away; the upstream connect
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httptools
 
 
@@ -55,24 +52,23 @@ def describe_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@contextmanager
-def translating_errors(host: str, port: int, *, connecting: bool, timeout: float) -> Iterator[None]:
-    """Turns socket, timeout and parser errors raised inside into `UpstreamError`s."""
-    try:
-        yield
-    except (UpstreamError, ClientDisconnected):
-        raise
-    except TimeoutError as exc:
+def translate_error(exc: BaseException, host: str, port: int, *, connecting: bool, timeout: float) -> BaseException:
+    """Takes an error raised while talking to host:port, and returns the `UpstreamError` for it.
+
+    Errors that are not about the upstream (a client disconnect, a bug) come back unchanged.
+    """
+    if isinstance(exc, UpstreamError | ClientDisconnected):
+        return exc
+    if isinstance(exc, TimeoutError):
         if connecting:
-            raise UpstreamUnreachable(
-                f"upstream {host}:{port} is not reachable: no connection within {timeout:g} s"
-            ) from exc
-        raise UpstreamTimeout(f"upstream {host}:{port} did not respond within {timeout:g} s") from exc
-    except httptools.HttpParserError as exc:
-        raise UpstreamInvalid(f"upstream {host}:{port} sent an invalid HTTP response: {exc}") from exc
-    except OSError as exc:
+            return UpstreamUnreachable(f"upstream {host}:{port} is not reachable: no connection within {timeout:g} s")
+        return UpstreamTimeout(f"upstream {host}:{port} did not respond within {timeout:g} s")
+    if isinstance(exc, httptools.HttpParserError):
+        return UpstreamInvalid(f"upstream {host}:{port} sent an invalid HTTP response: {exc}")
+    if isinstance(exc, OSError):
         if connecting:
-            raise UpstreamUnreachable(f"upstream {host}:{port} is not reachable: {describe_reason(exc)}") from exc
-        raise UpstreamClosed(
+            return UpstreamUnreachable(f"upstream {host}:{port} is not reachable: {describe_reason(exc)}")
+        return UpstreamClosed(
             f"upstream {host}:{port} closed the connection before the response was complete: {describe_reason(exc)}"
-        ) from exc
+        )
+    return exc

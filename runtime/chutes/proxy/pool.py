@@ -21,15 +21,15 @@ class ConnectionPool:
         idle = sum(len(conns) for conns in self._idle.values())
         return f"ConnectionPool(upstreams={len(self._idle)}, idle={idle})"
 
-    async def acquire(self, host: str, port: int) -> UpstreamConnection:
-        """Returns the most recently used live idle connection, else a new one."""
+    def take_idle(self, host: str, port: int) -> UpstreamConnection | None:
+        """Returns the most recently used live idle connection to host:port, if any."""
         idle = self._idle.get((host, port))
         while idle:
             conn = idle.pop()
             if not conn.closed:
                 conn.reused = True
                 return conn
-        return await self.connect(host, port)
+        return None
 
     async def connect(self, host: str, port: int) -> UpstreamConnection:
         """Opens a new connection; raises OSError or TimeoutError when that fails."""

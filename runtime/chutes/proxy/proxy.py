@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextlib import AbstractContextManager
 from typing import Any
 
+import httptools
+
 from chutes.proxy.connection import UpstreamConnection
-from chutes.proxy.errors import ClientDisconnected, UpstreamError, translating_errors
+from chutes.proxy.errors import ClientDisconnected, UpstreamError, translate_error
 from chutes.proxy.head import build_request_head
 from chutes.proxy.pool import ConnectionPool
 
@@ -19,6 +20,10 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # Bodies up to this size go out in the same write as the head.
 COALESCE_LIMIT = 64 * 1024
+# A response still streaming after this long gets a task that watches for the client leaving;
+# short responses finish first and never pay for one.
+WATCH_AFTER = 0.02
+FOREIGN_ERRORS = (OSError, httptools.HttpParserError, UpstreamError)
 
 
 class Proxy:
@@ -39,9 +44,7 @@ class Proxy:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._pool = ConnectionPool(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_idle=max_idle_per_upstream,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, max_idle=max_idle_per_upstream
         )
 
     def __repr__(self) -> str:
@@ -63,53 +66,48 @@ class Proxy:
     ) -> None:
         """Sends the request to host:port, and relays the response (or a 502/504) to `send`."""
         head = build_request_head(scope, host=host, port=port, path=path, extra_headers=extra_headers)
-        first = b""
-        streamed = False
+        first = None
         if body is None and head.has_body:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            first = message.get("body", b"")
             if message.get("more_body", False):
-                streamed = True
+                first = message.get("body", b"")
             else:
-                body = first
-        if streamed:
-            framing = (
-                b"content-length: " + head.content_length + b"\r\n"
-                if head.content_length is not None
-                else b"transfer-encoding: chunked\r\n"
+                body = message.get("body", b"")
+        if first is not None:
+            length = head.content_length
+            request = head.render(
+                b"content-length: " + length + b"\r\n" if length else b"transfer-encoding: chunked\r\n"
             )
-            request = head.render(framing)
         elif body is not None:
             request = head.render(b"content-length: %d\r\n" % len(body))
             if len(body) <= COALESCE_LIMIT:
                 request, body = request + body, None
         else:
             request = head.render(b"")
-        exchange = _Exchange(self._pool, host, port, scope["method"] == "HEAD", self.read_timeout)
+        exchange = _Exchange(self._pool, host, port, scope["method"] == "HEAD")
         started = False
         try:
-            await exchange.open(request, body, first if streamed else None, receive)
-            conn = exchange.conn
+            conn = await exchange.open(request, body, first, receive)
             await send({"type": "http.response.start", "status": conn.status, "headers": conn.headers})
             started = True
             await exchange.relay(receive, send)
-        except ClientDisconnected:
+        except BaseException as exc:
             exchange.abort()
-            return
-        except UpstreamError as exc:
-            exchange.abort()
-            if started:
-                raise  # the server drops the client connection: never a truncated success
+            if not isinstance(exc, FOREIGN_ERRORS):
+                if isinstance(exc, ClientDisconnected):
+                    return
+                raise
+            timeout = self.connect_timeout if exchange.connecting else self.read_timeout
+            error = translate_error(exc, host, port, connecting=exchange.connecting, timeout=timeout)
+            if started or not isinstance(error, UpstreamError):
+                raise error from exc  # the server drops the client connection: never a truncated success
             if exchange.body_pending:
                 await drain_request_body(receive)  # else the client's unsent body resets the socket
-            await send_error(send, exc)
+            await send_error(send, error)
             return
-        except BaseException:
-            exchange.abort()
-            raise
-        self._pool.release(exchange.conn, host, port)
+        self._pool.release(conn, host, port)
 
     async def aclose(self) -> None:
         """Closes the pooled idle connections."""
@@ -119,54 +117,59 @@ class Proxy:
 class _Exchange:
     """One request/response over a pooled connection, retried once on a stale one."""
 
-    __slots__ = ("pool", "host", "port", "head_request", "read_timeout", "conn", "body_pending")
+    __slots__ = ("pool", "host", "port", "head_request", "conn", "connecting", "body_pending")
 
-    def __init__(self, pool: ConnectionPool, host: str, port: int, head_request: bool, read_timeout: float) -> None:
+    def __init__(self, pool: ConnectionPool, host: str, port: int, head_request: bool) -> None:
         self.pool = pool
         self.host = host
         self.port = port
         self.head_request = head_request
-        self.read_timeout = read_timeout
         self.conn: UpstreamConnection | None = None
+        self.connecting = False
         self.body_pending = False
 
-    def _translating(self, *, connecting: bool) -> AbstractContextManager[None]:
-        timeout = self.pool._connect_timeout if connecting else self.read_timeout
-        return translating_errors(self.host, self.port, connecting=connecting, timeout=timeout)
+    async def open(
+        self, request: bytes, body: bytes | None, first: bytes | None, receive: Receive
+    ) -> UpstreamConnection:
+        """Sends the request and waits for the response headers; `first` set means a streamed body."""
+        self.conn = conn = self.pool.take_idle(self.host, self.port)
+        if conn is None:
+            self.conn = conn = await self._connect()
+        try:
+            await self._send_request(conn, request, body, first, receive)
+        except OSError as exc:
+            stale = conn.reused and not conn.received_any and first is None
+            if isinstance(exc, TimeoutError) or not stale:
+                raise
+            conn.close()
+            self.conn = conn = await self._connect()
+            await self._send_request(conn, request, body, first, receive)
+        return conn
 
-    async def open(self, request: bytes, body: bytes | None, first: bytes | None, receive: Receive) -> None:
-        """Sends the request and waits for the response headers; `first` set means streaming."""
-        with self._translating(connecting=True):
-            self.conn = await self.pool.acquire(self.host, self.port)
-        with self._translating(connecting=False):
-            try:
-                await self._send_request(request, body, first, receive)
-            except OSError as exc:
-                conn = self.conn
-                stale = conn.reused and not conn.received_any and first is None
-                if isinstance(exc, TimeoutError) or not stale:
-                    raise
-                conn.close()
-                with self._translating(connecting=True):
-                    self.conn = await self.pool.connect(self.host, self.port)
-                await self._send_request(request, body, first, receive)
+    async def _connect(self) -> UpstreamConnection:
+        self.connecting = True
+        conn = await self.pool.connect(self.host, self.port)
+        self.connecting = False
+        return conn
 
-    async def _send_request(self, request: bytes, body: bytes | None, first: bytes | None, receive: Receive) -> None:
-        conn = self.conn
+    async def _send_request(
+        self, conn: UpstreamConnection, request: bytes, body: bytes | None, first: bytes | None, receive: Receive
+    ) -> None:
         conn.begin(head_request=self.head_request)
         conn.write(request)
         if body is not None:
             conn.write(body)
         elif first is not None:
-            await self._stream_request_body(first, receive, chunked=b"chunked\r\n" in request)
+            await self._stream_request_body(conn, first, receive, chunked=b"chunked\r\n" in request)
         conn.start_timer()
         while not conn.headers_done:
             if conn.error is not None:
                 raise conn.error
             await conn.wait()
 
-    async def _stream_request_body(self, data: bytes, receive: Receive, *, chunked: bool) -> None:
-        conn = self.conn
+    async def _stream_request_body(
+        self, conn: UpstreamConnection, data: bytes, receive: Receive, *, chunked: bool
+    ) -> None:
         more = self.body_pending = True
         while True:
             if data:
@@ -193,28 +196,27 @@ class _Exchange:
     async def relay(self, receive: Receive, send: Send) -> None:
         """Sends each body chunk to the client as it arrives, then ends the response."""
         conn = self.conn
-        watcher = None
+        watch = None
         data = b""
         try:
-            with self._translating(connecting=False):
-                while True:
-                    if conn.chunks:
-                        data = conn.take()
-                        if conn.complete:
-                            break
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
-                        data = b""
-                    elif conn.complete:
+            while True:
+                if conn.chunks:
+                    data = conn.take()
+                    if conn.complete:
                         break
-                    elif conn.error is not None:
-                        raise conn.error
-                    else:
-                        if watcher is None:
-                            watcher = asyncio.get_running_loop().create_task(watch_disconnect(receive, conn))
-                        await conn.wait()
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    data = b""
+                elif conn.complete:
+                    break
+                elif conn.error is not None:
+                    raise conn.error
+                else:
+                    if watch is None:
+                        watch = DisconnectWatch(receive, conn)
+                    await conn.wait()
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            if watch is not None:
+                watch.cancel()
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
     def abort(self) -> None:
@@ -222,14 +224,33 @@ class _Exchange:
             self.conn.close()
 
 
-async def watch_disconnect(receive: Receive, conn: UpstreamConnection) -> None:
-    """Closes the upstream connection as soon as the client disconnects."""
-    try:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-    except Exception:  # a server that cannot report disconnects: nothing to watch
-        return
-    conn.fail(ClientDisconnected())
+class DisconnectWatch:
+    """Closes the upstream connection as soon as the client disconnects, once the response is
+    still streaming after WATCH_AFTER seconds."""
+
+    __slots__ = ("receive", "conn", "handle", "task")
+
+    def __init__(self, receive: Receive, conn: UpstreamConnection) -> None:
+        self.receive = receive
+        self.conn = conn
+        self.task: asyncio.Task[None] | None = None
+        self.handle = conn.loop.call_later(WATCH_AFTER, self._start)
+
+    def _start(self) -> None:
+        self.task = self.conn.loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        try:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # a server that cannot report disconnects: nothing to watch
+            return
+        self.conn.fail(ClientDisconnected())
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 async def drain_request_body(receive: Receive) -> None:
@@ -243,14 +264,6 @@ async def drain_request_body(receive: Receive) -> None:
 async def send_error(send: Send, exc: UpstreamError) -> None:
     """Sends the JSON error response for an upstream failure."""
     body = json.dumps({"detail": exc.detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
