@@ -14,6 +14,8 @@ from typing import Any
 from chutes_cli.errors import CLIError
 
 STEP_LINE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # the engine colours RUN's stderr red
+NOISE = ("--->", "Removing intermediate container")
 TAIL_LINES = 15
 
 
@@ -134,7 +136,7 @@ def build_image(
                     raise failure(tag, steps, chunk)
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
-                for line in chunk.get("stream", "").splitlines():
+                for line in ANSI_ESCAPE.sub("", chunk.get("stream", "")).splitlines():
                     step = record_line(steps, line)
                     if on_line is not None and line.strip():
                         on_line(line, step)
@@ -163,7 +165,7 @@ def failure(tag: str, steps: list[BuildStep], chunk: dict) -> BuildFailed:
     if not steps:
         return BuildFailed(f"building {tag} failed before the first step: {message.strip()}")
     step = steps[-1]
-    tail = [line for line in step.log if line.strip() and not line.strip().startswith("--->")]
+    tail = [line for line in step.log if line.strip() and not line.strip().startswith(NOISE)]
     shown = "\n".join(f"  | {line}" for line in tail[-TAIL_LINES:]) or "  | (no output)"
     return BuildFailed(
         f"building {tag} failed at step {step.number}: {step.instruction}\n{message.strip()}\n"
