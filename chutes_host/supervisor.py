@@ -119,8 +119,10 @@ class Supervisor:
                         backoff = 1.0
                 inst.phase = outcome
                 dep.refresh()
-                await self.executor.stop(inst.handle)
                 inst.last_exit_code = await self.executor.exit_code(inst.handle)
+                await self.executor.stop(inst.handle)
+                if inst.last_exit_code is None:
+                    inst.last_exit_code = await self.executor.exit_code(inst.handle)
                 if dep.stopping:
                     return
                 _mark(inst, f"instance {inst.index} {outcome} (exit code {inst.last_exit_code})")

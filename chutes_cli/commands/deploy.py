@@ -29,6 +29,10 @@ def deploy_chute(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until an instance is ready.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the chute to be ready.", min=1)] = 600,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="On a docker host: run this image instead of building one.", show_default=False),
+    ] = None,
     context: Annotated[
         Path | None,
         typer.Option(
@@ -46,7 +50,7 @@ def deploy_chute(
     url, api_key = resolve_host(host, key)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chutes-deploy-") as tmp:
-        bundle, manifest = make_bundle(ref, context, Path(tmp) / "bundle.tar.gz", public=public)
+        bundle, manifest = make_bundle(ref, context, Path(tmp) / "bundle.tar.gz", public=public, image=image)
         size = bundle.stat().st_size
         note(f"uploading {manifest['slug']} ({format_size(size)}) to {url}")
         try:
@@ -82,16 +86,19 @@ def resolve_host(host: str | None, key: str | None) -> tuple[str, str | None]:
     return url, key or config.api_key
 
 
-def make_bundle(ref: str, context: Path | None, target: Path, *, public: bool | None) -> tuple[Path, dict]:
+def make_bundle(
+    ref: str, context: Path | None, target: Path, *, public: bool | None, image: str | None = None
+) -> tuple[Path, dict]:
     """Loads the chute, and writes its manifest and its directory's files as a deploy bundle."""
     from chutes.loader import load_chute
-
     from chutes_cli.build.context import collect_context
     from chutes_host.bundle import pack_bundle
 
     root, entrypoint = locate_entrypoint(ref, context)
     chute = load_chute(ref)
-    manifest = dict(chute.manifest(), entrypoint=entrypoint)
+    manifest = dict(chute.manifest(), entrypoint=entrypoint, build_image=not isinstance(chute.image, str))
+    if image:
+        manifest["deploy_image"] = image
     if public is not None:
         manifest["public"] = public
     files = collect_context(root).files
@@ -104,7 +111,6 @@ def make_bundle(ref: str, context: Path | None, target: Path, *, public: bool | 
 def locate_entrypoint(ref: str, context: Path | None) -> tuple[Path, str]:
     """Returns the directory to bundle and the `module:attr` that names the chute inside it."""
     from chutes.loader import is_file_target, split_ref
-
     from chutes_cli.errors import CLIError
 
     target, attr = split_ref(ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,12 @@ def serve_host(
     data_dir: DataDirOpt = None,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
     max_bundle_mb: Annotated[int, typer.Option(help="Largest bundle upload accepted, in MiB.", min=1)] = 200,
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="docker executor: image chute builds start FROM [default: $CHUTES_BASE_IMAGE].", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -42,13 +49,20 @@ def serve_host(
     import uvicorn
 
     from chutes.serve import bind_socket
+    from chutes_cli.errors import CLIError
     from chutes_host.app import create_app
+    from chutes_host.executors import ExecutorError
 
     config = _config(
-        data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value, max_bundle_bytes=max_bundle_mb << 20
-    )
+        data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value,
+        max_bundle_bytes=max_bundle_mb << 20, docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
+    )  # fmt: skip
     sock = bind_socket(bind, port)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ExecutorError as exc:
+        sock.close()
+        raise CLIError(str(exc)) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     typer.echo(

@@ -126,12 +126,12 @@ def _link_host_packages(venv: Path) -> None:
     (target / "_chutes_host_packages.pth").write_text(lines)
 
 
-async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str) -> None:
+async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str, cwd: Path | None = None) -> None:
     with open(log_path, "ab") as log:
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT
+            *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
         code = await proc.wait()
     if code != 0:

@@ -42,6 +42,7 @@ class Host:
     home: Path
     port: int
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
     @property
@@ -52,7 +53,7 @@ class Host:
         with open(self.data_dir.parent / f"host-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [CHUTES, "host", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
-                env=cli_env(self.home),
+                env=cli_env(self.home, **self.env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -1,0 +1,185 @@
+"""The docker executor: each instance is a container of the chute's image on the host's engine (DOCKER_HOST)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.process import _run_logged, find_free_port
+from chutes_host.logs import read_tail
+from chutes_host.spec import DeploymentSpec
+
+CHUTE_PORT = 8000
+IMAGE_FILE = "image-ref"
+OWNER_LABEL = "ai.chutes.host"
+STOP_GRACE = 5
+
+
+class DockerExecutor:
+    """Builds (or pulls) the chute's image once per version and runs instances as containers."""
+
+    name = "docker"
+
+    def __init__(self, config) -> None:  # noqa: ANN001
+        import docker
+
+        self.config = config
+        self.owner = hashlib.sha256(str(Path(config.data_dir).resolve()).encode()).hexdigest()[:16]
+        try:
+            self.client = docker.from_env(timeout=300)
+            self.client.ping()
+        except Exception as exc:
+            raise ExecutorError(
+                f"cannot reach a container engine ({type(exc).__name__}: {exc}); start one and set DOCKER_HOST, "
+                "or use --executor process",
+                phase="starting",
+            ) from None
+        self._remove_leftovers()
+        self._containers: dict[str, Any] = {}
+
+    async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        marker = spec.directory / IMAGE_FILE
+        if marker.is_file() and await asyncio.to_thread(self._has_image, marker.read_text().strip()):
+            return
+        manifest = spec.manifest
+        if manifest.get("deploy_image") or not manifest.get("build_image"):
+            ref = manifest.get("deploy_image") or manifest.get("image")
+            if not ref:
+                raise ExecutorError("the manifest names no image; deploy with --image REF", phase="building")
+            await asyncio.to_thread(self._ensure_image, ref, log_path)
+        else:
+            ref = f"localhost/chutes-host/{spec.slug}:v{spec.version}"
+            await self._build_image(spec, ref, log_path)
+        marker.write_text(ref + "\n")
+
+    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
+        ref = (spec.directory / IMAGE_FILE).read_text().strip()
+        return await asyncio.to_thread(self._run, spec, index, ref, log_path)
+
+    async def exit_code(self, handle: InstanceHandle) -> int | None:
+        return await asyncio.to_thread(self._exit_code, handle.native)
+
+    async def stop(self, handle: InstanceHandle) -> None:
+        self._containers.pop(handle.container_id, None)
+        await asyncio.to_thread(self._remove, handle.native)
+
+    async def discard(self, spec: DeploymentSpec) -> None:
+        marker = spec.directory / IMAGE_FILE
+        if marker.is_file() and marker.read_text().startswith("localhost/chutes-host/"):
+            await asyncio.to_thread(self._remove_image, marker.read_text().strip())
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
+        self._containers.clear()
+        self.client.close()
+
+    def _has_image(self, ref: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _ensure_image(self, ref: str, log_path: Path) -> None:
+        import docker.errors
+
+        if self._has_image(ref):
+            return
+        with open(log_path, "a") as log:
+            log.write(f"pulling {ref}\n")
+        try:
+            self.client.images.pull(ref)
+        except docker.errors.DockerException as exc:
+            raise ExecutorError(
+                f"image {ref!r} is not on the engine and pulling it failed: {exc}",
+                phase="building",
+                log_tail=read_tail(log_path),
+            ) from None
+
+    async def _build_image(self, spec: DeploymentSpec, ref: str, log_path: Path) -> None:
+        argv = [sys.executable, "-c", "from chutes_cli.main import app; app()", "build", spec.entrypoint,
+                "--tag", ref, "--context", str(spec.app_dir)]  # fmt: skip
+        if self.config.docker_base_image:
+            argv += ["--base-image", self.config.docker_base_image]
+        await _run_logged(argv, log_path, phase="building", what="building the image", cwd=spec.app_dir)
+
+    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path) -> InstanceHandle:
+        import docker.errors
+        import docker.types
+
+        port = find_free_port()
+        wanted = int((spec.manifest.get("node_selector") or {}).get("gpu_count") or 0)
+        requests = None
+        if wanted and "nvidia" in (self.client.info().get("Runtimes") or {}):
+            requests = [docker.types.DeviceRequest(count=wanted, capabilities=[["gpu"]])]
+        elif wanted:
+            with open(log_path, "a") as log:
+                log.write(f"note: the chute asks for {wanted} GPU(s) but this engine has no GPU runtime\n")
+        try:
+            container = self.client.containers.run(
+                ref,
+                detach=True,
+                ports={f"{CHUTE_PORT}/tcp": ("127.0.0.1", port)},
+                environment={"CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug},
+                labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
+                device_requests=requests,
+            )
+        except docker.errors.DockerException as exc:
+            raise ExecutorError(f"cannot start a container of {ref}: {exc}", phase="starting") from None
+        self._containers[container.id] = container
+        threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
+        return InstanceHandle(host="127.0.0.1", port=port, container_id=container.id, native=container)
+
+    def _exit_code(self, container: Any) -> int | None:
+        import docker.errors
+
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return -1
+        if container.status in ("exited", "dead"):
+            return int(container.attrs["State"].get("ExitCode", -1))
+        return None
+
+    def _remove(self, container: Any) -> None:
+        import docker.errors
+
+        try:
+            container.stop(timeout=STOP_GRACE)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "removal" not in str(exc) and "already in progress" not in str(exc):
+                raise
+
+    def _remove_image(self, ref: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.images.remove(ref, noprune=False)
+        except docker.errors.DockerException:
+            pass
+
+    def _remove_leftovers(self) -> None:
+        """Removes containers a previous run of this host left behind (e.g. after a crash)."""
+        for container in self.client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}):
+            self._remove(container)
+
+
+def _pump_logs(container: Any, log_path: Path) -> None:
+    try:
+        with open(log_path, "ab") as log:
+            for chunk in container.logs(stream=True, follow=True):
+                log.write(chunk)
+                log.flush()
+    except Exception:  # the container is gone; its log ends here
+        pass

@@ -1,0 +1,106 @@
+"""The docker executor end to end: deploy the example chute, built on the host's engine, and call it.
+
+Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.host.conftest import Host, wait_for
+
+pytestmark = pytest.mark.engine
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stream_chute"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[object]:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:
+        reason = f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(unset)')}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so engine tests must run: start it with `bash .ci/engine.sh`)")
+        pytest.skip(reason)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+    from chutes_cli.build.wheel import wheel_cache_dir
+
+    base = tmp_path_factory.mktemp("docker")
+    env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
+    if os.environ.get("CHUTES_BASE_IMAGE"):
+        env["CHUTES_BASE_IMAGE"] = os.environ["CHUTES_BASE_IMAGE"]
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--executor", "docker"],
+                env=env)  # fmt: skip
+    host.home.mkdir()
+    host.start()
+    host.key = host.add_user("myuser")
+    host.project = base / "stream_chute"
+    shutil.copytree(EXAMPLE, host.project, ignore=shutil.ignore_patterns("__pycache__"))
+    yield host
+    host.stop()
+
+
+def containers(engine, slug: str) -> list:  # noqa: ANN001
+    return engine.containers.list(all=True, filters={"label": f"ai.chutes.slug={slug}"})
+
+
+def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "stream_chute:chute", key=host.key, cwd=host.project, timeout=600)
+    assert result.returncode == 0, result.stderr + host.log_text()
+    assert result.stdout.strip() == f"http://myuser-stream-chute.localhost:{host.port}"
+    echoed = host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "hi"})
+    assert echoed.status_code == 200
+    assert echoed.json()["echo"] == "hi"
+    headers = {"Host": f"myuser-stream-chute.localhost:{host.port}", "X-API-Key": host.key}
+    with httpx.stream("POST", f"{host.url}/words", json={"text": "a b"}, headers=headers, timeout=30) as resp:
+        frames = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
+    assert frames == [{"index": 0, "word": "a"}, {"index": 1, "word": "b"}]
+    (container,) = containers(engine, "myuser-stream-chute")
+    ports = container.attrs["HostConfig"]["PortBindings"]["8000/tcp"]
+    assert ports[0]["HostIp"] == "127.0.0.1"
+    assert container.image.tags == ["localhost/chutes-host/myuser-stream-chute:v1"]
+
+
+def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
+    (container,) = containers(engine, "myuser-stream-chute")
+    container.kill()
+
+    def replaced() -> bool:
+        chute = host.api("GET", "/chutes/stream-chute", key=host.key).json()
+        inst = chute["instances"][0]
+        return inst["phase"] == "ready" and inst["container_id"] != container.id
+
+    wait_for(replaced, timeout=60, what="a new container after the kill")
+    assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "back"}).json()["echo"] == "back"
+
+
+def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "stream_chute:chute", "--image", "localhost/chutes-host/myuser-stream-chute:v1",
+                      key=host.key, cwd=host.project, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert host.api("GET", "/chutes/stream-chute", key=host.key).json()["version"] == 2
+    assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
+
+
+def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
+    result = host.cli("chutes", "delete", "stream-chute", "--yes", key=host.key)
+    assert result.returncode == 0, result.stderr
+    assert containers(engine, "myuser-stream-chute") == []
+    assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "x"}).status_code == 404
