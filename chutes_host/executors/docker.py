@@ -30,10 +30,13 @@ class DockerExecutor:
 
         self.config = config
         self.owner = hashlib.sha256(str(Path(config.data_dir).resolve()).encode()).hexdigest()[:16]
+        self.client = None
         try:
             self.client = docker.from_env(timeout=300)
             self.client.ping()
         except Exception as exc:
+            if self.client is not None:
+                self.client.close()
             raise ExecutorError(
                 f"cannot reach a container engine ({type(exc).__name__}: {exc}); start one and set DOCKER_HOST, "
                 "or use --executor process",
