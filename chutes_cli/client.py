@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -50,17 +49,18 @@ def send_request(request: Request, *, timeout: float) -> http.client.HTTPRespons
             f"no answer from {origin} within {timeout:g} s. The chute may still be starting or busy; "
             "wait, or raise the limit with --timeout."
         ) from None
-    except ssl.SSLError as exc:
-        raise CLIError(
-            f"TLS error talking to {origin}: {exc.reason or exc}. Check the URL's scheme and host."
-        ) from None
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
+        if type(exc).__module__ == "ssl":
+            reason = getattr(exc, "reason", None) or exc
+            raise CLIError(f"TLS error talking to {origin}: {reason}. Check the URL's scheme and host.") from None
         raise CLIError(f"the connection to {origin} failed: {describe_oserror(exc)}. Is the server healthy?") from None
 
 
 def open_connection(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
     """Returns an unconnected HTTP(S) connection to host:port."""
     if scheme == "https":
+        import ssl
+
         return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
     return http.client.HTTPConnection(host, port, timeout=timeout)
 

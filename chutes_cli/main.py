@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from chutes_cli import params
 from chutes_cli.errors import report_exception
+
+params.install()
 
 # Modules that may not exist yet are skipped; each defines `register(app)`.
 COMMAND_MODULES = (

@@ -9,7 +9,7 @@ import typer
 
 config_app = typer.Typer(
     name="config",
-    help="Show or change the CLI configuration (~/.chutes/config.toml).",
+    help="Show or change the CLI configuration (~/.chutes/config.toml).\n\nExample: chutes config set api_url http://127.0.0.1:8080",
     no_args_is_help=True,
 )
 
