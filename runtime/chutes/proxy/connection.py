@@ -10,6 +10,9 @@ from chutes.proxy.head import HOP_BY_HOP
 
 # Bytes of response body held for a slow client before the upstream socket stops being read.
 HIGH_WATER = 256 * 1024
+# A response with a content-length up to this is relayed once complete: one wake-up, not two,
+# when the upstream writes head and body separately (uvicorn does).
+HOLD_LIMIT = 64 * 1024
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -52,6 +55,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_eof = False
         self._chunked = False
         self._has_length = False
+        self._hold = False
         self._timing = False
         self._connection_tokens: bytes | None = None
 
@@ -70,6 +74,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.fail(exc)
+            return
+        if self._hold and not self.complete:
             return
         self._wake()
 
@@ -109,6 +115,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if name == b"content-length":
             self._has_length = True
+            self._hold = int(value) <= HOLD_LIMIT
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
