@@ -4,7 +4,7 @@ FROM localhost/cuda-python:12
 # Works on any base with python3 and python3-venv: reuse or make /opt/venv and the chutes user.
 USER root
 RUN set -e; test -x /opt/venv/bin/python || python3 -m venv /opt/venv; id -u chutes >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh chutes; /opt/venv/bin/python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '3.11' else 'this base image has Python ' + v + ' but the wheels were fetched for Python 3.11: pass --python ' + v)"
-ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONPATH=/app
 
 # The cord runtime's dependencies, from wheels fetched on the build host (no network needed).
 COPY .chutes/wheels/runtime/ /opt/chutes/wheels/runtime/
@@ -16,18 +16,18 @@ RUN pip install --quiet --no-index --find-links /opt/chutes/wheels/pip-1 -r /opt
 COPY .chutes/wheels/pip-2/ /opt/chutes/wheels/pip-2/
 RUN pip install --quiet --no-index --find-links /opt/chutes/wheels/pip-2 -r /opt/chutes/wheels/pip-2/requirements.txt
 
-# This checkout's cord runtime, then the chute's code: editing only the code reuses every layer above.
+# This checkout's cord runtime, then settings that do not depend on the chute's code.
 COPY .chutes/chutes-0.1.0-py3-none-any.whl /opt/chutes/
 RUN pip install --quiet --no-index --no-deps --force-reinstall /opt/chutes/chutes-0.1.0-py3-none-any.whl
-COPY app/ /app/
 WORKDIR /app
-ENV PYTHONPATH=/app
+USER chutes
+EXPOSE 8000
+ENTRYPOINT ["python", "-m", "vllm.entrypoints.openai.api_server"]
 
+# The chute's metadata and code come last: editing only the code rebuilds one layer.
 LABEL \
     ai.chutes.slug="myuser-demo" \
     ai.chutes.ref="pkg.app:chute" \
     ai.chutes.cords="[{\"method\":\"POST\",\"name\":\"echo\",\"passthrough\":false,\"path\":\"/echo\",\"stream\":false},{\"method\":\"POST\",\"name\":\"words\",\"passthrough\":false,\"path\":\"/words\",\"stream\":true}]" \
     ai.chutes.node-selector="{\"gpu_count\":2,\"min_vram_gb_per_gpu\":24}"
-USER chutes
-EXPOSE 8000
-ENTRYPOINT ["python", "-m", "vllm.entrypoints.openai.api_server"]
+COPY app/ /app/

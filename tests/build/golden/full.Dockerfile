@@ -4,7 +4,7 @@ FROM python:3.11-slim-bookworm
 # Works on any base with python3 and python3-venv: reuse or make /opt/venv and the chutes user.
 USER root
 RUN set -e; test -x /opt/venv/bin/python || python3 -m venv /opt/venv; id -u chutes >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh chutes; /opt/venv/bin/python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '3.11' else 'this base image has Python ' + v + ' but the wheels were fetched for Python 3.11: pass --python ' + v)"
-ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONPATH=/app
 
 # The cord runtime's dependencies, from wheels fetched on the build host (no network needed).
 COPY .chutes/wheels/runtime/ /opt/chutes/wheels/runtime/
@@ -29,20 +29,20 @@ LABEL org.example.team="ml platform"
 
 USER worker
 
-# This checkout's cord runtime, then the chute's code: editing only the code reuses every layer above.
+# This checkout's cord runtime, then settings that do not depend on the chute's code.
 USER root
 COPY .chutes/chutes-0.1.0-py3-none-any.whl /opt/chutes/
 RUN pip install --quiet --no-index --no-deps --force-reinstall /opt/chutes/chutes-0.1.0-py3-none-any.whl
-COPY app/ /app/
 WORKDIR /srv
-ENV PYTHONPATH=/app
+USER worker
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_ready', timeout=2)"]
+ENTRYPOINT ["python", "-m", "chutes.serve", "pkg.app:chute", "--host", "0.0.0.0", "--port", "8000"]
 
+# The chute's metadata and code come last: editing only the code rebuilds one layer.
 LABEL \
     ai.chutes.slug="myuser-demo" \
     ai.chutes.ref="pkg.app:chute" \
     ai.chutes.cords="[{\"method\":\"POST\",\"name\":\"echo\",\"passthrough\":false,\"path\":\"/echo\",\"stream\":false},{\"method\":\"POST\",\"name\":\"words\",\"passthrough\":false,\"path\":\"/words\",\"stream\":true}]" \
     ai.chutes.node-selector="{\"gpu_count\":2,\"min_vram_gb_per_gpu\":24}"
-USER worker
-EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_ready', timeout=2)"]
-ENTRYPOINT ["python", "-m", "chutes.serve", "pkg.app:chute", "--host", "0.0.0.0", "--port", "8000"]
+COPY app/ /app/
