@@ -35,6 +35,7 @@ class ServerThread:
             access_log=False,
             timeout_keep_alive=keep_alive,
             proxy_headers=False,
+            timeout_graceful_shutdown=0.5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
@@ -120,13 +121,13 @@ class Upstream:
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     async def serve_slow(self, scope: dict, receive: Callable, send: Callable) -> None:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3)
         await send_bytes(send, 200, b"late")
 
     async def serve_stall(self, scope: dict, receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"first", "more_body": True})
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3)
         await send({"type": "http.response.body", "body": b"late"})
 
     async def serve_nocontent(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -249,31 +250,31 @@ def header_values(report: dict, name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def test_forwards_method_query_body_and_headers(upstream, proxy_factory, client, method, loop):
+async def test_forwards_method_query_body_and_headers(upstream, proxy_factory, client, loop):
     _, port = upstream
     base = proxy_factory(port, loop=loop)
-    content = b"" if method in ("GET", "DELETE") else b'{"a": 1}'
-    response = await client.request(
-        method,
-        base + "/echo?x=1&y=a%20b",
-        content=content,
-        headers={"x-custom": "kept", "authorization": "Bearer abc"},
-    )
-    assert response.status_code == 201
-    report = response.json()
-    assert report["method"] == method
-    assert report["path"] == "/echo"
-    assert report["query"] == "x=1&y=a%20b"
-    assert report["body"] == content.decode()
-    assert header_values(report, "x-custom") == ["kept"]
-    assert header_values(report, "authorization") == ["Bearer abc"]
-    assert header_values(report, "host") == [base.removeprefix("http://")]
-    assert header_values(report, "x-forwarded-host") == [base.removeprefix("http://")]
-    assert header_values(report, "x-forwarded-proto") == ["http"]
-    assert header_values(report, "x-forwarded-for") == ["127.0.0.1"]
-    assert header_values(report, "x-gateway") == ["1"]
-    assert response.headers["x-upstream"] == "yes"
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        content = b"" if method in ("GET", "DELETE", "OPTIONS") else b'{"a": 1}'
+        response = await client.request(
+            method,
+            base + "/echo?x=1&y=a%20b",
+            content=content,
+            headers={"x-custom": "kept", "authorization": "Bearer abc"},
+        )
+        assert response.status_code == 201
+        report = response.json()
+        assert report["method"] == method
+        assert report["path"] == "/echo"
+        assert report["query"] == "x=1&y=a%20b"
+        assert report["body"] == content.decode()
+        assert header_values(report, "x-custom") == ["kept"]
+        assert header_values(report, "authorization") == ["Bearer abc"]
+        assert header_values(report, "host") == [base.removeprefix("http://")]
+        assert header_values(report, "x-forwarded-host") == [base.removeprefix("http://")]
+        assert header_values(report, "x-forwarded-proto") == ["http"]
+        assert header_values(report, "x-forwarded-for") == ["127.0.0.1"]
+        assert header_values(report, "x-gateway") == ["1"]
+        assert response.headers["x-upstream"] == "yes"
 
 
 async def test_path_override_keeps_query_and_encoded_path(upstream, proxy_factory, client):
@@ -407,7 +408,7 @@ async def test_504_when_upstream_sends_no_headers_in_time(upstream, proxy_factor
     started = time.monotonic()
     response = await client.get(base + "/slow")
     assert response.status_code == 504
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.5
     assert response.json() == {"detail": f"upstream 127.0.0.1:{port} did not respond within 0.3 s"}
 
 
@@ -420,7 +421,7 @@ async def test_upstream_stalling_mid_body_aborts_after_read_timeout(upstream, pr
         assert await anext(chunks) == b"first"
         with pytest.raises(httpx.RemoteProtocolError):
             await anext(chunks)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.5
 
 
 async def test_keep_alive_connections_are_reused(upstream, proxy_factory, client):
