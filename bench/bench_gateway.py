@@ -1,0 +1,232 @@
+"""Benchmark of the host's gateway: a deployed chute called directly and through the gateway, in one run.
+
+    .venv/bin/python bench/bench_gateway.py [--duration 5] [--runs 2] [--connections 64] [--deploys 3]
+
+It starts a real `chutes host serve` (process executor) on a temporary data dir, adds a user, and
+measures: the time from `chutes deploy` to the first successful call through the gateway (median of
+--deploys fresh deploys); requests/s and p50/p99 with wrk (one thread) against the instance's own
+port and through the gateway's `Host: {slug}.localhost` route, for a public and a private chute; and
+how long after the instance produced it each SSE event reaches a client, directly and through the
+gateway. Pinning: instance on core 0, gateway and wrk on core 1.
+
+Goals (issue 5): the gateway keeps >= 0.5x of direct throughput, adds < 1 ms at p50 with one client,
+forwards each SSE event within 5 ms; deploy-to-first-call < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_proxy import Result, cpu_seconds, to_ms  # noqa: E402
+
+CHUTES = str(Path(sys.executable).with_name("chutes"))
+CHUTE_SOURCE = """
+import asyncio
+import time
+
+from chutes.chute import Chute
+
+chute = Chute(username="bench", name="NAME", image="bench/hello", concurrency=4096)
+
+
+@chute.cord(public_api_path="/", method="GET")
+async def hello(self) -> dict:
+    return {"message": "Hello, world!"}
+
+
+@chute.cord(public_api_path="/ticks", stream=True)
+async def ticks(self, count: int = 100, interval: float = 0.01):
+    for i in range(count):
+        await asyncio.sleep(interval)
+        yield {"i": i, "t": time.time()}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Bench:
+    """A host on a temp data dir, with one user, and the chutes deployed on it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTES_")}
+        self.env["HOME"] = str(root)
+        added = subprocess.run([CHUTES, "host", "users", "add", "bench", "--data-dir", str(root / "data")],
+                               env=self.env, capture_output=True, text=True, check=True)  # fmt: skip
+        self.key = added.stdout.strip()
+        self.env.update(CHUTES_API_URL=self.url, CHUTES_API_KEY=self.key)
+        command = ["taskset", "-c", "1", CHUTES, "host", "serve", "--port", str(self.port),
+                   "--data-dir", str(root / "data"), "--log-level", "warning"]  # fmt: skip
+        self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))  # noqa: SIM115
+        wait_until(lambda: _answers(f"{self.url}/api/v1/openapi.json"), 30, "the host to start")
+
+    def deploy(self, name: str, *, public: bool) -> float:
+        """Deploys a fresh chute and returns seconds from `chutes deploy` to its first 200 via the gateway."""
+        project = self.root / name
+        project.mkdir()
+        (project / "bench_chute.py").write_text(CHUTE_SOURCE.replace("NAME", name))
+        started = time.perf_counter()
+        flag = "--public" if public else "--private"
+        proc = subprocess.Popen([CHUTES, "deploy", "bench_chute:chute", flag, "--no-wait"], cwd=project, env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        headers = {"Host": f"bench-{name}.localhost:{self.port}", "X-API-Key": self.key}
+        wait_until(lambda: _answers(self.url + "/", headers=headers), 60, f"the first call to {name}")
+        elapsed = time.perf_counter() - started
+        if proc.wait(30) != 0:
+            raise SystemExit(f"Error: deploy failed: {proc.stderr.read().decode()}")
+        return elapsed
+
+    def instance(self, name: str) -> tuple[int, int]:
+        """Returns (port, pid) of the chute's instance."""
+        chute = httpx.get(f"{self.url}/api/v1/chutes/{name}", headers={"X-API-Key": self.key}).json()
+        inst = chute["instances"][0]
+        return inst["port"], inst["pid"]
+
+    def close(self) -> None:
+        self.host.terminate()
+        try:
+            self.host.wait(20)
+        except subprocess.TimeoutExpired:
+            self.host.kill()
+
+
+def _answers(url: str, headers: dict | None = None) -> bool:
+    try:
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"Error: timed out after {timeout} s waiting for {what}")
+
+
+def run_wrk(port: int, extra: list[str], *, duration: int, connections: int, pids: list[int]) -> Result:
+    """Runs wrk (pinned to core 1) with extra arguments; measures the CPU each of `pids` spent per request."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *extra,
+               f"http://127.0.0.1:{port}/"]  # fmt: skip
+    before = [cpu_seconds(pid) for pid in pids]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+    used = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50, p99 = (to_ms(re.search(rf"^\s+{q}%\s+(\S+)", output, re.M).group(1)) for q in (50, 99))
+    return Result(rps, p50, p99, [seconds * 1e6 / max(requests, 1) for seconds in used], errors)
+
+
+def wrk_with_host(port: int, host_header: str | None, key: str | None, *, duration: int, connections: int,
+                  pids: list[int], runs: int) -> Result:  # fmt: skip
+    """Runs wrk against port (with Host/X-API-Key headers when given); returns the median-req/s run."""
+    extra = []
+    if host_header:
+        extra += ["-H", f"Host: {host_header}"]
+    if key:
+        extra += ["-H", f"X-API-Key: {key}"]
+    run_wrk(port, extra, duration=1, connections=connections, pids=pids)
+    results = [run_wrk(port, extra, duration=duration, connections=connections, pids=pids) for _ in range(runs)]
+    return sorted(results, key=lambda r: r.rps)[(len(results) - 1) // 2]
+
+
+def sse_delays(url: str, headers: dict[str, str]) -> list[float]:
+    """Returns, for each SSE event, milliseconds between its production and its arrival here."""
+    delays = []
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", url + "/ticks", json={"count": 100, "interval": 0.01}, headers=headers) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data: "):
+                    delays.append((time.time() - json.loads(line[6:])["t"]) * 1000)
+    return delays
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--runs", type=int, default=2, help="wrk runs per case (the median one is shown)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections for throughput")
+    parser.add_argument("--deploys", type=int, default=3, help="fresh deploys timed for deploy-to-first-call")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        raise SystemExit("Error: needs wrk and taskset; install them with: apt-get install -y wrk util-linux")
+    root = Path(tempfile.mkdtemp(prefix="chutes-bench-gateway-"))
+    bench = Bench(root)
+    try:
+        deploy_times = [bench.deploy(f"d{i}", public=True) for i in range(args.deploys)]
+        bench.deploy("pub", public=True)
+        bench.deploy("priv", public=False)
+        rows = []
+        for name, key in (("pub", None), ("priv", bench.key)):
+            port, pid = bench.instance(name)
+            subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+            for conns in (args.connections, 1):
+                direct = wrk_with_host(port, None, None, duration=args.duration, connections=conns, pids=[pid],
+                                       runs=args.runs)  # fmt: skip
+                via = wrk_with_host(bench.port, f"bench-{name}.localhost:{bench.port}", key, duration=args.duration,
+                                    connections=conns, pids=[pid, bench.host.pid], runs=args.runs)  # fmt: skip
+                rows.append((name, conns, direct, via))
+        port, _ = bench.instance("pub")
+        sse_direct = sse_delays(f"http://127.0.0.1:{port}", {})
+        sse_via = sse_delays(bench.url, {"Host": f"bench-pub.localhost:{bench.port}"})
+    finally:
+        bench.close()
+        shutil.rmtree(root, ignore_errors=True)
+    report(deploy_times, rows, sse_direct, sse_via)
+
+
+def report(deploy_times: list[float], rows: list, sse_direct: list[float], sse_via: list[float]) -> None:
+    print(f"\ndeploy-to-first-call (process executor, {len(deploy_times)} fresh deploys): "
+          f"median {statistics.median(deploy_times):.2f} s, max {max(deploy_times):.2f} s "
+          f"(goal < 10 s: {'met' if max(deploy_times) < 10 else 'MISSED'})")  # fmt: skip
+    head = f"\n{'chute':<7}{'conns':>6}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>7}"
+    print(head + f"{'direct p50/p99 ms':>19}{'gateway p50/p99 ms':>20}{'+p50 ms':>9}{'errors':>8}{'gw cpu us/req':>15}")
+    for name, conns, direct, via in rows:
+        print(f"{name:<7}{conns:>6}{direct.rps:>14.0f}{via.rps:>15.0f}{via.rps / direct.rps:>7.2f}"
+              f"{f'{direct.p50:.2f}/{direct.p99:.2f}':>19}{f'{via.p50:.2f}/{via.p99:.2f}':>20}"
+              f"{via.p50 - direct.p50:>+9.2f}{direct.errors + via.errors:>8}{via.cpu_us[1]:>15.0f}")  # fmt: skip
+    d99, v99 = (statistics.quantiles(x, n=100)[98] for x in (sse_direct, sse_via))
+    print(f"\nSSE, 100 events 10 ms apart, production-to-arrival: direct p50 {statistics.median(sse_direct):.2f} ms "
+          f"p99 {d99:.2f} ms max {max(sse_direct):.2f} ms; via gateway p50 {statistics.median(sse_via):.2f} ms "
+          f"p99 {v99:.2f} ms max {max(sse_via):.2f} ms (goal < 5 ms at p99: {_verdict(v99 < 5)})")  # fmt: skip
+    for name, conns, direct, via in rows:
+        if conns > 1:
+            ratio = via.rps / direct.rps
+            print(f"{name}: throughput ratio {ratio:.2f} (goal >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'})")
+        else:
+            extra = via.p50 - direct.p50
+            print(f"{name}: added p50 with 1 client {extra:.2f} ms (goal < 1 ms: {'met' if extra < 1 else 'MISSED'})")
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    main()
