@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import docker.errors
 import httpx
 import pytest
 
 from chutes_cli.build.container import free_port, start_chute, stop_chute, wait_until_ready
+from tests.build.conftest import CHUTES
 
 pytestmark = pytest.mark.engine
 
@@ -141,3 +146,42 @@ def test_a_bad_registry_is_a_clear_error(engine, chutes, example: Path) -> None:
     result = chutes("build", "stream_chute:chute", "--tag", TAG, "--push", f"127.0.0.1:{free_port()}", cwd=example)
     assert result.returncode == 1
     assert "Error: pushing" in result.stderr and "Check that the registry runs" in result.stderr
+
+
+def test_run_image_in_the_foreground_stops_and_removes_its_container(engine, build_env, example: Path) -> None:
+    built = subprocess.run(
+        [CHUTES, "build", "stream_chute:chute", "--tag", TAG],
+        cwd=example,
+        env=build_env,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    port = free_port()
+    args = [CHUTES, "run-image", "stream_chute:chute", "--tag", TAG, "--port", str(port)]
+    with subprocess.Popen(args, cwd=example, env=build_env, stderr=subprocess.PIPE, text=True) as process:
+        run_in_foreground(engine, process, port)
+
+
+def run_in_foreground(engine, process: subprocess.Popen, port: int) -> None:
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            if "ready at" in line or not line:
+                break
+        assert f"ready at http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
+        call_cords(f"http://127.0.0.1:{port}", version=1)
+        started = [c for c in engine.containers.list() if c.ports.get("8000/tcp", [{}])[0].get("HostPort") == str(port)]
+        assert len(started) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "Stopped." in process.stderr.read()
+        with pytest.raises(docker.errors.NotFound):
+            engine.containers.get(started[0].id)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
