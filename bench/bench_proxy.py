@@ -25,12 +25,27 @@ UPSTREAM_PORT = int(os.environ.get("BENCH_UPSTREAM_PORT", "0"))
 
 
 async def hello_app(scope, receive, send) -> None:  # noqa: ANN001
-    """The upstream: a bare ASGI hello world."""
+    """The upstream: a bare ASGI hello world, and at /sse a stream of timestamped events."""
+    if scope["path"] == "/sse":
+        await stream_events(send)
+        return
     headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": HELLO})
 
 
+async def stream_events(send) -> None:  # noqa: ANN001
+    """Sends SSE_EVENTS events 10 ms apart, each carrying the time it was sent (ns)."""
+    import asyncio
+
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    for _ in range(SSE_EVENTS):
+        await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"data: %d\n\n" % time.time_ns(), "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+SSE_EVENTS = 100
 _proxy = None
 
 
@@ -75,16 +90,48 @@ async def httpx_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
         await response.aclose()
 
 
+_session = None
+
+
+async def aiohttp_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
+    """The same hop on aiohttp's ClientSession (only with --aiohttp-python: not a project dependency)."""
+    global _session
+    if _session is None:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=1000)
+        _session = aiohttp.ClientSession(
+            f"http://127.0.0.1:{UPSTREAM_PORT}", connector=connector, auto_decompress=False
+        )
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    url = scope["raw_path"].decode() + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+    headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in (b"host", b"connection")]
+    async with _session.request(scope["method"], url, headers=headers, data=body) as response:
+        skip = (b"connection", b"transfer-encoding")
+        out = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in skip]
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        async for chunk in response.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_server(app: str, port: int, cpus: str, upstream_port: int = 0) -> subprocess.Popen:
+def start_server(
+    app: str, port: int, cpus: str, upstream_port: int = 0, python: str = sys.executable
+) -> subprocess.Popen:
     """Starts `uvicorn bench_proxy:<app>` pinned to `cpus`, and waits until it accepts connections."""
     command = [
-        "taskset", "-c", cpus, sys.executable, "-m", "uvicorn", f"bench_proxy:{app}",
+        "taskset", "-c", cpus, python, "-m", "uvicorn", f"bench_proxy:{app}",
         "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--workers", "1",
         "--no-access-log", "--lifespan", "off", "--log-level", "warning",
@@ -180,24 +227,36 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections for throughput")
     parser.add_argument("--layouts", default="split,shared", help="comma-separated: split, shared, float")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx.AsyncClient proxy")
+    parser.add_argument(
+        "--aiohttp-python",
+        metavar="PYTHON",
+        help="also measure an aiohttp proxy hop, served by this interpreter (needs aiohttp and uvicorn[standard])",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         raise SystemExit("Error: needs wrk and taskset; install them with: apt-get install -y wrk util-linux")
     layouts = [LAYOUTS[name] for name in args.layouts.split(",")]
-    apps = [("chutes_proxy_app", "chutes Proxy")] + ([] if args.no_httpx else [("httpx_proxy_app", "httpx proxy")])
+    apps = [("chutes_proxy_app", "chutes Proxy", sys.executable)]
+    if not args.no_httpx:
+        apps.append(("httpx_proxy_app", "httpx proxy", sys.executable))
+    if args.aiohttp_python:
+        apps.append(("aiohttp_proxy_app", "aiohttp proxy", args.aiohttp_python))
 
     upstream_port = free_port()
     upstream = start_server("hello_app", upstream_port, "0")
     rows: list[tuple[str, str, int, Result]] = []
+    sse_rows: list[tuple[str, list[float]]] = []
     try:
+        sse_rows.append(("direct", measure_sse(upstream_port)))
         for connections in (args.connections, 1):
             result = measure(upstream_port, args, connections, "1", [upstream.pid])
             rows.append(("direct", "upstream:0 wrk:1", connections, result))
-        for app, name in apps:
+        for app, name, python in apps:
             for proxy_cpu, wrk_cpu, layout in layouts:
                 port = free_port()
-                proxy = start_server(app, port, proxy_cpu, upstream_port)
+                proxy = start_server(app, port, proxy_cpu, upstream_port, python)
                 try:
+                    sse_rows.append((f"{name}, {layout}", measure_sse(port)))
                     counts = (args.connections, 1) if app == "chutes_proxy_app" else (args.connections,)
                     for connections in counts:
                         result = measure(port, args, connections, wrk_cpu, [upstream.pid, proxy.pid])
@@ -207,19 +266,46 @@ def main() -> None:
     finally:
         stop_server(upstream)
     print_table(rows)
+    print_sse(sse_rows)
+
+
+def measure_sse(port: int) -> list[float]:
+    """Reads the /sse stream over a raw socket; returns each event's delay from upstream to here (ms)."""
+    delays = []
+    buffer = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /sse HTTP/1.1\r\nhost: bench\r\n\r\n")
+        while len(delays) < SSE_EVENTS:
+            data = sock.recv(65536)
+            if not data:
+                raise SystemExit(f"Error: the /sse stream on port {port} ended after {len(delays)} events")
+            now = time.time_ns()
+            buffer += data
+            for sent in re.findall(rb"data: (\d+)\n\n", buffer):
+                delays.append((now - int(sent)) / 1e6)
+            buffer = buffer[buffer.rfind(b"\n\n") + 2 :]
+    return delays
+
+
+def print_sse(rows: list[tuple[str, list[float]]]) -> None:
+    print(f"\n{'SSE event delay (upstream send to client recv)':<48}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}")
+    for name, delays in rows:
+        delays = sorted(delays)
+        p50, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99) - 1]
+        print(f"{name:<48}{p50:>8.2f}{p99:>8.2f}{delays[-1]:>8.2f}")
 
 
 def print_table(rows: list[tuple[str, str, int, Result]]) -> None:
     direct = {conns: result for name, _, conns, result in rows if name == "direct"}
     print(
-        f"\n{'case':<13}{'pinning':<26}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"\n{'case':<14}{'pinning':<26}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'ratio':>7}{'+p50 ms':>9}{'errors':>7}{'cpu us/req (upstream, proxy)':>30}"
     )
     for name, layout, conns, result in rows:
         base = direct[conns]
         cpu = ", ".join(f"{us:.0f}" for us in result.cpu_us)
         print(
-            f"{name:<13}{layout:<26}{conns:>6}{result.rps:>9.0f}{result.p50:>8.2f}{result.p99:>8.2f}"
+            f"{name:<14}{layout:<26}{conns:>6}{result.rps:>9.0f}{result.p50:>8.2f}{result.p99:>8.2f}"
             f"{result.rps / base.rps:>7.2f}{result.p50 - base.p50:>+9.2f}{result.errors:>7}{cpu:>30}"
         )
 
