@@ -545,3 +545,38 @@ async def test_stale_connection_is_not_retried_after_body_bytes_were_streamed(pr
         assert response.status_code == 502
         assert "closed the connection" in response.json()["detail"]
         assert upstream.connections == 1
+
+
+def test_one_proxy_serves_successive_event_loops(upstream) -> None:
+    app, port = upstream
+    proxy = Proxy()
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": [(b"host", b"example")],
+        "client": ("127.0.0.1", 1),
+        "scheme": "http",
+    }
+
+    async def call() -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        for _ in range(2):
+            await proxy.forward(scope, receive, send, host="127.0.0.1", port=port)
+        await proxy.aclose()  # as a lifespan shutdown does
+        return sent
+
+    for _ in range(2):
+        sent = asyncio.run(call())
+        assert [message.get("status") for message in sent[::2]] == [201, 201]
+        assert json.loads(sent[-1]["body"])["path"] == "/echo"
+    assert app.connections == 2

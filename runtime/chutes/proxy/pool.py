@@ -15,6 +15,7 @@ class ConnectionPool:
         self._read_timeout = read_timeout
         self._max_idle = max_idle
         self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -23,6 +24,11 @@ class ConnectionPool:
 
     def take_idle(self, host: str, port: int) -> UpstreamConnection | None:
         """Returns the most recently used live idle connection to host:port, if any."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # e.g. one Proxy in a chute served by tests that each run a loop
+            self._drop_idle()
+            self._loop = loop
+            self._closed = False
         idle = self._idle.get((host, port))
         while idle:
             conn = idle.pop()
@@ -54,9 +60,18 @@ class ConnectionPool:
         idle.append(conn)
 
     def close(self) -> None:
-        """Closes every idle connection; connections in use close when their exchange ends."""
+        """Closes every idle connection; connections in use close when their exchange ends.
+
+        Pooling starts again when the pool is next used from another event loop.
+        """
         self._closed = True
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
         for conns in self._idle.values():
             for conn in conns:
-                conn.close()
+                try:
+                    conn.close()
+                except RuntimeError:  # its event loop is already closed
+                    pass
         self._idle.clear()
