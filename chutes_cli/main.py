@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from pathlib import Path
@@ -32,13 +33,52 @@ class ChutesApp(typer.Typer):
     """A Typer app that turns known errors into `Error: ...` lines instead of tracebacks."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        target = self.narrowed_to(requested_command(sys.argv[1:])) if not args and not kwargs else self
         try:
-            return super().__call__(*args, **kwargs)
+            return typer.Typer.__call__(target, *args, **kwargs)
         except Exception as exc:
             code = report_exception(exc)
             if code is None:
                 raise
             sys.exit(code)
+
+    def narrowed_to(self, name: str | None) -> typer.Typer:
+        """Returns a copy holding only the command or group `name`, if there is one.
+
+        Typer turns every command's signature into click parameters before parsing; doing it
+        for the one command being run keeps `chutes invoke` fast as command modules multiply.
+        """
+        if name is None:
+            return self
+        commands = [c for c in self.registered_commands if command_name(c) == name]
+        groups = [g for g in self.registered_groups if (g.name or g.typer_instance.info.name) == name]
+        if not commands and not groups:
+            return self
+        narrowed = copy.copy(self)
+        narrowed.registered_commands = commands
+        narrowed.registered_groups = groups
+        return narrowed
+
+
+def requested_command(argv: list[str]) -> str | None:
+    """Returns the command name in argv (after the root options), or None."""
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--config":
+            index += 2
+        elif arg.startswith("--config="):
+            index += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def command_name(info: Any) -> str:
+    """Returns the name a registered command is called by."""
+    return info.name or info.callback.__name__.lower().replace("_", "-")
 
 
 app = ChutesApp(
@@ -47,6 +87,9 @@ app = ChutesApp(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # Plain click help and usage errors: rendering them with rich costs more start-up time
+    # than the rest of a command, and click's "Error: ..." lines are what scripts expect.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -18,7 +18,7 @@ config_app = typer.Typer(
 def show_config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Show the configuration in effect; API keys are masked.
+    """Show the configuration in effect (keys masked).
 
     Example: chutes config show
     """
@@ -46,10 +46,12 @@ def show_config(
 
 @config_app.command("set")
 def set_config(
-    key: Annotated[str, typer.Argument(help="api_url or api_key.", show_default=False)],
-    value: Annotated[str, typer.Argument(help="The new value.", show_default=False)],
+    key: Annotated[str, typer.Argument(help="api_url or api_key.", metavar="KEY")],
+    value: Annotated[str, typer.Argument(help="The new value.", metavar="VALUE")],
 ) -> None:
-    """Set one configuration value, writing the file atomically with mode 0600.
+    """Set one configuration value.
+
+    The file is rewritten atomically with mode 0600.
 
     Example: chutes config set api_url http://127.0.0.1:8080
     """

@@ -9,12 +9,12 @@ import typer
 
 
 def list_cords(
-    ref: Annotated[
-        str, typer.Argument(help="The chute: module:attr, path/to/file.py:attr, or module.", show_default=False)
-    ],
+    ref: Annotated[str, typer.Argument(help="The chute: module:attr, path/to/file.py:attr, or module.", metavar="REF")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List the cords of a chute: method, path, streaming, passthrough and input fields.
+    """List a chute's cords and their inputs.
+
+    For each cord: method, path, whether it streams, its passthrough target and input fields.
 
     Example: chutes cords my_chute:chute --json
     """

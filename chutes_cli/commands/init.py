@@ -18,13 +18,22 @@ class Template(StrEnum):
 
 def init_chute(
     name: Annotated[
-        str, typer.Argument(help="Chute name, also the new directory's name (e.g. my-chute).", show_default=False)
+        str, typer.Argument(help="Chute name, also the new directory's name (e.g. my-chute).", metavar="NAME")
     ],
-    template: Annotated[Template, typer.Option("--template", "-t", help="What the chute does.")] = Template.basic,
-    username: Annotated[str, typer.Option(help="Your username on the chutes host.")] = "myuser",
-    directory: Annotated[Path, typer.Option("--dir", help="Where to create the chute's directory.")] = Path("."),
+    template: Annotated[
+        Template,
+        typer.Option(
+            "--template", "-t", help="What the chute does: basic, stream, passthrough, upload.", metavar="TEMPLATE"
+        ),
+    ] = Template.basic,
+    username: Annotated[str, typer.Option(help="Your username on the chutes host.", metavar="USERNAME")] = "myuser",
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to create the chute's directory.", metavar="DIR")
+    ] = Path("."),
 ) -> None:
-    """Create NAME/ with a chute module, its test, requirements.txt and a README.
+    """Create a new chute from a template.
+
+    NAME/ gets a chute module, its test (which passes as generated), requirements.txt and a README.
 
     Example: chutes init my-chute --template stream
     """

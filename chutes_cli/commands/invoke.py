@@ -11,42 +11,41 @@ METHOD_HELP = "HTTP method (default: POST with a body, GET without)."
 
 
 def invoke_cord(
-    path: Annotated[
-        str, typer.Argument(help="The cord's path, e.g. /predict (a query string may follow).", show_default=False)
-    ],
-    json_body: Annotated[
-        str | None, typer.Option("--json", "-j", help='JSON body, e.g. \'{"text": "hi"}\'.', show_default=False)
-    ] = None,
+    path: Annotated[str, typer.Argument(help="The cord's path, e.g. /predict (a query may follow).", metavar="PATH")],
+    json_body: Annotated[str | None, typer.Option("--json", "-j", help="JSON body.", metavar="JSON")] = None,
     data: Annotated[
-        str | None,
-        typer.Option("--data", "-d", help="Raw body: text, @FILE, or @- for stdin.", show_default=False),
+        str | None, typer.Option("--data", "-d", help="Raw body: text, @FILE, or @- for stdin.", metavar="DATA")
     ] = None,
     form: Annotated[
         list[str] | None,
-        typer.Option("--form", "-F", help="Multipart field: name=value or name=@FILE[;type=MIME].", show_default=False),
+        typer.Option("--form", "-F", help="Multipart field: name=value or name=@FILE[;type=MIME].", metavar="FIELD"),
     ] = None,
     query: Annotated[
-        list[str] | None, typer.Option("--query", "-q", help="Query parameter name=value.", show_default=False)
+        list[str] | None, typer.Option("--query", "-q", help="Query parameter.", metavar="NAME=VALUE")
     ] = None,
-    method: Annotated[str | None, typer.Option("--method", "-X", help=METHOD_HELP, show_default=False)] = None,
+    method: Annotated[str | None, typer.Option("--method", "-X", help=METHOD_HELP, metavar="METHOD")] = None,
     url: Annotated[
-        str | None,
-        typer.Option("--url", help="Base URL of the chute [default: http://127.0.0.1:8000].", show_default=False),
+        str | None, typer.Option("--url", help="Base URL [default: http://127.0.0.1:8000].", metavar="URL")
     ] = None,
     chute: Annotated[
-        str | None,
-        typer.Option("--chute", help="Call the deployed chute USER/NAME on the configured host.", show_default=False),
+        str | None, typer.Option("--chute", help="Call a deployed chute via the configured host.", metavar="USER/NAME")
     ] = None,
     header: Annotated[
-        list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.", show_default=False)
+        list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.", metavar="HEADER")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the response body to this file.", show_default=False)
+        Path | None, typer.Option("--output", "-o", help="Write the response body to FILE.", metavar="FILE")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print the body exactly as received.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server at each step.", min=0.1)] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the server at each step.", min=0.1, metavar="SECONDS")
+    ] = 300.0,
 ) -> None:
-    """Call a cord and print its answer: JSON pretty-printed, streams as they arrive.
+    """Call a cord and print its answer.
+
+    JSON is pretty-printed, streams print as they arrive (one line per server-sent event) and
+    binary answers go to --output. On an HTTP error the status and the server's detail go to
+    stderr and the exit code is 1.
 
     Example: chutes invoke /echo --json '{"text": "hi"}'
     """

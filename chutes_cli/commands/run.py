@@ -21,22 +21,25 @@ class LogLevel(StrEnum):
 def run_chute(
     ref: Annotated[
         str,
-        typer.Argument(
-            help="The chute: module:attr, path/to/file.py:attr, or module (attr 'chute').", show_default=False
-        ),
+        typer.Argument(help="The chute: module:attr, path/to/file.py:attr, or module (attr 'chute').", metavar="REF"),
     ],
     dev: Annotated[
         bool,
         typer.Option("--dev", help="Reload on change, tracebacks in 500 bodies, one log line per request."),
     ] = False,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535, metavar="PORT")] = 8000,
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart when a .py file under the chute's directory changes.")
     ] = False,
-    log_level: Annotated[LogLevel, typer.Option(help="Server log level.")] = LogLevel.info,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Server log level: critical, error, warning, info, debug, trace.", metavar="LEVEL")
+    ] = LogLevel.info,
 ) -> None:
-    """Serve a chute on HOST:PORT until Ctrl-C or SIGTERM (shutdown hooks run).
+    """Serve a chute locally.
+
+    It serves on HOST:PORT until Ctrl-C or SIGTERM, then runs the shutdown hooks. The URL of
+    each cord and of /docs is printed at start.
 
     Example: chutes run my_chute:chute --dev
     """
