@@ -314,6 +314,8 @@ async def test_hop_by_hop_headers_are_stripped_both_ways(upstream, proxy_factory
     assert header_values(report, "x-forwarded-for") == ["10.0.0.1, 127.0.0.1"]
     assert "keep-alive" not in response.headers
     assert "x-private" not in response.headers
+    assert len(response.headers.get_list("date")) == 1  # the proxy server's own, not a second one
+    assert len(response.headers.get_list("server")) == 1
     assert response.headers["x-upstream"] == "yes"
 
 

@@ -8,6 +8,9 @@ import httptools
 
 from chutes.proxy.head import HOP_BY_HOP
 
+# The serving ASGI server writes its own Date and Server; two Date fields would be invalid (as nginx does).
+NOT_RELAYED = HOP_BY_HOP | {b"date", b"server"}
+
 # Bytes of response body held for a slow client before the upstream socket stops being read.
 HIGH_WATER = 256 * 1024
 # A response with a content-length up to this is relayed once complete: one wake-up, not two,
@@ -107,7 +110,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        if name in HOP_BY_HOP or name.startswith(b"proxy-"):
+        if name in NOT_RELAYED or name.startswith(b"proxy-"):
             if name == b"connection":
                 self._connection_tokens = value
             elif name == b"transfer-encoding":
