@@ -22,7 +22,7 @@ from chutes.proxy.head import build_request_head
 class ServerThread:
     """Serves an ASGI app with uvicorn on 127.0.0.1 in a thread of its own."""
 
-    def __init__(self, app: Any, *, loop: str = "uvloop", keep_alive: float = 5.0) -> None:
+    def __init__(self, app: Any, *, loop: str = "uvloop", keep_alive: float = 5.0, proxy_headers: bool = False) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -34,7 +34,7 @@ class ServerThread:
             log_level="critical",
             access_log=False,
             timeout_keep_alive=keep_alive,
-            proxy_headers=False,
+            proxy_headers=proxy_headers,
             timeout_graceful_shutdown=0.5,
         )
         self.server = uvicorn.Server(config)
@@ -229,8 +229,8 @@ def proxy_factory() -> Iterator[Callable[..., str]]:
     """Starts proxy servers in front of a port; returns their base URL."""
     servers: list[ServerThread] = []
 
-    def start(port: int, loop: str = "uvloop", **options: float) -> str:
-        server = ServerThread(make_proxy_app(Proxy(**options), port), loop=loop)
+    def start(port: int, loop: str = "uvloop", proxy_headers: bool = False, **options: float) -> str:
+        server = ServerThread(make_proxy_app(Proxy(**options), port), loop=loop, proxy_headers=proxy_headers)
         servers.append(server.__enter__())
         return f"http://127.0.0.1:{server.port}"
 
@@ -317,6 +317,13 @@ async def test_hop_by_hop_headers_are_stripped_both_ways(upstream, proxy_factory
     assert len(response.headers.get_list("date")) == 1  # the proxy server's own, not a second one
     assert len(response.headers.get_list("server")) == 1
     assert response.headers["x-upstream"] == "yes"
+
+
+async def test_forwarded_for_is_not_doubled_when_the_server_trusts_it(upstream, proxy_factory, client):
+    _, port = upstream
+    base = proxy_factory(port, proxy_headers=True)  # uvicorn then takes the client from X-Forwarded-For
+    report = (await client.get(base + "/echo", headers={"x-forwarded-for": "10.0.0.1"})).json()
+    assert header_values(report, "x-forwarded-for") == ["10.0.0.1"]
 
 
 def test_head_builder_drops_upgrade_and_adds_host_when_missing() -> None:

@@ -100,7 +100,11 @@ def build_request_head(
     client = scope.get("client")
     if client:
         address = client[0].encode("ascii")
-        forwarded_for = forwarded_for + b", " + address if forwarded_for else address
+        if not forwarded_for:
+            forwarded_for = address
+        elif forwarded_for.rpartition(b",")[2].strip() != address:
+            # Unequal unless the server already took the client from this header (uvicorn's proxy_headers).
+            forwarded_for += b", " + address
     if forwarded_for:
         parts += (b"x-forwarded-for: ", forwarded_for, b"\r\n")
     scheme = scope.get("scheme", "http").encode("ascii")
