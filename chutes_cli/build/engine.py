@@ -173,12 +173,20 @@ def failure(tag: str, steps: list[BuildStep], chunk: dict) -> BuildFailed:
     )
 
 
+def push_target(source: str, registry: str) -> tuple[str, str]:
+    """Returns (repository, tag) of `source` under `registry`, dropping any registry it had."""
+    name, tag = source, "latest"
+    head, sep, tail = source.rpartition(":")
+    if sep and "/" not in tail:
+        name, tag = head, tail
+    if is_registry(name):
+        name = name.split("/", 1)[1]
+    return f"{registry.rstrip('/')}/{name}", tag
+
+
 def push_image(client: Any, source: str, registry: str, on_line: Callable[[str], None] | None = None) -> str:
     """Tags `source` under `registry` and pushes it; returns the pushed reference."""
-    repository, _, tag = source.rpartition(":")
-    if not repository or "/" in tag:
-        repository, tag = source, "latest"
-    target_repo = f"{registry.rstrip('/')}/{repository.split('/', 1)[-1] if is_registry(repository) else repository}"
+    target_repo, tag = push_target(source, registry)
     with translate_errors(f"pushing to {registry} failed"):
         client.images.get(source).tag(target_repo, tag)
         for chunk in client.api.push(target_repo, tag, stream=True, decode=True):
