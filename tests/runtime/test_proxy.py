@@ -478,41 +478,29 @@ async def test_client_disconnect_closes_the_upstream_connection(upstream, proxy_
     assert await asyncio.to_thread(app.disconnected.wait, 3)
 
 
-class RacyUpstream:
-    """A raw HTTP/1.1 server that answers one request per connection, then closes on the next.
+class RawUpstream:
+    """A raw TCP server on 127.0.0.1 whose connections are served by `handle(reader, writer)`,
+    for upstream behaviour uvicorn never shows."""
 
-    This is the race a pool meets when an upstream drops an idle keep-alive connection just as
-    the proxy reuses it.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, handle: Callable) -> None:
+        self.handle = handle
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> RacyUpstream:
+    def __enter__(self) -> RawUpstream:
         self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, "127.0.0.1", 0), self.loop)
         self.server = future.result(5)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
-
-    async def _start(self) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.writers.append(writer)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.lower().split(b"\r\n")
-            length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
-            await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            await writer.drain()
-            await reader.readuntil(b"\r\n\r\n")
+            await self.handle(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -532,8 +520,54 @@ class RacyUpstream:
         self.loop.close()
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
+    return head + await reader.readexactly(length)
+
+
+async def answer_once_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers the first request, then closes on the next without answering: the race a pool meets
+    when an upstream drops an idle keep-alive connection just as the proxy reuses it."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+
+
+def answering(response: bytes) -> Callable:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response)
+        await writer.drain()
+
+    return handle
+
+
+async def test_body_delimited_by_close_is_relayed_whole(proxy_factory, client):
+    with RawUpstream(answering(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")) as upstream:
+        response = await client.get(proxy_factory(upstream.port) + "/x")
+    assert (response.status_code, response.text) == (200, "until the end")
+
+
+async def test_interim_responses_are_skipped(proxy_factory, client):
+    interim = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
+    with RawUpstream(answering(interim + b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as upstream:
+        response = await client.get(proxy_factory(upstream.port) + "/x")
+    assert (response.status_code, response.text) == (200, "ok")
+    assert "link" not in response.headers
+
+
+async def test_invalid_upstream_response_is_a_502(proxy_factory, client):
+    with RawUpstream(answering(b"SPDY/9 what\r\n\r\n")) as upstream:
+        response = await client.get(proxy_factory(upstream.port) + "/x")
+    assert response.status_code == 502
+    assert response.json()["detail"].startswith(f"upstream 127.0.0.1:{upstream.port} sent an invalid HTTP response")
+
+
 async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(proxy_factory, client):
-    with RacyUpstream() as upstream:
+    with RawUpstream(answer_once_then_drop) as upstream:
         base = proxy_factory(upstream.port)
         for _ in range(3):
             response = await client.post(base + "/x", content=b"abc")
@@ -547,7 +581,7 @@ async def test_stale_connection_is_not_retried_after_body_bytes_were_streamed(pr
             yield b"x" * 1000
             await asyncio.sleep(0.01)
 
-    with RacyUpstream() as upstream:
+    with RawUpstream(answer_once_then_drop) as upstream:
         base = proxy_factory(upstream.port)
         assert (await client.get(base + "/x")).status_code == 200
         response = await client.post(base + "/x", content=chunks())
