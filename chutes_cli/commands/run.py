@@ -28,7 +28,9 @@ def run_chute(
         typer.Option("--dev", help="Reload on change, tracebacks in 500 bodies, one log line per request."),
     ] = False,
     host: Annotated[str, typer.Option(help="Address to listen on.", metavar="HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535, metavar="PORT")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0: any free port).", min=0, max=65535, metavar="PORT")
+    ] = 8000,
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart when a .py file under the chute's directory changes.")
     ] = False,
@@ -53,6 +55,7 @@ def run_chute(
         os.environ["CHUTES_LOG_REQUESTS"] = "1"
     chute = load_chute(ref)
     sock = bind_socket(host, port)
+    port = sock.getsockname()[1]
     print_banner(chute, host=host, port=port, dev=dev, reload=dev or reload)
     if dev or reload:
         serve_reloading(ref, host=host, port=port, log_level=log_level.value, sock=sock)

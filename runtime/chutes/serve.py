@@ -83,6 +83,10 @@ def serve(app: Any, *, host: str, port: int, log_level: str = "info", sock: sock
     server = uvicorn.Server(build_config(app, host=host, port=port, log_level=log_level))
     try:
         server.run(sockets=[sock])
+    except SystemExit:
+        # uvicorn exits the process when the lifespan startup fails; the caller reports it.
+        if server.started:
+            raise
     finally:
         sock.close()
     return server.started

@@ -143,3 +143,11 @@ def test_cords_prints_a_table(chutes):
     assert result.returncode == 0, result.stderr
     for text in ("tester-cli-basic", "/echo", "/gated", "text: str", "times: int = 1"):
         assert text in result.stdout
+
+
+def test_failing_startup_hook_stops_the_server_with_its_error(chutes):
+    result = chutes("run", "cli_startup_fails.py:chute", "--port", "0", cwd=FIXTURES)
+    assert result.returncode == 1
+    assert "weights.bin is missing" in result.stderr
+    assert "load_weights" in result.stderr
+    assert "Error: the chute did not start" in result.stderr
