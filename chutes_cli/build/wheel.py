@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -117,16 +118,40 @@ def fetch_wheelhouse(requirements: list[str], *, python_version: str | None = No
     return folder
 
 
-def runtime_pins() -> list[str]:
-    """Pins the runtime's dependencies to the versions installed here, so the image runs what was tested."""
-    from importlib.metadata import PackageNotFoundError, version
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    pins = []
-    for req in RUNTIME_REQUIREMENTS:
-        name = req.split(">=")[0]
-        base = name.split("[")[0]
-        try:
-            pins.append(f"{name}=={version(base)}")
-        except PackageNotFoundError:
-            pins.append(req)
-    return pins
+
+def runtime_pins() -> list[str]:
+    """Pins the runtime's dependencies and theirs to the versions installed here, so the image
+    runs what was tested. Packages not installed here (other platforms, unused extras) are left out.
+    """
+    from importlib.metadata import distributions
+
+    installed = {canonical_name(d.metadata["Name"]): d for d in distributions()}
+    pins: dict[str, str] = {}
+    wanted: dict[str, set[str]] = {}
+    queue = [parse_requirement(req) for req in RUNTIME_REQUIREMENTS]
+    while queue:
+        name, extras = queue.pop()
+        key = canonical_name(name)
+        dist = installed.get(key)
+        if dist is None or (key in wanted and extras <= wanted[key]):
+            continue
+        wanted[key] = wanted.get(key, set()) | extras
+        pins[key] = f"{dist.metadata['Name']}=={dist.version}"
+        for req in dist.requires or ():
+            spec, _, marker = req.partition(";")
+            needed_extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if needed_extra is None or needed_extra.group(1) in wanted[key]:
+                queue.append(parse_requirement(spec))
+    return [pins[key] for key in sorted(pins)]
+
+
+def parse_requirement(text: str) -> tuple[str, set[str]]:
+    """Returns the name and extras of a requirement like 'uvicorn[standard]>=0.29'."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?", text)
+    if match is None:
+        raise ValueError(f"not a requirement: {text!r}")
+    extras = {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}
+    return match.group(1), extras

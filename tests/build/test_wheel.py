@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 import chutes
-from chutes_cli.build.wheel import RUNTIME_REQUIREMENTS, build_runtime_wheel, fetch_wheelhouse
+from chutes_cli.build.wheel import (
+    RUNTIME_REQUIREMENTS,
+    build_runtime_wheel,
+    canonical_name,
+    fetch_wheelhouse,
+    parse_requirement,
+    runtime_pins,
+)
 from chutes_cli.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +99,21 @@ def test_a_wheel_that_cannot_be_fetched_is_a_clear_error(tmp_path: Path, monkeyp
     assert "could not download wheels for fastapi==0.110.0" in info.value.message
     assert "packages without wheels cannot be installed" in info.value.message
     assert not any((tmp_path / "cache").iterdir())  # nothing half-written
+
+
+def test_pins_cover_the_whole_runtime_closure_at_the_installed_versions() -> None:
+    from importlib.metadata import version
+
+    pins = dict(pin.split("==") for pin in runtime_pins())
+    names = {canonical_name(name) for name in pins}
+    assert {"fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "httpx", "anyio"} <= names
+    assert "uvloop" in pins and "httptools" in pins  # from uvicorn's 'standard' extra
+    assert not {"typer", "rich", "docker", "jinja2"} & set(pins)  # the CLI's, not the runtime's
+    for name, pinned in pins.items():
+        assert version(name) == pinned
+
+
+def test_requirements_parse_into_name_and_extras() -> None:
+    assert parse_requirement("uvicorn[standard]>=0.29") == ("uvicorn", {"standard"})
+    assert parse_requirement("pkg [a, b] ; python_version >= '3.11'") == ("pkg", {"a", "b"})
+    assert parse_requirement("plain") == ("plain", set())
