@@ -72,12 +72,29 @@ class Bench:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTES_")}
         self.env["HOME"] = str(root)
-        added = subprocess.run([CHUTES, "host", "users", "add", "bench", "--data-dir", str(root / "data")],
-                               env=self.env, capture_output=True, text=True, check=True)  # fmt: skip
+        added = subprocess.run(
+            [CHUTES, "host", "users", "add", "bench", "--data-dir", str(root / "data")],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         self.key = added.stdout.strip()
         self.env.update(CHUTES_API_URL=self.url, CHUTES_API_KEY=self.key)
-        command = ["taskset", "-c", "1", CHUTES, "host", "serve", "--port", str(self.port),
-                   "--data-dir", str(root / "data"), "--log-level", "warning"]  # fmt: skip
+        command = [
+            "taskset",
+            "-c",
+            "1",
+            CHUTES,
+            "host",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(root / "data"),
+            "--log-level",
+            "warning",
+        ]
         self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))  # noqa: SIM115
         wait_until(lambda: _answers(f"{self.url}/api/v1/openapi.json"), 30, "the host to start")
 
@@ -88,8 +105,13 @@ class Bench:
         (project / "bench_chute.py").write_text(CHUTE_SOURCE.replace("NAME", name))
         started = time.perf_counter()
         flag = "--public" if public else "--private"
-        proc = subprocess.Popen([CHUTES, "deploy", "bench_chute:chute", flag, "--no-wait"], cwd=project, env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            [CHUTES, "deploy", "bench_chute:chute", flag, "--no-wait"],
+            cwd=project,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         headers = {"Host": f"bench-{name}.localhost:{self.port}", "X-API-Key": self.key}
         wait_until(lambda: _answers(self.url + "/", headers=headers), 60, f"the first call to {name}")
         elapsed = time.perf_counter() - started
@@ -129,8 +151,18 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
 
 def run_wrk(port: int, extra: list[str], *, duration: int, connections: int, pids: list[int]) -> Result:
     """Runs wrk (pinned to core 1) with extra arguments; measures the CPU each of `pids` spent per request."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *extra,
-               f"http://127.0.0.1:{port}/"]  # fmt: skip
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        *extra,
+        f"http://127.0.0.1:{port}/",
+    ]
     before = [cpu_seconds(pid) for pid in pids]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
     used = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
@@ -143,8 +175,9 @@ def run_wrk(port: int, extra: list[str], *, duration: int, connections: int, pid
     return Result(rps, p50, p99, [seconds * 1e6 / max(requests, 1) for seconds in used], errors)
 
 
-def wrk_with_host(port: int, host_header: str | None, key: str | None, *, duration: int, connections: int,
-                  pids: list[int], runs: int) -> Result:  # fmt: skip
+def wrk_with_host(
+    port: int, host_header: str | None, key: str | None, *, duration: int, connections: int, pids: list[int], runs: int
+) -> Result:
     """Runs wrk against port (with Host/X-API-Key headers when given); returns the median-req/s run."""
     extra = []
     if host_header:
@@ -187,10 +220,18 @@ def main() -> None:
             port, pid = bench.instance(name)
             subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
             for conns in (args.connections, 1):
-                direct = wrk_with_host(port, None, None, duration=args.duration, connections=conns, pids=[pid],
-                                       runs=args.runs)  # fmt: skip
-                via = wrk_with_host(bench.port, f"bench-{name}.localhost:{bench.port}", key, duration=args.duration,
-                                    connections=conns, pids=[pid, bench.host.pid], runs=args.runs)  # fmt: skip
+                direct = wrk_with_host(
+                    port, None, None, duration=args.duration, connections=conns, pids=[pid], runs=args.runs
+                )
+                via = wrk_with_host(
+                    bench.port,
+                    f"bench-{name}.localhost:{bench.port}",
+                    key,
+                    duration=args.duration,
+                    connections=conns,
+                    pids=[pid, bench.host.pid],
+                    runs=args.runs,
+                )
                 rows.append((name, conns, direct, via))
         port, _ = bench.instance("pub")
         sse_direct = sse_delays(f"http://127.0.0.1:{port}", {})
@@ -202,19 +243,25 @@ def main() -> None:
 
 
 def report(deploy_times: list[float], rows: list, sse_direct: list[float], sse_via: list[float]) -> None:
-    print(f"\ndeploy-to-first-call (process executor, {len(deploy_times)} fresh deploys): "
-          f"median {statistics.median(deploy_times):.2f} s, max {max(deploy_times):.2f} s "
-          f"(goal < 10 s: {'met' if max(deploy_times) < 10 else 'MISSED'})")  # fmt: skip
+    print(
+        f"\ndeploy-to-first-call (process executor, {len(deploy_times)} fresh deploys): "
+        f"median {statistics.median(deploy_times):.2f} s, max {max(deploy_times):.2f} s "
+        f"(goal < 10 s: {'met' if max(deploy_times) < 10 else 'MISSED'})"
+    )
     head = f"\n{'chute':<7}{'conns':>6}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>7}"
     print(head + f"{'direct p50/p99 ms':>19}{'gateway p50/p99 ms':>20}{'+p50 ms':>9}{'errors':>8}{'gw cpu us/req':>15}")
     for name, conns, direct, via in rows:
-        print(f"{name:<7}{conns:>6}{direct.rps:>14.0f}{via.rps:>15.0f}{via.rps / direct.rps:>7.2f}"
-              f"{f'{direct.p50:.2f}/{direct.p99:.2f}':>19}{f'{via.p50:.2f}/{via.p99:.2f}':>20}"
-              f"{via.p50 - direct.p50:>+9.2f}{direct.errors + via.errors:>8}{via.cpu_us[1]:>15.0f}")  # fmt: skip
+        print(
+            f"{name:<7}{conns:>6}{direct.rps:>14.0f}{via.rps:>15.0f}{via.rps / direct.rps:>7.2f}"
+            f"{f'{direct.p50:.2f}/{direct.p99:.2f}':>19}{f'{via.p50:.2f}/{via.p99:.2f}':>20}"
+            f"{via.p50 - direct.p50:>+9.2f}{direct.errors + via.errors:>8}{via.cpu_us[1]:>15.0f}"
+        )
     d99, v99 = (statistics.quantiles(x, n=100)[98] for x in (sse_direct, sse_via))
-    print(f"\nSSE, 100 events 10 ms apart, production-to-arrival: direct p50 {statistics.median(sse_direct):.2f} ms "
-          f"p99 {d99:.2f} ms max {max(sse_direct):.2f} ms; via gateway p50 {statistics.median(sse_via):.2f} ms "
-          f"p99 {v99:.2f} ms max {max(sse_via):.2f} ms (goal < 5 ms at p99: {_verdict(v99 < 5)})")  # fmt: skip
+    print(
+        f"\nSSE, 100 events 10 ms apart, production-to-arrival: direct p50 {statistics.median(sse_direct):.2f} ms "
+        f"p99 {d99:.2f} ms max {max(sse_direct):.2f} ms; via gateway p50 {statistics.median(sse_via):.2f} ms "
+        f"p99 {v99:.2f} ms max {max(sse_via):.2f} ms (goal < 5 ms at p99: {_verdict(v99 < 5)})"
+    )
     for name, conns, direct, via in rows:
         if conns > 1:
             ratio = via.rps / direct.rps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import datetime
 from typing import Annotated, Any
@@ -73,8 +74,13 @@ class KeyOut(BaseModel):
 
 def create_control_api(state: HostState) -> FastAPI:
     """Returns the FastAPI app serving the control API of this host."""
-    api = FastAPI(title="chutes host", version="1", openapi_url=f"{PREFIX}/openapi.json",
-                  docs_url=f"{PREFIX}/docs", redoc_url=None)  # fmt: skip
+    api = FastAPI(
+        title="chutes host",
+        version="1",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
 
@@ -117,24 +123,31 @@ UserDep = Annotated[User, Depends(current_user)]
 def _chutes_router(state: HostState) -> APIRouter:
     router = APIRouter()
     config, db, supervisor = state.config, state.db, state.supervisor
+    deploy_lock = asyncio.Lock()
 
     def describe(row: Deployment) -> ChuteOut:
         live = supervisor.route(row.slug)
         status = live.describe() if live else {"phase": "stopped"}
         manifest = row.manifest
         return ChuteOut(
-            slug=row.slug, name=row.name, username=manifest.get("username", ""),
-            version=row.version, public=row.public, max_instances=row.max_instances,
-            url=config.chute_url(row.slug), cords=[CordOut(**_cord(c)) for c in manifest["cords"]],
-            created_at=row.created_at, updated_at=row.updated_at, **status,
-        )  # fmt: skip
+            slug=row.slug,
+            name=row.name,
+            username=manifest.get("username", ""),
+            version=row.version,
+            public=row.public,
+            max_instances=row.max_instances,
+            url=config.chute_url(row.slug),
+            cords=[CordOut(**_cord(c)) for c in manifest["cords"]],
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            **status,
+        )
 
     @router.get("/me", tags=["users"])
     def who_am_i(user: UserDep) -> dict[str, str]:
         return {"name": user.name}
 
-    @router.post("/chutes", status_code=202, response_model=ChuteOut, tags=["chutes"],
-                 openapi_extra=BUNDLE_BODY)  # fmt: skip
+    @router.post("/chutes", status_code=202, response_model=ChuteOut, tags=["chutes"], openapi_extra=BUNDLE_BODY)
     async def deploy_chute(request: Request, user: UserDep, public: bool | None = None) -> ChuteOut:
         """Uploads a bundle and starts (or replaces) the chute; poll GET until phase is ready."""
         length = request.headers.get("content-length")
@@ -142,11 +155,11 @@ def _chutes_router(state: HostState) -> APIRouter:
             request.stream(), config, declared=int(length) if length and length.isdigit() else None
         )
         try:
-            spec = await run_in_threadpool(install_bundle, archive, config, db, user.id,
-                                           public=public)  # fmt: skip
+            async with deploy_lock:  # one version number and one directory per deploy, even under races
+                spec = await run_in_threadpool(install_bundle, archive, config, db, user.id, public=public)
+                await supervisor.launch(spec)
         finally:
             archive.unlink(missing_ok=True)
-        await supervisor.launch(spec)
         return await run_in_threadpool(_get, user, spec.slug)
 
     def _get(user: User, ref: str) -> ChuteOut:
@@ -183,8 +196,7 @@ def _chutes_router(state: HostState) -> APIRouter:
         await supervisor.scale(slug, body.max_instances)
         return await run_in_threadpool(_get, user, slug)
 
-    @router.get("/chutes/{ref}/logs", tags=["chutes"],
-                response_class=StreamingResponse)  # fmt: skip
+    @router.get("/chutes/{ref}/logs", tags=["chutes"], response_class=StreamingResponse)
     async def chute_logs(
         ref: str,
         user: UserDep,
@@ -195,8 +207,7 @@ def _chutes_router(state: HostState) -> APIRouter:
         slug = (await run_in_threadpool(_get, user, ref)).slug
         logs = config.chutes_dir / slug / "logs"
         paths = [logs / "build.log", *sorted(logs.glob("instance-*.log"))]
-        return StreamingResponse(follow_logs(paths, tail=tail, follow=follow),
-                                 media_type="text/plain; charset=utf-8")  # fmt: skip
+        return StreamingResponse(follow_logs(paths, tail=tail, follow=follow), media_type="text/plain; charset=utf-8")
 
     router.include_router(_keys_router(db, state))
     return router
@@ -209,8 +220,10 @@ def _keys_router(db, state: HostState) -> APIRouter:  # noqa: ANN001
     def list_keys(user: UserDep) -> list[KeyOut]:
         with db.session() as session:
             keys = accounts.list_keys(session, session.get(User, user.id))
-            return [KeyOut(prefix=k.prefix, label=k.label, created_at=k.created_at,
-                           revoked=k.revoked_at is not None) for k in keys]  # fmt: skip
+            return [
+                KeyOut(prefix=k.prefix, label=k.label, created_at=k.created_at, revoked=k.revoked_at is not None)
+                for k in keys
+            ]
 
     @router.post("/keys", status_code=201)
     def create_key(user: UserDep, label: str = "") -> dict[str, str]:

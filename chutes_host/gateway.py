@@ -37,8 +37,11 @@ class Gateway:
         """Answers 404/401/403/503 itself, or forwards the request to one ready instance."""
         dep = self.supervisor.route(slug)
         if dep is None:
-            return await send_json(send, 404, {"detail": f"no chute {slug!r} on this host; check the name, "
-                                              "or deploy it with `chutes deploy`"})  # fmt: skip
+            return await send_json(
+                send,
+                404,
+                {"detail": f"no chute {slug!r} on this host; check the name, or deploy it with `chutes deploy`"},
+            )
         if not dep.spec.public:
             refusal = self._check_owner(scope, dep.spec.owner_id, slug)
             if refusal is not None:
@@ -54,8 +57,14 @@ class Gateway:
         key = read_key(scope["headers"])
         challenge = [(b"www-authenticate", b"Bearer")]
         if key is None:
-            return 401, {"detail": f"chute {slug!r} is private: send its owner's API key as "
-                                   "`Authorization: Bearer <key>` or `X-API-Key: <key>`"}, challenge  # fmt: skip
+            return (
+                401,
+                {
+                    "detail": f"chute {slug!r} is private: send its owner's API key as "
+                    "`Authorization: Bearer <key>` or `X-API-Key: <key>`"
+                },
+                challenge,
+            )
         found = self.keys.lookup(key)
         if found is None:
             return 401, {"detail": "unknown or revoked API key"}, challenge
@@ -91,10 +100,15 @@ def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
 
 async def send_json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
     data = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                    *(headers or [])],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})

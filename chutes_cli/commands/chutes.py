@@ -27,8 +27,10 @@ def list_chutes(host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = Fal
     for chute in chutes:
         ready = sum(1 for i in chute["instances"] if i["phase"] == "ready")
         access = "public" if chute["public"] else "private"
-        typer.echo(f"{chute['name']}\tv{chute['version']}\t{chute['phase']}\t{ready}/{chute['max_instances']} ready"
-                   f"\t{access}\t{chute['url']}")  # fmt: skip
+        typer.echo(
+            f"{chute['name']}\tv{chute['version']}\t{chute['phase']}\t{ready}/{chute['max_instances']} ready"
+            f"\t{access}\t{chute['url']}"
+        )
 
 
 def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
@@ -37,8 +39,9 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
     if as_json:
         typer.echo(json.dumps(chute, indent=2))
         return
-    typer.echo(f"{chute['slug']}  version {chute['version']}  {chute['phase']}  "
-               f"{'public' if chute['public'] else 'private'}")  # fmt: skip
+    typer.echo(
+        f"{chute['slug']}  version {chute['version']}  {chute['phase']}  {'public' if chute['public'] else 'private'}"
+    )
     typer.echo(f"url: {chute['url']}")
     if chute.get("error"):
         typer.echo(f"error ({chute.get('failed_phase')}): {chute['error']}")

@@ -154,8 +154,9 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
                 f"--- last log lines ---\n{tail}\n--- see all with `chutes chutes logs {slug}`"
             )
         if time.monotonic() > deadline:
-            raise CLIError(f"the chute was not ready after {timeout:g} s (phase {phase}); "
-                           f"see `chutes chutes logs {slug}`.")  # fmt: skip
+            raise CLIError(
+                f"the chute was not ready after {timeout:g} s (phase {phase}); see `chutes chutes logs {slug}`."
+            )
         time.sleep(POLL_SECONDS)
 
 

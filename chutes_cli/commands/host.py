@@ -54,9 +54,15 @@ def serve_host(
     from chutes_host.executors import ExecutorError
 
     config = _config(
-        data_dir, db, bind=bind, port=port, domain=domain, executor=executor.value,
-        max_bundle_bytes=max_bundle_mb << 20, docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
-    )  # fmt: skip
+        data_dir,
+        db,
+        bind=bind,
+        port=port,
+        domain=domain,
+        executor=executor.value,
+        max_bundle_bytes=max_bundle_mb << 20,
+        docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
+    )
     sock = bind_socket(bind, port)
     try:
         app = create_app(config)

@@ -108,8 +108,17 @@ class DockerExecutor:
             ) from None
 
     async def _build_image(self, spec: DeploymentSpec, ref: str, log_path: Path) -> None:
-        argv = [sys.executable, "-c", "from chutes_cli.main import app; app()", "build", spec.entrypoint,
-                "--tag", ref, "--context", str(spec.app_dir)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-c",
+            "from chutes_cli.main import app; app()",
+            "build",
+            spec.entrypoint,
+            "--tag",
+            ref,
+            "--context",
+            str(spec.app_dir),
+        ]
         if self.config.docker_base_image:
             argv += ["--base-image", self.config.docker_base_image]
         await _run_logged(argv, log_path, phase="building", what="building the image", cwd=spec.app_dir)

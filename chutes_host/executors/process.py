@@ -63,8 +63,14 @@ class ProcessExecutor:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = await asyncio.create_subprocess_exec(
-                str(_python(spec.directory / "venv")), "-m", serve_module(), spec.entrypoint,
-                "--host", "127.0.0.1", "--port", str(port),
+                str(_python(spec.directory / "venv")),
+                "-m",
+                serve_module(),
+                spec.entrypoint,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
                 cwd=spec.app_dir,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -72,7 +78,7 @@ class ProcessExecutor:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            )
         self._procs[proc.pid] = proc
         return InstanceHandle(host="127.0.0.1", port=port, pid=proc.pid, native=proc)
 

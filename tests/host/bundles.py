@@ -15,8 +15,14 @@ HELLO_SOURCE = (FIXTURES / "host_hello.py").read_text()
 def hello_manifest(username: str = "alice", name: str = "hello", **extra) -> dict:  # noqa: ANN003
     source = HELLO_SOURCE.replace('username="alice", name="hello"', f'username="{username}", name="{name}"')
     assert source != HELLO_SOURCE or (username, name) == ("alice", "hello")
-    return {"slug": f"{username}-{name}", "username": username, "name": name, "entrypoint": "host_hello:chute",
-            "cords": [{"name": "say_hello", "path": "/hello", "method": "POST", "stream": False}], **extra}  # fmt: skip
+    return {
+        "slug": f"{username}-{name}",
+        "username": username,
+        "name": name,
+        "entrypoint": "host_hello:chute",
+        "cords": [{"name": "say_hello", "path": "/hello", "method": "POST", "stream": False}],
+        **extra,
+    }
 
 
 def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], *, mode: str = "w:gz") -> bytes:

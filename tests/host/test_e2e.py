@@ -110,6 +110,24 @@ def test_killed_instance_is_restarted(host: Host) -> None:
     assert "exit code -9" in logs.stdout
 
 
+def test_scaled_chute_spreads_calls_over_its_instances(host: Host) -> None:
+    result = host.cli("chutes", "scale", "hello", "2", key=host.alice)
+    assert result.returncode == 0, result.stderr
+
+    def two_ready() -> bool:
+        chute = host.api("GET", "/chutes/hello", key=host.alice).json()
+        return [i["phase"] for i in chute["instances"]] == ["ready", "ready"]
+
+    wait_for(two_ready, timeout=20, what="a second ready instance")
+    pids = [host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"] for _ in range(4)]
+    assert len(set(pids)) == 2
+    assert pids[0] == pids[2] and pids[1] == pids[3]
+    assert host.api("GET", "/chutes/hello", key=host.alice).json()["max_instances"] == 2
+    assert host.cli("chutes", "scale", "hello", "1", key=host.alice).returncode == 0
+    chute = host.api("GET", "/chutes/hello", key=host.alice).json()
+    assert [i["index"] for i in chute["instances"]] == [0]
+
+
 def test_users_see_and_change_only_their_own_chutes(host: Host) -> None:
     assert host.api("GET", "/chutes", key=host.bob).json() == []
     assert host.api("GET", "/chutes/alice-hello", key=host.bob).status_code == 403
