@@ -139,3 +139,23 @@ def test_the_example_requirements_file_form_renders_its_own_wheel_step(chutes, w
     assert result.returncode == 0, result.stderr
     assert "COPY .chutes/wheels/pip-1/ /opt/chutes/wheels/pip-1/" in result.stdout
     assert ".chutes/wheels/pip-1/requirements.txt" in result.stdout
+
+
+def test_a_chute_inside_a_package_is_served_by_its_dotted_name(chutes, tmp_path: Path) -> None:
+    package = tmp_path / "project" / "shop"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "service.py").write_text(
+        textwrap.dedent("""\
+            from chutes.chute import Chute
+            from chutes.image import Image
+
+            chute = Chute(username="tester", name="shop", image=Image("tester", "shop", "1"))
+        """)
+    )
+    for ref, cwd in (("shop.service:chute", package.parent), (f"{package}/service.py:chute", tmp_path)):
+        result = chutes("build", ref, "--dry-run", cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        assert '"chutes.serve", "shop.service:chute"' in result.stdout
+        assert f"# build context: {package.parent} " in result.stdout
+        assert "app/shop/__init__.py" in result.stdout and "app/shop/service.py" in result.stdout
