@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 from starlette.exceptions import HTTPException
@@ -74,7 +74,8 @@ def describe_error(exc: BaseException, where: str, *, location: str = "body", de
         return exc.status_code, {"detail": exc.detail}, headers
     if isinstance(exc, ValidationError):
         return 422, {"detail": validation_details(exc, location)}, []
-    if isinstance(exc, RequestValidationError):
+    fastapi_exceptions = sys.modules.get("fastapi.exceptions")  # only a chute that imported FastAPI raises its errors
+    if fastapi_exceptions is not None and isinstance(exc, fastapi_exceptions.RequestValidationError):
         return 422, {"detail": list(exc.errors())}, []
     logger.error("%s raised %s", where, type(exc).__name__, exc_info=exc)
     if dev:
