@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_cli.py [--runs 20] [--starts 5]
 
-Side by side, in one run:
+Side by side, in one run (wall time swings with the machine's load; CPU time less so):
 - wall time of `python -c pass`, `chutes --help`, `chutes invoke --help`, and a real `chutes invoke`
   of a running chute beside `curl` doing the same call (median and min of --runs);
 - the modules that `chutes invoke` imports, by cumulative import time (python -X importtime);
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -34,6 +35,8 @@ BIN = Path(sys.executable).parent
 CHUTES = str(BIN / "chutes")
 RESULTS = ROOT / "bench" / "results"
 HELLO = json.dumps({"name": "Ada"})
+# Measure what a user gets: with bytecode caches, whatever the calling shell says.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def free_port() -> int:
@@ -42,17 +45,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_command(argv: list[str], runs: int) -> dict[str, float]:
-    """Runs argv `runs` times (after one warm-up) and returns median and min wall seconds."""
-    subprocess.run(argv, capture_output=True, check=False)
-    times = []
+    """Runs argv `runs` times (after one warm-up) and returns wall (median, min) and CPU (median) seconds."""
+    subprocess.run(argv, capture_output=True, check=False, env=ENV)
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        result = subprocess.run(argv, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
+        cpu_before, start = child_cpu(), time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, check=False, env=ENV)
+        walls.append(time.perf_counter() - start)
+        cpus.append(child_cpu() - cpu_before)
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.decode()[-500:]}")
-    return {"median": statistics.median(times), "min": min(times)}
+    return {"median": statistics.median(walls), "min": min(walls), "cpu": statistics.median(cpus)}
 
 
 def post_hello(url: str) -> bool:
@@ -70,7 +79,7 @@ def time_first_answer(argv: list[str], port: int, cwd: Path) -> float:
     """Starts a server and returns the seconds until POST /hello first answers 200."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        argv, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         deadline = start + 30
@@ -88,8 +97,12 @@ def time_first_answer(argv: list[str], port: int, cwd: Path) -> float:
 
 def import_profile(argv: list[str]) -> list[tuple[str, float]]:
     """Returns the top-level imports of `chutes ARGV` with their cumulative milliseconds."""
-    code = f"import sys; sys.argv = ['chutes', *{argv!r}]\nfrom chutes_cli.main import app\ntry:\n    app()\nexcept SystemExit:\n    pass\n"
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True)
+    code = (
+        f"import sys; sys.argv = ['chutes', *{argv!r}]\n"
+        "from chutes_cli.main import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    )
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=ENV)
     rows = []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -110,6 +123,7 @@ def main() -> None:
     server = subprocess.Popen(
         [CHUTES, "run", "cord_app.py:chute", "--port", str(port), "--log-level", "warning"],
         cwd=APPS,
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -139,19 +153,19 @@ def main() -> None:
 
     profile = import_profile(["invoke", "/hello", "--json", HELLO, "--url", f"http://127.0.0.1:{free_port()}"])
 
-    first_answers: dict[str, list[float]] = {"chutes run": [], "uvicorn (FastAPI)": []}
+    first_answers: dict[str, list[float]] = {"chutes run": [], "chutes run --dev": [], "uvicorn (FastAPI)": []}
     for _ in range(args.starts):
-        port = free_port()
-        first_answers["chutes run"].append(
-            time_first_answer([CHUTES, "run", "cord_app.py:chute", "--port", str(port)], port, APPS)
-        )
+        for name, extra in (("chutes run", []), ("chutes run --dev", ["--dev"])):
+            port = free_port()
+            argv = [CHUTES, "run", "cord_app.py:chute", "--port", str(port), *extra]
+            first_answers[name].append(time_first_answer(argv, port, APPS))
         port = free_port()
         uvicorn = [str(BIN / "uvicorn"), "fastapi_app:app", "--port", str(port), "--no-access-log"]
         first_answers["uvicorn (FastAPI)"].append(time_first_answer(uvicorn, port, APPS))
 
-    print(f"{'command':32} {'median s':>9} {'min s':>7}")
+    print(f"{'command':32} {'median s':>9} {'min s':>7} {'cpu s':>7}")
     for name, figures in startup.items():
-        print(f"{name:32} {figures['median']:9.3f} {figures['min']:7.3f}")
+        print(f"{name:32} {figures['median']:9.3f} {figures['min']:7.3f} {figures['cpu']:7.3f}")
     print("\nchutes invoke: slowest top-level imports (cumulative ms, one run)")
     for name, ms in profile[:8]:
         print(f"  {name:40} {ms:7.1f}")

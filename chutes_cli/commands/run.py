@@ -45,7 +45,7 @@ def run_chute(
 
     Example: chutes run my_chute:chute --dev
     """
-    from chutes.loader import load_chute
+    from chutes.loader import check_ref, load_chute
     from chutes.serve import bind_socket, serve
     from chutes_cli.banner import print_banner
     from chutes_cli.errors import fail
@@ -53,35 +53,39 @@ def run_chute(
     if dev:
         os.environ["CHUTES_DEV"] = "1"
         os.environ["CHUTES_LOG_REQUESTS"] = "1"
+    if dev or reload:
+        # The server process loads the chute (again after each edit); here only check it exists.
+        check_ref(ref)
+        sock = bind_socket(host, port)
+        serve_reloading(ref, host=host, port=sock.getsockname()[1], dev=dev, log_level=log_level.value, sock=sock)
+        return
     chute = load_chute(ref)
     sock = bind_socket(host, port)
     port = sock.getsockname()[1]
-    print_banner(chute, host=host, port=port, dev=dev, reload=dev or reload)
-    if dev or reload:
-        serve_reloading(ref, host=host, port=port, log_level=log_level.value, sock=sock)
-        return
+    print_banner(chute, host=host, port=port, dev=False, reload=False)
     if not serve(chute, host=host, port=port, log_level=log_level.value, sock=sock):
         fail("the chute did not start: a startup hook failed (its traceback is above). Fix it and run again.")
 
 
-def serve_reloading(ref: str, *, host: str, port: int, log_level: str, sock) -> None:
+def serve_reloading(ref: str, *, host: str, port: int, dev: bool, log_level: str, sock) -> None:
     """Serves the chute in a child process that restarts when its source changes."""
     import uvicorn
     from uvicorn.supervisors import ChangeReload
 
     from chutes.loader import source_directory
-    from chutes.serve import REF_ENV, build_config
+    from chutes.serve import build_config
+    from chutes_cli.devserver import BANNER_ENV, REF_ENV
 
     os.environ[REF_ENV] = ref
-    watch = str(source_directory(ref))
+    os.environ[BANNER_ENV] = f"{host} {port} {'dev' if dev else 'reload'}"
     config = build_config(
-        "chutes.serve:create_app",
+        "chutes_cli.devserver:create_app",
         host=host,
         port=port,
         log_level=log_level,
         factory=True,
         reload=True,
-        reload_dirs=[watch],
+        reload_dirs=[str(source_directory(ref))],
     )
     server = uvicorn.Server(config)
     try:

@@ -183,3 +183,30 @@ def source_directory(ref: str) -> Path:
     if is_file_target(target):
         return Path(target).expanduser().resolve().parent
     return Path.cwd()
+
+
+def check_ref(ref: str) -> None:
+    """Raises ChuteLoadError if the reference's file or module cannot be found; imports nothing."""
+    target, _ = split_ref(ref)
+    if is_file_target(target):
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ChuteLoadError(
+                f"file {target!r} does not exist (looked relative to {os.getcwd()}). "
+                "Check the path, or run the command from the directory that holds it."
+            )
+        return
+    top = target.split(".")[0]
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ChuteLoadError(
+            f"cannot find module {top!r} (looked in the current directory {cwd} and on sys.path). "
+            f"Run the command from the directory that holds {top}.py, or pass the file's path, "
+            f"e.g. path/to/{top}.py:chute."
+        )

@@ -75,3 +75,10 @@ def test_unknown_option_is_a_usage_error(chutes):
     assert result.returncode == 2
     assert "No such option" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dev_mode_checks_the_reference_before_starting(chutes):
+    result = chutes("run", "no_such_dir/my_chute.py:chute", "--dev", cwd=FIXTURES)
+    assert_clean_failure(result, "does not exist")
+    module = chutes("run", "no_such_module:chute", "--reload", cwd=FIXTURES)
+    assert_clean_failure(module, "cannot find module 'no_such_module'")

@@ -151,3 +151,24 @@ def test_failing_startup_hook_stops_the_server_with_its_error(chutes):
     assert "weights.bin is missing" in result.stderr
     assert "load_weights" in result.stderr
     assert "Error: the chute did not start" in result.stderr
+
+
+def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixture_copy):
+    source = fixture_copy("cli_reload.py")
+    original = source.read_text()
+    source.write_text(original.replace('VERSION = "one"', "VERSION = 1 / 0"))
+    server = start_server("cli_reload.py:chute", "--dev", cwd=source.parent, wait=False)
+    deadline = time.monotonic() + 20
+    while "ZeroDivisionError" not in server.stderr and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Error: importing module 'cli_reload'" in server.stderr
+    assert server.process.poll() is None
+    source.write_text(original)
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "one"}:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
