@@ -182,3 +182,40 @@ def test_missing_upload_file(chutes, tmp_path: Path):
     result = chutes("invoke", "/upload", "-F", f"file=@{tmp_path / 'nope.bin'}")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_error_event_mid_stream_exits_non_zero(chutes, basic_server):
+    result = chutes("invoke", "/explode", "--json", "{}", "--url", basic_server.url)
+    assert result.returncode == 1
+    assert result.stdout == '{"chunk":0}\n'
+    assert result.stderr.startswith("Error: the stream ended with an error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_json_lines_stream_is_printed_as_it_comes(chutes, basic_server):
+    result = chutes("invoke", "/lines", "--json", '{"count": 3}', "--url", basic_server.url)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"line": 0}, {"line": 1}, {"line": 2}]
+
+
+def test_headers_are_sent(chutes, basic_server):
+    result = chutes("invoke", "/headers", "-H", "Authorization: Bearer abc", "--url", basic_server.url)
+    assert json.loads(result.stdout)["authorization"] == "Bearer abc"
+
+
+def test_bad_header_is_a_usage_error(chutes):
+    result = chutes("invoke", "/headers", "-H", "no colon here")
+    assert result.returncode == 2
+    assert "-H takes 'Name: value'" in result.stderr
+
+
+def test_data_from_stdin(basic_server, cli_env):
+    result = subprocess.run(
+        [CHUTES, "invoke", "/echo", "--data", "@-", "--url", basic_server.url],
+        input='{"text": "in"}',
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(result.stdout) == {"text": "in", "times": 1}
