@@ -22,6 +22,7 @@ class Instance:
     handle: InstanceHandle | None = None
     restarts: int = 0
     last_exit_code: int | None = None
+    ever_ready: bool = False
     task: asyncio.Task | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:

@@ -32,7 +32,8 @@ class Supervisor:
         self.start_timeout = start_timeout
         self.health_interval = health_interval
         self.live: dict[str, LiveDeployment] = {}
-        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        # a frozen instance still accepts connections, so the check's timeout bounds how long it takes to notice
+        self._client = httpx.AsyncClient(timeout=max(0.5, min(2.0, health_interval * 2)), trust_env=False)
 
     def route(self, slug: str) -> LiveDeployment | None:
         return self.live.get(slug)
@@ -98,35 +99,25 @@ class Supervisor:
         inst.task = asyncio.create_task(self._keep_running(dep, inst), name=f"{dep.spec.slug}#{index}")
 
     async def _keep_running(self, dep: LiveDeployment, inst: Instance) -> None:
-        backoff, ever_ready = 1.0, False
+        backoff = 1.0
+        inst.ever_ready = False
         try:
             while not dep.stopping:
-                _mark(inst, f"starting instance {inst.index} (version {dep.spec.version})")
-                inst.phase = "starting"
+                started = time.monotonic()
                 try:
-                    inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path)
+                    outcome = await self._run_once(dep, inst)
                 except ExecutorError as exc:
                     dep.fail(exc.phase, str(exc), exc.log_tail)
-                    return
-                outcome = await self._wait_ready(inst)
-                if outcome == "ready":
-                    ever_ready, since = True, time.monotonic()
-                    inst.phase = "ready"
-                    dep.refresh()
                     await self._retire_previous(dep)
-                    outcome = await self._watch(inst)
-                    if time.monotonic() - since > STABLE_AFTER:
-                        backoff = 1.0
-                inst.phase = outcome
-                dep.refresh()
-                inst.last_exit_code = await self.executor.exit_code(inst.handle)
-                await self.executor.stop(inst.handle)
-                if inst.last_exit_code is None:
-                    inst.last_exit_code = await self.executor.exit_code(inst.handle)
+                    return
+                except Exception as exc:  # an engine hiccup must not leave the instance unsupervised
+                    log.exception("instance %s#%d failed unexpectedly", dep.spec.slug, inst.index)
+                    outcome = f"lost ({type(exc).__name__}: {exc})"
+                    await self._discard_handle(inst)
                 if dep.stopping:
                     return
                 _mark(inst, f"instance {inst.index} {outcome} (exit code {inst.last_exit_code})")
-                if not ever_ready:
+                if not inst.ever_ready:
                     why = "exited" if outcome == "exited" else f"was not ready in {self.start_timeout:.0f} s"
                     dep.fail(
                         "starting",
@@ -136,16 +127,46 @@ class Supervisor:
                     await self._retire_previous(dep)
                     await self._stop_others(dep, inst)
                     return
+                if time.monotonic() - started > STABLE_AFTER:
+                    backoff = 1.0
                 inst.restarts += 1
                 inst.phase = "restarting"
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
-            if inst.handle is not None and await self.executor.exit_code(inst.handle) is None:
-                await self.executor.stop(inst.handle)
+            await self._discard_handle(inst)
             if dep.stopping:
                 inst.phase = "stopped"
             dep.refresh()
+
+    async def _run_once(self, dep: LiveDeployment, inst: Instance) -> str:
+        """Starts the instance, waits until it is ready, watches it; returns why it ended."""
+        _mark(inst, f"starting instance {inst.index} (version {dep.spec.version})")
+        inst.phase = "starting"
+        inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path)
+        outcome = await self._wait_ready(inst)
+        if outcome == "ready":
+            inst.ever_ready = True
+            inst.phase = "ready"
+            dep.refresh()
+            await self._retire_previous(dep)
+            outcome = await self._watch(inst)
+        inst.phase = outcome
+        dep.refresh()
+        inst.last_exit_code = await self.executor.exit_code(inst.handle)
+        await self.executor.stop(inst.handle)
+        if inst.last_exit_code is None:
+            inst.last_exit_code = await self.executor.exit_code(inst.handle)
+        return outcome
+
+    async def _discard_handle(self, inst: Instance) -> None:
+        if inst.handle is None:
+            return
+        try:
+            if await self.executor.exit_code(inst.handle) is None:
+                await self.executor.stop(inst.handle)
+        except Exception:
+            log.exception("stopping instance %d failed", inst.index)
 
     async def _wait_ready(self, inst: Instance) -> str:
         deadline = time.monotonic() + self.start_timeout

@@ -33,6 +33,9 @@ def serve_host(
     data_dir: DataDirOpt = None,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
     max_bundle_mb: Annotated[int, typer.Option(help="Largest bundle upload accepted, in MiB.", min=1)] = 200,
+    health_interval: Annotated[
+        float, typer.Option(help="Seconds between /_ready checks of a ready instance.", min=0.1)
+    ] = 1.0,
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -61,6 +64,7 @@ def serve_host(
         domain=domain,
         executor=executor.value,
         max_bundle_bytes=max_bundle_mb << 20,
+        health_interval=health_interval,
         docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
     )
     sock = bind_socket(bind, port)

@@ -91,6 +91,7 @@ class ProcessExecutor:
         if proc.returncode is not None:
             return
         _signal_group(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGCONT)  # a frozen (SIGSTOPped) instance must wake up to exit
         try:
             await asyncio.wait_for(proc.wait(), STOP_GRACE)
         except TimeoutError:

@@ -95,7 +95,8 @@ class Host:
         headers = {"Host": f"{slug}.localhost:{self.port}", **kwargs.pop("headers", {})}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.request(method, self.url + path, headers=headers, **kwargs)
 
     def api(self, method: str, path: str, *, key: str | None, **kwargs) -> httpx.Response:
         headers = {"X-API-Key": key} if key else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from tests.host.conftest import Host, make_project, wait_for
 @pytest.fixture(scope="module")
 def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     base = tmp_path_factory.mktemp("e2e")
-    host = Host(data_dir=base / "data", home=base / "home", port=free_port())
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--health-interval", "0.3"])
     host.home.mkdir()
     host.start()
     host.alice = host.add_user("alice")
@@ -108,6 +109,26 @@ def test_killed_instance_is_restarted(host: Host) -> None:
     assert chute["instances"][0]["restarts"] == 1
     logs = host.cli("chutes", "logs", "hello", key=host.alice)
     assert "exit code -9" in logs.stdout
+
+
+def test_frozen_instance_is_restarted(host: Host) -> None:
+    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"]
+    os.kill(before, signal.SIGSTOP)  # alive but no longer answering
+
+    def new_pid() -> int | None:
+        try:
+            resp = host.call("alice-hello", "/whoami", key=host.alice, method="GET", timeout=1)
+        except httpx.TimeoutException:  # the gateway waits on the frozen instance
+            return None
+        return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
+
+    try:
+        wait_for(new_pid, timeout=30, what="the frozen instance to be replaced")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(before, signal.SIGCONT)
+    logs = host.cli("chutes", "logs", "hello", key=host.alice)
+    assert "instance 0 unhealthy" in logs.stdout
 
 
 def test_scaled_chute_spreads_calls_over_its_instances(host: Host) -> None:
