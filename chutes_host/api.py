@@ -205,9 +205,8 @@ def _chutes_router(state: HostState) -> APIRouter:
     ) -> StreamingResponse:
         """Streams the build log and each instance's log (text); `follow` keeps streaming."""
         slug = (await run_in_threadpool(_get, user, ref)).slug
-        logs = config.chutes_dir / slug / "logs"
-        paths = [logs / "build.log", *sorted(logs.glob("instance-*.log"))]
-        return StreamingResponse(follow_logs(paths, tail=tail, follow=follow), media_type="text/plain; charset=utf-8")
+        lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow)
+        return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
     router.include_router(_keys_router(db, state))
     return router

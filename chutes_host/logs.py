@@ -23,28 +23,33 @@ def read_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-async def follow_logs(paths: list[Path], *, tail: int, follow: bool, poll: float = 0.2) -> AsyncIterator[bytes]:
-    """Yields the last `tail` lines of each file, then (when follow) new bytes as they arrive."""
+def log_files(logs_dir: Path) -> list[Path]:
+    """Returns a chute's logs in reading order: the build log, then each instance's."""
+    return [logs_dir / "build.log", *sorted(logs_dir.glob("instance-*.log"))]
+
+
+async def follow_logs(logs_dir: Path, *, tail: int, follow: bool, poll: float = 0.2) -> AsyncIterator[bytes]:
+    """Yields the last `tail` lines of each log, then (when follow) new bytes as they arrive, new files included."""
     offsets: dict[Path, int] = {}
-    for path in paths:
+    for path in log_files(logs_dir):
         text = read_tail(path, tail)
         if text:
             yield _label(path, text + "\n")
         offsets[path] = path.stat().st_size if path.exists() else 0
     while follow:
         await asyncio.sleep(poll)
-        for path in paths:
+        for path in log_files(logs_dir):
             if not path.exists():
                 continue
-            size = path.stat().st_size
-            if size < offsets[path]:
-                offsets[path] = 0
-            if size > offsets[path]:
+            size, seen = path.stat().st_size, offsets.get(path, 0)
+            if size < seen:
+                seen = 0
+            if size > seen:
                 with open(path, "rb") as f:
-                    f.seek(offsets[path])
-                    data = f.read(size - offsets[path])
-                offsets[path] = size
+                    f.seek(seen)
+                    data = f.read(size - seen)
                 yield _label(path, data.decode("utf-8", "replace"))
+            offsets[path] = size
 
 
 def _label(path: Path, text: str) -> bytes:

@@ -132,8 +132,17 @@ def test_frozen_instance_is_restarted(host: Host) -> None:
 
 
 def test_scaled_chute_spreads_calls_over_its_instances(host: Host) -> None:
-    result = host.cli("chutes", "scale", "hello", "2", key=host.alice)
-    assert result.returncode == 0, result.stderr
+    headers = {"X-API-Key": host.alice}
+    url = f"{host.url}/api/v1/chutes/hello/logs?follow=true&tail=5"
+    with httpx.stream("GET", url, headers=headers, timeout=10) as follow:
+        result = host.cli("chutes", "scale", "hello", "2", key=host.alice)
+        assert result.returncode == 0, result.stderr
+        seen = ""
+        for chunk in follow.iter_text():  # a read timeout fails the test if the new log never shows up
+            seen += chunk
+            if "[instance-1] --- " in seen:
+                break
+    assert "[instance-0]" in seen
 
     def two_ready() -> bool:
         chute = host.api("GET", "/chutes/hello", key=host.alice).json()
