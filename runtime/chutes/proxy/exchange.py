@@ -33,21 +33,25 @@ class Exchange:
         self.body_pending = False
 
     async def open(
-        self, request: bytes, body: bytes | None, first: bytes | None, receive: Receive
+        self, request: bytes, body: bytes | None, first: bytes | None, receive: Receive, *, chunked: bool = False
     ) -> UpstreamConnection:
-        """Sends the request and waits for the response headers; `first` set means a streamed body."""
+        """Sends the request and waits for the response headers.
+
+        `body` goes out after the head as it is; `first` set means a streamed body whose first part it is,
+        sent with chunked framing when `chunked`.
+        """
         self.conn = conn = self.pool.take_idle(self.host, self.port)
         if conn is None:
             self.conn = conn = await self._connect()
         try:
-            await self._send_request(conn, request, body, first, receive)
+            await self._send_request(conn, request, body, first, receive, chunked)
         except OSError as exc:
             stale = conn.reused and not conn.received_any and first is None
             if isinstance(exc, TimeoutError) or not stale:
                 raise
             conn.close()
             self.conn = conn = await self._connect()
-            await self._send_request(conn, request, body, first, receive)
+            await self._send_request(conn, request, body, first, receive, chunked)
         return conn
 
     async def _connect(self) -> UpstreamConnection:
@@ -57,14 +61,20 @@ class Exchange:
         return conn
 
     async def _send_request(
-        self, conn: UpstreamConnection, request: bytes, body: bytes | None, first: bytes | None, receive: Receive
+        self,
+        conn: UpstreamConnection,
+        request: bytes,
+        body: bytes | None,
+        first: bytes | None,
+        receive: Receive,
+        chunked: bool,
     ) -> None:
         conn.begin(head_request=self.head_request)
         conn.write(request)
         if body is not None:
             conn.write(body)
         elif first is not None:
-            await self._stream_request_body(conn, first, receive, chunked=b"chunked\r\n" in request)
+            await self._stream_request_body(conn, first, receive, chunked=chunked)
         conn.start_timer()
         while not conn.headers_done:
             if conn.error is not None:

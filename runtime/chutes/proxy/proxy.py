@@ -63,6 +63,7 @@ class Proxy:
         """Sends the request to host:port, and relays the response (or a 502/504) to `send`."""
         head = build_request_head(scope, host=host, port=port, path=path, extra_headers=extra_headers)
         first = None
+        chunked = False
         if body is None and head.has_body:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -72,10 +73,11 @@ class Proxy:
             else:
                 body = message.get("body", b"")
         if first is not None:
-            length = head.content_length
-            request = head.render(
-                b"content-length: " + length + b"\r\n" if length else b"transfer-encoding: chunked\r\n"
+            chunked = head.content_length is None
+            framing = (
+                b"transfer-encoding: chunked\r\n" if chunked else b"content-length: " + head.content_length + b"\r\n"
             )
+            request = head.render(framing)
         elif body is not None:
             request = head.render(b"content-length: %d\r\n" % len(body))
             if len(body) <= COALESCE_LIMIT:
@@ -85,7 +87,7 @@ class Proxy:
         exchange = Exchange(self._pool, host, port, scope["method"] == "HEAD")
         started = False
         try:
-            conn = await exchange.open(request, body, first, receive)
+            conn = await exchange.open(request, body, first, receive, chunked=chunked)
             await send({"type": "http.response.start", "status": conn.status, "headers": conn.headers})
             started = True
             await exchange.relay(receive, send)
@@ -97,8 +99,10 @@ class Proxy:
                 raise
             timeout = self.connect_timeout if exchange.connecting else self.read_timeout
             error = translate_error(exc, host, port, connecting=exchange.connecting, timeout=timeout)
-            if started or not isinstance(error, UpstreamError):
-                raise error from exc  # the server drops the client connection: never a truncated success
+            if started:  # the server drops the client connection: never a truncated success
+                if error is exc:
+                    raise
+                raise error from exc
             if exchange.body_pending:
                 await drain_request_body(receive)  # else the client's unsent body resets the socket
             await send_error(send, error)
