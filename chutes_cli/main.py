@@ -110,6 +110,7 @@ def main(
         typer.Option(
             "--config",
             help="Config file to use (default: $CHUTES_CONFIG or ~/.chutes/config.toml).",
+            metavar="FILE",
             show_default=False,
         ),
     ] = None,

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import copy
 import errno
-import logging
-import os
 import socket
 import sys
 from typing import Any
 
-from chutes.exceptions import ChuteLoadError, ChutesError
+from chutes.exceptions import ChutesError
 
-REF_ENV = "CHUTES_REF"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 GRACEFUL_SHUTDOWN_SECONDS = 30
 STARTUP_FAILURE = 3
@@ -90,17 +87,6 @@ def serve(app: Any, *, host: str, port: int, log_level: str = "info", sock: sock
     finally:
         sock.close()
     return server.started
-
-
-def create_app() -> Any:
-    """Loads the chute named by $CHUTES_REF; the app factory of a reloading server."""
-    from chutes.loader import load_chute
-
-    try:
-        return load_chute(os.environ[REF_ENV])
-    except ChuteLoadError as exc:
-        logging.getLogger("chutes").error("%s", exc)
-        sys.exit(STARTUP_FAILURE)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
