@@ -34,10 +34,22 @@ class Database:
         return f"Database(url={self.engine.url.render_as_string(hide_password=True)!r})"
 
 
+def with_driver(url: str) -> str:
+    """Spells a bare postgresql:// URL with the psycopg 3 driver when that is the one installed."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None:
+            if importlib.util.find_spec("psycopg") is None:
+                raise ValueError("no PostgreSQL driver is installed; install one with `pip install 'chutes[postgres]'`")
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 def open_engine(url: str) -> Engine:
     """Takes a database URL, and returns an engine; SQLite gets WAL and foreign keys."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(with_driver(url), pool_pre_ping=True)
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

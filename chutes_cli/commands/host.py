@@ -50,6 +50,7 @@ def serve_host(
     import logging
 
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from chutes.serve import bind_socket
     from chutes_cli.errors import CLIError
@@ -73,6 +74,9 @@ def serve_host(
     except ExecutorError as exc:
         sock.close()
         raise CLIError(str(exc)) from None
+    except (SQLAlchemyError, ValueError) as exc:
+        sock.close()
+        raise _database_error(config, exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     typer.echo(
@@ -162,15 +166,28 @@ def _config(data_dir: Path | None, db: str | None, **kwargs):  # noqa: ANN202
 def _session(data_dir: Path | None, db: str | None):  # noqa: ANN202
     from sqlalchemy.exc import SQLAlchemyError
 
-    from chutes_cli.errors import CLIError
     from chutes_host.db import Database
 
     config = _config(data_dir, db)
     try:
         database = Database(config.database_url)
-    except SQLAlchemyError as exc:
-        raise CLIError(f"cannot open the database {config.database_url}: {exc}. Check --db / --data-dir.") from None
+    except (SQLAlchemyError, ValueError) as exc:
+        raise _database_error(config, exc) from None
     return database.session()
+
+
+def _database_error(config, exc: Exception):  # noqa: ANN001, ANN202
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from chutes_cli.errors import CLIError
+
+    try:
+        shown = make_url(config.database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "(unparsable URL)"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CLIError(f"cannot open the database {shown}: {reason}. Check --db (and --data-dir).")
 
 
 def _account_call(fn, *args):  # noqa: ANN001, ANN202

@@ -189,3 +189,15 @@ def test_revoked_key_is_refused(host: Host) -> None:
     listed = run_cli("host", "keys", "list", "alice", "--data-dir", str(host.data_dir), home=host.home)
     assert f"cpk_{prefix}_…\trevoked" in listed.stdout
     assert key not in listed.stdout
+
+
+def test_unusable_database_url_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+    from tests.host.conftest import run_cli
+
+    url = "nosuchdb://user:secret@127.0.0.1/x"
+    for args in (["host", "serve", "--port", str(free_port())], ["host", "users", "add", "dave"]):
+        result = run_cli(*args, "--db", url, "--data-dir", str(tmp_path), home=tmp_path, timeout=60)
+        assert result.returncode == 1
+        assert "Error: cannot open the database nosuchdb://user:***@127.0.0.1/x" in result.stderr
+        assert "secret" not in result.stderr
+        assert "Traceback" not in result.stderr
