@@ -116,6 +116,22 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
 
 
+def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
+    (before,) = containers(engine, "myuser-stream-chute")
+    host.stop()
+    assert containers(engine, "myuser-stream-chute") == []
+
+    host.start()
+
+    def served() -> bool:
+        return host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "again"}).status_code == 200
+
+    wait_for(served, timeout=60, what="the chute to come back after a host restart")
+    (after,) = containers(engine, "myuser-stream-chute")
+    assert after.id != before.id
+    assert "Successfully built" not in (host.data_dir / "chutes/myuser-stream-chute/logs/build.log").read_text()[-200:]
+
+
 def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
     result = host.cli("chutes", "delete", "stream-chute", "--yes", key=host.key)
     assert result.returncode == 0, result.stderr
