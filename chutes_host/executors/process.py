@@ -10,6 +10,7 @@ import signal
 import site
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
@@ -17,6 +18,24 @@ from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 READY_MARK = ".chutes-env-ready"
+PASSED_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "LD_LIBRARY_PATH",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    }
+)
+PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "PIP_", "XDG_")
 STOP_GRACE = 5.0
 
 
@@ -52,14 +71,13 @@ class ProcessExecutor:
 
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
         port = find_free_port()
-        env = dict(os.environ)
+        env = instance_env(os.environ)
         env.update(
             PYTHONPATH=str(spec.app_dir),
             PYTHONUNBUFFERED="1",
             CHUTES_INSTANCE=str(index),
             CHUTES_SLUG=spec.slug,
         )
-        env.pop("VIRTUAL_ENV", None)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = await asyncio.create_subprocess_exec(
@@ -104,6 +122,11 @@ class ProcessExecutor:
     async def aclose(self) -> None:
         for proc in list(self._procs.values()):
             await self.stop(InstanceHandle("127.0.0.1", 0, pid=proc.pid, native=proc))
+
+
+def instance_env(host_env: Mapping[str, str]) -> dict[str, str]:
+    """Returns the part of the host's environment an instance may see: no host secrets, no virtualenv."""
+    return {k: v for k, v in host_env.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
 
 
 def serve_module() -> str:

@@ -19,7 +19,13 @@ from tests.host.conftest import Host, make_project, wait_for
 @pytest.fixture(scope="module")
 def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     base = tmp_path_factory.mktemp("e2e")
-    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--health-interval", "0.3"])
+    host = Host(
+        data_dir=base / "data",
+        home=base / "home",
+        port=free_port(),
+        extra_args=["--health-interval", "0.3"],
+        env={"HOST_DB_PASSWORD": "secret"},
+    )
     host.home.mkdir()
     host.start()
     host.alice = host.add_user("alice")
@@ -65,6 +71,13 @@ def test_streaming_cord_arrives_as_produced(host: Host) -> None:
     # each event reached the client about when it was produced, not all at the end
     assert arrivals[1][0] - arrivals[0][0] > 0.25
     assert arrivals[2][0] - arrivals[1][0] > 0.25
+
+
+def test_instance_does_not_see_the_hosts_environment(host: Host) -> None:
+    seen = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()
+    assert seen["instance"] == "0"
+    assert "HOST_DB_PASSWORD" not in seen["env"]
+    assert "PATH" in seen["env"]
 
 
 def test_private_chute_refuses_missing_unknown_and_foreign_keys(host: Host) -> None:
