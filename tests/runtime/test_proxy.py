@@ -130,6 +130,10 @@ class Upstream:
         await asyncio.sleep(3)
         await send({"type": "http.response.body", "body": b"late"})
 
+    async def serve_pause(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await asyncio.sleep(0.2)
+        await send_bytes(send, 200, b"paused")
+
     async def serve_nocontent(self, scope: dict, receive: Callable, send: Callable) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -443,6 +447,15 @@ async def test_keep_alive_connections_are_reused(upstream, proxy_factory, client
     assert app.connections == 1
     await asyncio.gather(*(client.get(base + "/sse") for _ in range(3)), release(app))
     assert 1 < app.connections <= 4
+
+
+async def test_idle_connections_beyond_the_limit_are_closed(upstream, proxy_factory, client):
+    app, port = upstream
+    base = proxy_factory(port, max_idle_per_upstream=1)
+    await asyncio.gather(*(client.get(base + "/pause") for _ in range(3)))
+    assert app.connections == 3
+    await asyncio.gather(*(client.get(base + "/pause") for _ in range(2)))
+    assert app.connections == 4  # one kept idle and reused, one opened anew
 
 
 async def release(app: Upstream) -> None:
