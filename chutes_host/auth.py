@@ -37,15 +37,24 @@ def key_prefix(key: str) -> str | None:
 
 
 def read_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """Takes raw ASGI headers, and returns the key from `Authorization: Bearer` or `X-API-Key`."""
+    """Takes raw ASGI headers, and returns the key from `Authorization: Bearer` or `X-API-Key`.
+
+    When both are sent, the one shaped like a host key wins, so a chute's own bearer token can
+    travel beside the host key.
+    """
+    found = None
     for name, value in headers:
         if name == b"x-api-key":
-            return value.decode("latin-1").strip() or None
-        if name == b"authorization":
+            token = value.decode("latin-1").strip()
+        elif name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+            token = token.strip() if scheme.lower() == "bearer" else ""
+        else:
+            continue
+        if token.startswith(f"{KEY_SCHEME}_"):
+            return token
+        found = found or token or None
+    return found
 
 
 def find_user(session: Session, key: str) -> User | None:

@@ -46,7 +46,9 @@ class Gateway:
             refusal = self._check_owner(scope, dep.spec.owner_id, slug)
             if refusal is not None:
                 return await send_json(send, *refusal)
-            scope = dict(scope, headers=[h for h in scope["headers"] if h[0] not in AUTH_HEADERS])
+        headers = without_host_keys(scope["headers"])
+        if headers is not scope["headers"]:  # a chute, public or private, never sees its callers' host keys
+            scope = dict(scope, headers=headers)
         target = dep.next_ready()
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
@@ -71,6 +73,13 @@ class Gateway:
         if found[0] != owner_id:
             return 403, {"detail": f"chute {slug!r} is private and this key's user does not own it"}, []
         return None
+
+
+def without_host_keys(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Returns the headers without those carrying a host API key (the same list when there are none)."""
+    if not any(name in AUTH_HEADERS for name, _ in headers):
+        return headers
+    return [(n, v) for n, v in headers if n not in AUTH_HEADERS or not v.rsplit(b" ", 1)[-1].startswith(b"cpk_")]
 
 
 def slug_from_host(host: str | None, suffix: str) -> str | None:

@@ -80,6 +80,17 @@ def test_instance_does_not_see_the_hosts_environment(host: Host) -> None:
     assert "PATH" in seen["env"]
 
 
+def test_chute_never_sees_its_callers_host_key(host: Host) -> None:
+    sent = {"X-Trace": "t1", "X-API-Key": host.alice}
+    seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
+    assert seen == {"authorization": None, "x_api_key": None, "x_trace": "t1"}
+    # the chute's own auth scheme passes through untouched
+    sent = {"Authorization": "Bearer sk-chute-own-token", "X-API-Key": host.alice}
+    seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
+    assert seen["authorization"] == "Bearer sk-chute-own-token"
+    assert seen["x_api_key"] is None
+
+
 def test_private_chute_refuses_missing_unknown_and_foreign_keys(host: Host) -> None:
     missing = host.call("alice-hello", "/hello", json={"name": "x"})
     assert missing.status_code == 401
