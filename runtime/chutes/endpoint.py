@@ -123,13 +123,14 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
 
     async def endpoint(scope, receive, send) -> int:
         body = None
+        exceeded = [False]
         try:
             if binding is not None and not binding.from_query:
                 body = await read_checked_body(scope, receive, chute.max_body_size, True)
             if binding is not None:
                 binding.bind(body or b"", scope["query_string"])
             else:
-                receive = limit_receive(scope, receive, chute.max_body_size)
+                receive = limit_receive(scope, receive, chute.max_body_size, exceeded)
         except ClientDisconnect:
             return CLIENT_CLOSED
         except Exception as exc:
@@ -140,13 +141,18 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             scope, receive, capturing_send,
             host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body,
         )  # fmt: skip
+        if not status[0] and exceeded[0]:  # the upload was cut at the limit before any answer
+            return await send_error(send, too_large(chute.max_body_size), cord.where)
         return status[0]
 
     return endpoint
 
 
-def limit_receive(scope, receive: Callable, limit: int) -> Callable:
-    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes."""
+def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:
+    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes.
+
+    `exceeded[0]` becomes True when that happens, so the caller can answer 413.
+    """
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise too_large(limit)
@@ -157,6 +163,7 @@ def limit_receive(scope, receive: Callable, limit: int) -> Callable:
         message = await receive()
         seen += len(message.get("body", b""))
         if seen > limit:
+            exceeded[0] = True
             return {"type": "http.disconnect"}
         return message
 

@@ -6,6 +6,9 @@
     ├── ChuteLoadError         a 'module:attr' reference cannot be loaded
     └── StartupError           an on_startup hook failed; the server must not serve
 
+The passthrough proxy's errors (`chutes.proxy.errors`: UpstreamError and its kinds, unreachable,
+timeout, closed, invalid) are translated into 502/504 answers there and never reach user code.
+
 Errors raised while serving a request are HTTP errors (starlette's HTTPException) or pydantic
 ValidationErrors; they become responses in `chutes.responses` and never leave the server.
 """

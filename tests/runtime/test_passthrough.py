@@ -123,3 +123,23 @@ async def test_upstream_down_is_502(live_server) -> None:
         r = await c.post("/v1/completions", json={})
     assert r.status_code == 502
     assert "not reachable" in r.json()["detail"]
+
+
+async def test_a_streamed_upload_over_the_limit_gets_413(live_server) -> None:
+    upstream = live_server(upstream_app)
+    chute = make_chute(int(upstream.rsplit(":", 1)[1]))
+    chute.max_body_size = 1000
+
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 100
+
+    url = live_server(chute)
+    async with httpx.AsyncClient(base_url=url) as c:
+        r = await c.post("/v1/completions", content=chunks())
+        assert r.status_code == 413
+        assert "1000 bytes" in r.json()["detail"]
+        r = await c.post("/v1/completions", content=b"x" * 2000)
+        assert r.status_code == 413
+        r = await c.post("/v1/completions", content=b"x" * 500)
+        assert r.status_code == 201
