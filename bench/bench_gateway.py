@@ -234,8 +234,14 @@ def main() -> None:
                 )
                 rows.append((name, conns, direct, via))
         port, _ = bench.instance("pub")
-        sse_direct = sse_delays(f"http://127.0.0.1:{port}", {})
-        sse_via = sse_delays(bench.url, {"Host": f"bench-pub.localhost:{bench.port}"})
+        direct_url, via_url = f"http://127.0.0.1:{port}", bench.url
+        via_headers = {"Host": f"bench-pub.localhost:{bench.port}"}
+        for url, headers in ((direct_url, {}), (via_url, via_headers)):
+            sse_delays(url, headers)  # warm-up: a chute's first stream pays one-time costs
+        sse_direct, sse_via = [], []
+        for _ in range(3):
+            sse_direct += sse_delays(direct_url, {})
+            sse_via += sse_delays(via_url, via_headers)
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -258,9 +264,9 @@ def report(deploy_times: list[float], rows: list, sse_direct: list[float], sse_v
         )
     d99, v99 = (statistics.quantiles(x, n=100)[98] for x in (sse_direct, sse_via))
     print(
-        f"\nSSE, 100 events 10 ms apart, production-to-arrival: direct p50 {statistics.median(sse_direct):.2f} ms "
+        f"\nSSE, 3 x 100 events 10 ms apart, production-to-arrival: direct p50 {statistics.median(sse_direct):.2f} ms "
         f"p99 {d99:.2f} ms max {max(sse_direct):.2f} ms; via gateway p50 {statistics.median(sse_via):.2f} ms "
-        f"p99 {v99:.2f} ms max {max(sse_via):.2f} ms (goal < 5 ms at p99: {_verdict(v99 < 5)})"
+        f"p99 {v99:.2f} ms max {max(sse_via):.2f} ms (goal every event < 5 ms: {_verdict(max(sse_via) < 5)})"
     )
     for name, conns, direct, via in rows:
         if conns > 1:
