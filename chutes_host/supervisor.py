@@ -202,12 +202,18 @@ class Supervisor:
         return resp.status_code == 200
 
     async def _retire_previous(self, dep: LiveDeployment) -> None:
+        """Stops the versions this one replaces (a chain, after quick redeploys) and removes their files."""
         old, dep.previous = dep.previous, None
-        if old is not None:
-            await self._stop(old)
-            if old.spec.directory != dep.spec.directory:
-                await self.executor.discard(old.spec)
-                shutil.rmtree(old.spec.directory, ignore_errors=True)
+        retired = []
+        while old is not None:
+            retired.append(old)
+            old = old.previous
+        if retired:
+            await self._stop(retired[0])
+        for version in retired:
+            if version.spec.directory != dep.spec.directory:
+                await self.executor.discard(version.spec)
+                shutil.rmtree(version.spec.directory, ignore_errors=True)
 
     async def _stop_others(self, dep: LiveDeployment, keep: Instance) -> None:
         for inst in dep.instances:

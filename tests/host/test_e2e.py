@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 
@@ -214,6 +215,33 @@ def test_deleted_chute_is_gone(host: Host) -> None:
     assert not (host.data_dir / "chutes" / "alice-broken").exists()
     listed = host.cli("chutes", "list", key=host.alice)
     assert "broken" not in listed.stdout and "hello" in listed.stdout
+
+
+def test_redeploy_replaces_the_version_without_downtime(host: Host) -> None:
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_calling() -> None:
+        while not stop.is_set():
+            statuses.append(host.call("alice-hello", "/hello", key=host.alice, json={"name": "x"}).status_code)
+            time.sleep(0.02)
+
+    caller = threading.Thread(target=keep_calling)
+    caller.start()
+    try:
+        result = host.cli("deploy", "host_hello:chute", key=host.alice, cwd=host.project)
+    finally:
+        stop.set()
+        caller.join(10)
+    assert result.returncode == 0, result.stderr
+    chute = host.api("GET", "/chutes/hello", key=host.alice).json()
+    assert chute["version"] == 2
+    assert len(statuses) > 10 and set(statuses) == {200}
+
+    def only_version_2_on_disk() -> bool:  # the old version is removed once it has stopped
+        return sorted(p.name for p in (host.data_dir / "chutes" / "alice-hello").iterdir()) == ["2", "logs"]
+
+    wait_for(only_version_2_on_disk, timeout=15, what="version 1's files to be removed")
 
 
 def test_restarted_host_serves_deployments_again(host: Host) -> None:
