@@ -63,7 +63,7 @@ def print_sse(chunks: Iterable[bytes]) -> None:
 
 
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """Yields (event, data) for each complete server-sent event in a byte stream."""
+    """Yields (event, data) for each server-sent event in a byte stream, a cut-off last one included."""
     buffer = b""
     event, data = "message", []
     for chunk in chunks:
@@ -71,21 +71,28 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
         *lines, buffer = buffer.split(b"\n")
         for raw in lines:
             line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if not line:
-                if data:
-                    yield event, "\n".join(data)
+            if line:
+                event = read_sse_field(line, event, data)
+            elif data:
+                yield event, "\n".join(data)
                 event, data = "message", []
-            elif line.startswith(":"):
-                continue
-            else:
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if name == "data":
-                    data.append(value)
-                elif name == "event":
-                    event = value
+    if buffer.strip():
+        event = read_sse_field(buffer.rstrip(b"\r").decode("utf-8", errors="replace"), event, data)
     if data:
         yield event, "\n".join(data)
+
+
+def read_sse_field(line: str, event: str, data: list[str]) -> str:
+    """Applies one `field: value` line: appends to `data`, and returns the event name."""
+    if line.startswith(":"):
+        return event
+    name, _, value = line.partition(":")
+    value = value[1:] if value.startswith(" ") else value
+    if name == "data":
+        data.append(value)
+    elif name == "event":
+        return value
+    return event
 
 
 def save_body(chunks: Iterable[bytes], output: Path) -> int:
