@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -203,6 +204,33 @@ def test_failing_import_reports_phase_and_log_tail(host: Host) -> None:
     assert resp.json()["phase"] == "failed"
     # the host keeps serving every other chute
     assert host.call("alice-hello", "/hello", key=host.alice, json={"name": "ok"}).status_code == 200
+
+
+def requirements_project(host: Host, name: str, requirements: str) -> Path:
+    project = host.project.parent / name
+    project.mkdir()
+    source = (host.project / "host_open.py").read_text().replace('name="open"', f'name="{name}"')
+    (project / "host_open.py").write_text(source)
+    (project / "requirements.txt").write_text(requirements)
+    return project
+
+
+def test_requirements_are_installed_into_the_chutes_own_virtualenv(host: Host) -> None:
+    project = requirements_project(host, "reqs", "--no-index\nrich\n")  # offline: already satisfied via the host
+    result = host.cli("deploy", "host_open:chute", key=host.alice, cwd=project)
+    assert result.returncode == 0, result.stderr
+    build_log = (host.data_dir / "chutes" / "alice-reqs" / "logs" / "build.log").read_text()
+    assert "pip install --no-input -r" in build_log
+    assert "Requirement already satisfied: rich" in build_log
+
+
+def test_failing_requirements_report_the_building_phase(host: Host) -> None:
+    project = requirements_project(host, "badreqs", "--no-index\nno-such-package-for-chutes-tests\n")
+    result = host.cli("deploy", "host_open:chute", key=host.alice, cwd=project)
+    assert result.returncode == 1
+    assert "Error: the chute failed while building: installing requirements.txt failed" in result.stderr
+    assert "no-such-package-for-chutes-tests" in result.stderr
+    assert host.call("alice-badreqs", "/hello", key=host.alice, json={"name": "x"}).json()["phase"] == "failed"
 
 
 def test_deleted_chute_is_gone(host: Host) -> None:
