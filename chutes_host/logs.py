@@ -7,6 +7,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 TAIL_BYTES = 64 * 1024
+ROTATE_BYTES = 50 * 1024 * 1024
+
+
+def rotate_if_large(path: Path, limit: int = ROTATE_BYTES) -> None:
+    """Moves a log past `limit` bytes aside to `<name>.1` (replacing an older one), so logs stay bounded."""
+    try:
+        if path.stat().st_size > limit:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def read_tail(path: Path, lines: int = 40) -> str:

@@ -14,7 +14,7 @@ import httpx
 
 from chutes_host.executors.base import Executor, ExecutorError
 from chutes_host.live import Instance, LiveDeployment
-from chutes_host.logs import read_tail
+from chutes_host.logs import read_tail, rotate_if_large
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
@@ -141,6 +141,7 @@ class Supervisor:
 
     async def _run_once(self, dep: LiveDeployment, inst: Instance) -> str:
         """Starts the instance, waits until it is ready, watches it; returns why it ended."""
+        rotate_if_large(inst.log_path)
         _mark(inst, f"starting instance {inst.index} (version {dep.spec.version})")
         inst.phase = "starting"
         inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path)
