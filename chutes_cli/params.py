@@ -13,9 +13,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-from typer._click.exceptions import BadParameter
-from typer._coercion import RuntimeParam
-from typer.core import _TyperParameter
+import typer.core
+from typer import BadParameter
 
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off", ""})
@@ -32,12 +31,19 @@ PATH_DEFAULTS = {
 
 
 @dataclass(frozen=True)
-class SimpleRuntimeParam(RuntimeParam):
-    """Coerces one value (or each value of a list) to a plain type."""
+class SimpleRuntimeParam:
+    """Coerces one value (or each value of a list) to a plain type, as Typer's RuntimeParam does."""
 
+    parameter_info: Any
+    annotation: Any
     leaf: type
 
-    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        multiple = param.multiple or param.nargs == -1
+        if value is None:
+            return () if multiple else None
+        if multiple and isinstance(value, str):
+            raise BadParameter("Value must be an iterable.", ctx=ctx, param=param)
         if isinstance(value, list | tuple):
             return [self.coerce_one(item, param, ctx) for item in value]
         return self.coerce_one(value, param, ctx)
@@ -111,12 +117,13 @@ def is_plain(info: Any, leaf: type) -> bool:
 
 
 def install() -> None:
-    """Makes Typer parameters use SimpleRuntimeParam where it applies."""
-    original = _TyperParameter.get_runtime_param
-    if getattr(original, "chutes_fast", False):
+    """Makes Typer parameters use SimpleRuntimeParam where it applies (a no-op on other Typer versions)."""
+    parameter_class = getattr(typer.core, "_TyperParameter", None)
+    original = getattr(parameter_class, "get_runtime_param", None)
+    if original is None or getattr(original, "chutes_fast", False):
         return
 
-    def get_runtime_param(self: _TyperParameter) -> RuntimeParam:
+    def get_runtime_param(self: Any) -> Any:
         if self._runtime_param is None:
             descriptor = self.type_descriptor
             leaf = simple_leaf(descriptor.annotation) if descriptor.file_annotation is None else None
@@ -127,4 +134,4 @@ def install() -> None:
         return original(self)
 
     get_runtime_param.chutes_fast = True
-    _TyperParameter.get_runtime_param = get_runtime_param
+    parameter_class.get_runtime_param = get_runtime_param
