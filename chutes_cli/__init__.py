@@ -1,0 +1,1 @@
+"""The `chutes` command line: serve, call, scaffold and configure chutes (Typer)."""
