@@ -113,6 +113,24 @@ def test_public_chute_is_open(host: Host) -> None:
     assert resp.json() == {"message": "Hello, anyone!"}
 
 
+def test_control_api_is_described_in_openapi(host: Host) -> None:
+    spec = httpx.get(f"{host.url}/api/v1/openapi.json").json()
+    assert {
+        "/api/v1/chutes",
+        "/api/v1/chutes/{ref}",
+        "/api/v1/chutes/{ref}/logs",
+        "/api/v1/chutes/{ref}/scale",
+        "/api/v1/keys",
+        "/api/v1/me",
+    } <= set(spec["paths"])
+    upload = spec["paths"]["/api/v1/chutes"]["post"]["requestBody"]["content"]
+    assert "application/gzip" in upload
+    assert httpx.get(f"{host.url}/api/v1/docs").status_code == 200
+    # the bare domain reaches the control API too
+    me = httpx.get(f"{host.url}/api/v1/me", headers={"Host": f"localhost:{host.port}", "X-API-Key": host.bob})
+    assert me.json() == {"name": "bob"}
+
+
 def test_unknown_chute_is_404_json(host: Host) -> None:
     resp = host.call("alice-nothing", "/hello", json={})
     assert resp.status_code == 404
