@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
 
 PREFIX = "/api/v1"
+log = logging.getLogger("chutes.host")
 BUNDLE_BODY = {
     "requestBody": {
         "required": True,
@@ -95,6 +97,12 @@ def create_control_api(state: HostState) -> FastAPI:
     @api.exception_handler(accounts.AccountError)
     async def _account_error(_request: Request, exc: accounts.AccountError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        detail = f"the host failed to handle this request ({type(exc).__name__}); its log has the details"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     return api
 
