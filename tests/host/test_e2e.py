@@ -70,9 +70,9 @@ def test_streaming_cord_arrives_as_produced(host: Host) -> None:
             if line.startswith("data: "):
                 arrivals.append((time.monotonic() - start, json.loads(line[6:])))
     assert [event for _, event in arrivals] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    # each event reached the client about when it was produced, not all at the end
-    assert arrivals[1][0] - arrivals[0][0] > 0.25
-    assert arrivals[2][0] - arrivals[1][0] > 0.25
+    # events produced 0.4 s apart reached the client apart, not together at the end
+    assert arrivals[2][0] - arrivals[0][0] > 0.5
+    assert arrivals[1][0] - arrivals[0][0] > 0.1
 
 
 def test_instance_does_not_see_the_hosts_environment(host: Host) -> None:
