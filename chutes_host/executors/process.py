@@ -163,7 +163,12 @@ async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str,
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
-        code = await proc.wait()
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:  # the chute was deleted or the host is stopping: do not leave pip running
+            proc.kill()
+            await proc.wait()
+            raise
     if code != 0:
         raise ExecutorError(f"{what} failed (exit code {code})", phase=phase, log_tail=read_tail(log_path))
 
