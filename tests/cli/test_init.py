@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,12 @@ def test_unknown_template_is_a_usage_error(chutes, tmp_path: Path):
     result = chutes("init", "demo", "--template", "nope", cwd=tmp_path)
     assert result.returncode == 2
     assert "basic" in result.stderr
+
+
+def test_passthrough_template_lists_its_target(chutes, tmp_path: Path):
+    assert chutes("init", "relay", "--template", "passthrough", cwd=tmp_path).returncode == 0
+    result = chutes("cords", "relay.py:chute", "--json", cwd=tmp_path / "relay", env={"UPSTREAM_PORT": "8123"})
+    assert result.returncode == 0, result.stderr
+    (cord,) = json.loads(result.stdout)["cords"]
+    assert cord["passthrough"] is True
+    assert cord["passthrough_target"] == "127.0.0.1:8123/v1/generate"

@@ -219,3 +219,22 @@ def test_data_from_stdin(basic_server, cli_env):
         timeout=30,
     )
     assert json.loads(result.stdout) == {"text": "in", "times": 1}
+
+
+def test_json_on_a_terminal_is_pretty_printed(basic_server, cli_env):
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.run(
+            [CHUTES, "invoke", "/echo", "--json", '{"text": "tty"}', "--url", basic_server.url],
+            env=cli_env,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            timeout=30,
+        )
+        os.set_blocking(leader, False)
+        printed = os.read(leader, 65536).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == 0, process.stderr
+    assert '"tty"' in printed and '"times"' in printed
