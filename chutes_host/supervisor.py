@@ -53,6 +53,10 @@ class Supervisor:
         dep = self.live.pop(slug, None)
         if dep is not None:
             await self._stop(dep)
+            version = dep
+            while version is not None:  # e.g. the image the docker executor built for it
+                await self.executor.discard(version.spec)
+                version = version.previous
         return dep
 
     async def scale(self, slug: str, count: int) -> None:

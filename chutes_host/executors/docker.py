@@ -73,6 +73,8 @@ class DockerExecutor:
         await asyncio.to_thread(self._remove, handle.native)
 
     async def discard(self, spec: DeploymentSpec) -> None:
+        # only images this host built; the engine refuses to untag one a container (e.g. of a newer
+        # version deployed with --image) still uses, and that refusal is what we want
         marker = spec.directory / IMAGE_FILE
         if marker.is_file() and marker.read_text().startswith("localhost/chutes-host/"):
             await asyncio.to_thread(self._remove_image, marker.read_text().strip())

@@ -113,6 +113,7 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     )
     assert result.returncode == 0, result.stderr
     assert host.api("GET", "/chutes/stream-chute", key=host.key).json()["version"] == 2
+    wait_for(lambda: len(containers(engine, "myuser-stream-chute")) == 1, timeout=30, what="version 1 to stop")
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
 
 
@@ -137,3 +138,4 @@ def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: A
     assert result.returncode == 0, result.stderr
     assert containers(engine, "myuser-stream-chute") == []
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "x"}).status_code == 404
+    assert not any("chutes-host/myuser-stream-chute" in tag for image in engine.images.list() for tag in image.tags)
