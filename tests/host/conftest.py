@@ -112,14 +112,16 @@ def make_project(root: Path, *fixtures: str) -> Path:
     return root
 
 
-def wait_for(predicate, *, timeout: float, what: str):  # noqa: ANN001, ANN201
+def wait_for(predicate, *, timeout: float, what: str, host: Host | None = None):  # noqa: ANN001, ANN201
+    """Polls predicate until it returns something truthy; fails (with the host's log, if given) on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    log = f"\n--- host log ---\n{host.log_text()[-4000:]}" if host is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{log}")
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_killed_instance_is_restarted(host: Host) -> None:
             assert resp.json()["phase"] == "starting"
         return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
 
-    wait_for(new_pid, timeout=20, what="the killed instance to be restarted")
+    wait_for(new_pid, timeout=20, what="the killed instance to be restarted", host=host)
     chute = host.api("GET", "/chutes/hello", key=host.alice).json()
     assert chute["instances"][0]["restarts"] == 1
     logs = host.cli("chutes", "logs", "hello", key=host.alice)
@@ -167,7 +167,7 @@ def test_frozen_instance_is_restarted(host: Host) -> None:
         return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
 
     try:
-        wait_for(new_pid, timeout=30, what="the frozen instance to be replaced")
+        wait_for(new_pid, timeout=30, what="the frozen instance to be replaced", host=host)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(before, signal.SIGCONT)
@@ -297,5 +297,5 @@ def test_restarted_host_serves_deployments_again(host: Host) -> None:
     def served() -> bool:
         return host.call("alice-hello", "/hello", key=host.alice, json={"name": "again"}).status_code == 200
 
-    wait_for(served, timeout=30, what="the deployment to come back after a host restart")
+    wait_for(served, timeout=30, what="the deployment to come back after a host restart", host=host)
     assert host.call("alice-open", "/hello", json={"name": "again"}).json() == {"message": "Hello, again!"}
