@@ -32,6 +32,7 @@ class HostConfig:
     start_timeout: float = 300.0
     health_interval: float = 1.0
     docker_base_image: str | None = None
+    public_url: str | None = None
 
     @property
     def database_url(self) -> str:
@@ -47,7 +48,9 @@ class HostConfig:
         return self.data_dir / "tmp"
 
     def chute_url(self, slug: str) -> str:
-        """Returns the public URL of a chute, e.g. http://alice-hello.localhost:8080."""
+        """Returns the public URL of a chute, e.g. http://alice-hello.localhost:8080 (or from public_url)."""
+        if self.public_url:
+            return self.public_url.format(slug=slug)
         port = "" if self.port in (80, 443) else f":{self.port}"
         scheme = "https" if self.port == 443 else "http"
         return f"{scheme}://{slug}.{self.domain}{port}"

@@ -36,6 +36,13 @@ def serve_host(
     health_interval: Annotated[
         float, typer.Option(help="Seconds between /_ready checks of a ready instance.", min=0.1)
     ] = 1.0,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="How chute URLs look to users behind a proxy, e.g. 'https://{slug}.chutes.example.com'.",
+            show_default=False,
+        ),
+    ] = None,
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -57,6 +64,8 @@ def serve_host(
     from chutes_host.app import create_app
     from chutes_host.executors import ExecutorError
 
+    if public_url is not None:
+        check_public_url(public_url, domain)
     config = _config(
         data_dir,
         db,
@@ -66,6 +75,7 @@ def serve_host(
         executor=executor.value,
         max_bundle_bytes=max_bundle_mb << 20,
         health_interval=health_interval,
+        public_url=public_url,
         docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
     )
     sock = bind_socket(bind, port)
@@ -86,6 +96,22 @@ def serve_host(
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
     server.run(sockets=[sock])
+
+
+def check_public_url(template: str, domain: str) -> None:
+    """Fails (usage error) unless the template holds {slug} and nothing else in braces."""
+    from chutes_cli.errors import CLIError
+
+    try:
+        ok = "{slug}" in template and template.format(slug="s") != template
+    except (KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        raise CLIError(
+            f"--public-url must contain {{slug}} and no other braces, e.g. 'https://{{slug}}.{domain}'; "
+            f"got {template!r}.",
+            exit_code=2,
+        )
 
 
 def add_user(
