@@ -45,6 +45,8 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
     typer.echo(f"url: {chute['url']}")
     if chute.get("error"):
         typer.echo(f"error ({chute.get('failed_phase')}): {chute['error']}")
+        for line in (chute.get("log_tail") or "").splitlines()[-10:]:
+            typer.echo(f"  | {line}")
     for inst in chute["instances"]:
         typer.echo(f"instance {inst['index']}: {inst['phase']}  port {inst['port']}  restarts {inst['restarts']}")
     for cord in chute["cords"]:

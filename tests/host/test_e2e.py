@@ -220,6 +220,9 @@ def test_failing_import_reports_phase_and_log_tail(host: Host) -> None:
     resp = host.call("alice-broken", "/never", key=host.alice, json={})
     assert resp.status_code == 503
     assert resp.json()["phase"] == "failed"
+    shown = host.cli("chutes", "get", "broken", key=host.alice)
+    assert "error (starting): instance 0 exited before it was ready" in shown.stdout
+    assert "| ModuleNotFoundError: No module named 'not_installed_on_the_host'" in shown.stdout
     # the host keeps serving every other chute
     assert host.call("alice-hello", "/hello", key=host.alice, json={"name": "ok"}).status_code == 200
 
