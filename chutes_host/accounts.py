@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from chutes_host.auth import generate_key
 from chutes_host.models import ApiKey, User, utcnow
 
-USERNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # what Chute(username=...) accepts
 
 
 class AccountError(Exception):
@@ -21,8 +21,8 @@ def check_username(name: str) -> str:
     """Returns the name if it can be part of a subdomain, else raises AccountError."""
     if not USERNAME_RE.match(name):
         raise AccountError(
-            f"invalid user name {name!r}: use 1-32 lowercase letters, digits or '-', "
-            "starting and ending with a letter or digit (it becomes part of a hostname)"
+            f"invalid user name {name!r}: use 1-63 lowercase letters, digits, '-' or '_', starting with a "
+            "letter or digit (it becomes part of the hostnames of the user's chutes)"
         )
     return name
 

@@ -201,3 +201,12 @@ def test_unusable_database_url_is_a_clear_error(tmp_path) -> None:  # noqa: ANN0
         assert "Error: cannot open the database nosuchdb://user:***@127.0.0.1/x" in result.stderr
         assert "secret" not in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_invalid_user_name_is_refused(tmp_path) -> None:  # noqa: ANN001
+    from tests.host.conftest import run_cli
+
+    result = run_cli("host", "users", "add", "Bad.Name", "--data-dir", str(tmp_path), home=tmp_path)
+    assert result.returncode == 1
+    assert "Error: invalid user name 'Bad.Name'" in result.stderr
+    assert run_cli("host", "users", "list", "--data-dir", str(tmp_path), home=tmp_path).stdout == ""
