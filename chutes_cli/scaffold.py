@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from chutes_cli.errors import CLIError
+from chutes_cli.templates import templates_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "init"
+TEMPLATES_DIR = templates_dir() / "init"
 COMMON = "_common"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 SUMMARIES = {

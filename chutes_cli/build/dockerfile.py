@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from chutes.image import (
@@ -19,8 +18,9 @@ from chutes.image import (
     User,
     Workdir,
 )
+from chutes_cli.templates import templates_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = templates_dir()
 DEFAULT_BASE_IMAGE = "localhost/chutes-base:bookworm"
 PORT = 8000
 CODE_DIR = "/app"
