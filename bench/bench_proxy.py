@@ -199,7 +199,8 @@ def run_wrk(port: int, *, duration: int, connections: int, cpu: str, pids: list[
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50, p99 = (to_ms(match.group(1) if (match := re.search(rf"^\s+{q}%\s+(\S+)", output, re.M)) else "") for q in (50, 99))
+    percentiles = [re.search(rf"^\s+{q}%\s+(\S+)", output, re.M) for q in (50, 99)]
+    p50, p99 = (to_ms(match.group(1) if match else "") for match in percentiles)
     return Result(rps, p50, p99, [seconds * 1e6 / max(requests, 1) for seconds in used], errors)
 
 
