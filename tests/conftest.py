@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,3 +52,25 @@ def live_server() -> Iterator[Callable[..., str]]:
     """A factory: live_server(app) starts the app on uvicorn and returns its URL; stopped after the test."""
     with contextlib.ExitStack() as stack:
         yield lambda app, **options: stack.enter_context(serve(app, **options))
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[object]:
+    """A docker client for $DOCKER_HOST; skips without an engine, but fails under CI."""
+    import docker
+
+    reason = None
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as exc:
+        reason = f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(unset)')}: {exc}"
+    if reason is not None:
+        with warnings.catch_warnings():  # docker-py leaks the socket of a failed connect; close it quietly
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so engine tests must run: start it with `bash .ci/engine.sh`)")
+        pytest.skip(reason)
+    yield client
+    client.close()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,25 +70,3 @@ def write_chute(tmp_path: Path):
         return root
 
     return write
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[object]:
-    """A docker client for $DOCKER_HOST; skips without an engine, but fails under CI."""
-    import docker
-
-    reason = None
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:
-        reason = f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(unset)')}: {exc}"
-    if reason is not None:
-        with warnings.catch_warnings():  # docker-py leaks the socket of a failed connect; close it quietly
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so engine tests must run: start it with `bash .ci/engine.sh`)")
-        pytest.skip(reason)
-    yield client
-    client.close()

@@ -5,11 +5,9 @@ Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,28 +20,6 @@ from tests.host.conftest import Host, wait_for
 pytestmark = pytest.mark.engine
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stream_chute"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[object]:
-    """A docker client for $DOCKER_HOST; skips without an engine, but fails under CI."""
-    import docker
-
-    reason = None
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:
-        reason = f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(unset)')}: {exc}"
-    if reason is not None:
-        with warnings.catch_warnings():  # docker-py leaks the socket of a failed connect; drop it quietly
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so engine tests must run: start it with `bash .ci/engine.sh`)")
-        pytest.skip(reason)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
