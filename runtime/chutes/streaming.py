@@ -69,18 +69,22 @@ async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, sen
             )
         await send({"type": "http.response.body", "body": b""})
 
-    async with anyio.create_task_group() as group:
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
 
-        group.start_soon(watch)
-        try:
-            await pump()
-        finally:
-            group.cancel_scope.cancel()
+            group.start_soon(watch)
+            try:
+                await pump()
+            finally:
+                group.cancel_scope.cancel()
+    finally:
+        # close the generator now, not at garbage collection: its finally blocks free GPUs and sockets
+        await items.aclose()
     return 200
 
 
