@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from chutes.responses import send_json
 from chutes_host.auth import KeyCache, read_key
 from chutes_host.supervisor import Supervisor
 
@@ -105,19 +105,3 @@ def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
     if phase == "failed":
         return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
     return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"
-
-
-async def send_json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
-    data = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
