@@ -137,9 +137,14 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             location = binding.location if binding else "body"
             return await send_error(send, exc, cord.where, location=location, dev=chute.dev)
         capturing_send, status = capture_status(send)
+        extra = None
+        if chute.passthrough_headers:  # the chute's own headers replace any the client sent by those names
+            extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chute.passthrough_headers.items()]
+            names = {name for name, _ in extra}
+            scope = dict(scope, headers=[h for h in scope["headers"] if h[0] not in names])
         await chute.proxy().forward(
             scope, receive, capturing_send,
-            host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body,
+            host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body, extra_headers=extra,
         )  # fmt: skip
         if not status[0] and exceeded[0]:  # the upload was cut at the limit before any answer
             return await send_error(send, too_large(chute.max_body_size), cord.where)

@@ -27,7 +27,11 @@ async def echo(request: Request) -> JSONResponse:
             "path": request.url.path,
             "query": request.url.query,
             "body": body.decode(),
-            "headers": {k: v for k, v in request.headers.items() if k in ("x-trace", "authorization", "connection")},
+            "headers": {
+                k: ",".join(request.headers.getlist(k))
+                for k in ("x-trace", "authorization", "connection")
+                if k in request.headers
+            },
         },
         status_code=201,
         headers={"x-upstream": "yes"},
@@ -143,3 +147,13 @@ async def test_a_streamed_upload_over_the_limit_gets_413(live_server) -> None:
         assert r.status_code == 413
         r = await c.post("/v1/completions", content=b"x" * 500)
         assert r.status_code == 201
+
+
+async def test_passthrough_headers_replace_the_clients(live_server) -> None:
+    upstream = live_server(upstream_app)
+    chute = make_chute(int(upstream.rsplit(":", 1)[1]))
+    chute.passthrough_headers = {"Authorization": "Bearer upstream-key", "X-Trace": "chute"}
+    url = live_server(chute)
+    async with httpx.AsyncClient(base_url=url) as c:
+        r = await c.post("/v1/completions", content=b"{}", headers={"authorization": "Bearer client", "x-trace": "c"})
+    assert r.json()["headers"] == {"authorization": "Bearer upstream-key", "x-trace": "chute"}
