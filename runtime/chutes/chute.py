@@ -204,8 +204,10 @@ class Chute:
             return
         method = scope["method"]
         entry = methods.get(method)
+        if entry is None and method == "HEAD":  # the server sends the GET answer's headers only
+            entry = methods.get("GET")
         if entry is None:
-            allow = ", ".join(sorted(methods)).encode()
+            allow = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods)).encode()
             detail = f"{path} takes {allow.decode()}, not {method}"
             await send_json(send, 405, {"detail": detail}, [(b"allow", allow)])
             return

@@ -141,7 +141,7 @@ async def test_method_routes_get_and_put():
         assert response.json() == {"status": "healthy"}
         wrong = await c.post("/status")
         assert wrong.status_code == 405
-        assert wrong.headers["allow"] == "GET"
+        assert wrong.headers["allow"] == "GET, HEAD"
         assert (await c.put("/update", json={"config": {"batch": 8}})).json() == {"updated": True}
         assert_field_error(await c.put("/update", json={"config": [1]}), ["body", "config"], "dict_type")
         assert (await c.post("/update", json={"config": {}})).status_code == 405

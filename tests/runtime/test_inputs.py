@@ -150,5 +150,9 @@ async def test_unknown_path_is_404_and_wrong_method_is_405_with_allow() -> None:
         r = await c.get("/direct")
         assert r.status_code == 405
         assert r.headers["allow"] == "POST"
+        r = await c.post("/search")
+        assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD")
+        r = await c.head("/search?q=x")
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/json")
         r = await c.post("/_ping")
         assert r.status_code == 405
