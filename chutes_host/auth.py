@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -94,6 +95,13 @@ class KeyCache:
             self._hits.clear()
         self._hits[digest] = (*found, now + self._ttl)
         return found
+
+    async def lookup_off_loop(self, key: str) -> tuple[int, str] | None:
+        """Like lookup, but a cache miss queries the database in a worker thread, not on the event loop."""
+        hit = self._hits.get(digest_key(key))
+        if hit is not None and hit[2] > time.monotonic():
+            return hit[0], hit[1]
+        return await anyio.to_thread.run_sync(self.lookup, key)
 
     def forget(self) -> None:
         self._hits.clear()

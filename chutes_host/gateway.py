@@ -43,7 +43,7 @@ class Gateway:
                 {"detail": f"no chute {slug!r} on this host; check the name, or deploy it with `chutes deploy`"},
             )
         if not dep.spec.public:
-            refusal = self._check_owner(scope, dep.spec.owner_id, slug)
+            refusal = await self._check_owner(scope, dep.spec.owner_id, slug)
             if refusal is not None:
                 return await send_json(send, *refusal)
         headers = without_host_keys(scope["headers"])
@@ -55,7 +55,7 @@ class Gateway:
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
         await self.proxy.forward(scope, receive, send, host=target.host, port=target.port)
 
-    def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
+    async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])
         challenge = [(b"www-authenticate", b"Bearer")]
         if key is None:
@@ -67,7 +67,7 @@ class Gateway:
                 },
                 challenge,
             )
-        found = self.keys.lookup(key)
+        found = await self.keys.lookup_off_loop(key)  # an unknown key would otherwise block every chute
         if found is None:
             return 401, {"detail": "unknown or revoked API key"}, challenge
         if found[0] != owner_id:
