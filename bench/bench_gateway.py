@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -32,7 +31,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_proxy import Result, cpu_seconds, to_ms  # noqa: E402
+from bench_proxy import Result, run_wrk  # noqa: E402
 
 CHUTES = str(Path(sys.executable).with_name("chutes"))
 CHUTE_SOURCE = """
@@ -149,32 +148,6 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise SystemExit(f"Error: timed out after {timeout} s waiting for {what}")
 
 
-def run_wrk(port: int, extra: list[str], *, duration: int, connections: int, pids: list[int]) -> Result:
-    """Runs wrk (pinned to core 1) with extra arguments; measures the CPU each of `pids` spent per request."""
-    command = [
-        "taskset",
-        "-c",
-        "1",
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--latency",
-        *extra,
-        f"http://127.0.0.1:{port}/",
-    ]
-    before = [cpu_seconds(pid) for pid in pids]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
-    used = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50, p99 = (to_ms(re.search(rf"^\s+{q}%\s+(\S+)", output, re.M).group(1)) for q in (50, 99))
-    return Result(rps, p50, p99, [seconds * 1e6 / max(requests, 1) for seconds in used], errors)
-
-
 def wrk_with_host(
     port: int, host_header: str | None, key: str | None, *, duration: int, connections: int, pids: list[int], runs: int
 ) -> Result:
@@ -184,8 +157,11 @@ def wrk_with_host(
         extra += ["-H", f"Host: {host_header}"]
     if key:
         extra += ["-H", f"X-API-Key: {key}"]
-    run_wrk(port, extra, duration=1, connections=connections, pids=pids)
-    results = [run_wrk(port, extra, duration=duration, connections=connections, pids=pids) for _ in range(runs)]
+    run_wrk(port, duration=1, connections=connections, cpu="1", pids=pids, extra=tuple(extra))
+    results = [
+        run_wrk(port, duration=duration, connections=connections, cpu="1", pids=pids, extra=tuple(extra))
+        for _ in range(runs)
+    ]
     return sorted(results, key=lambda r: r.rps)[(len(results) - 1) // 2]
 
 

@@ -185,10 +185,12 @@ class Result:
         return f"Result(rps={self.rps:.0f}, p50={self.p50:.2f}, p99={self.p99:.2f}, cpu_us={self.cpu_us})"
 
 
-def run_wrk(port: int, *, duration: int, connections: int, cpu: str, pids: list[int]) -> Result:
-    """Runs wrk pinned to `cpu` against port; measures the CPU each of `pids` spent per request."""
+def run_wrk(
+    port: int, *, duration: int, connections: int, cpu: str, pids: list[int], extra: tuple[str, ...] = ()
+) -> Result:
+    """Runs wrk pinned to `cpu` against port (plus `extra` wrk arguments); measures CPU per request of `pids`."""
     command = [
-        "taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        "taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *extra,
         f"http://127.0.0.1:{port}/",
     ]  # fmt: skip
     before = [cpu_seconds(pid) for pid in pids]
