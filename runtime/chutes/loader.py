@@ -71,9 +71,7 @@ def import_target(target: str) -> ModuleType:
 
 def import_module_name(name: str) -> ModuleType:
     """Imports `name` with the cwd first on sys.path, as uvicorn does."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    cwd = put_cwd_on_path()
     try:
         spec = importlib.util.find_spec(name)
     except (ModuleNotFoundError, ValueError):
@@ -93,6 +91,14 @@ def import_module_name(name: str) -> ModuleType:
         raise
     except BaseException as exc:
         raise import_failure(name, spec.origin or name, exc) from None
+
+
+def put_cwd_on_path() -> str:
+    """Puts the current directory on sys.path (once), as uvicorn does, and returns it."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return cwd
 
 
 def import_file(path: Path) -> ModuleType:
@@ -197,9 +203,7 @@ def check_ref(ref: str) -> None:
             )
         return
     top = target.split(".")[0]
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    cwd = put_cwd_on_path()
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
