@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 from starlette.background import BackgroundTasks
 from starlette.datastructures import UploadFile
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
@@ -158,7 +158,7 @@ def is_fastapi_parameter(p: inspect.Parameter) -> bool:
         annotation = get_args(annotation)[0]
     if any(from_fastapi(type(m)) for m in markers) and any(is_fastapi_marker(m) for m in markers):
         return True
-    return any(_is_subclass(t, STARLETTE_TYPES) or from_fastapi(t) for t in _flatten(annotation))
+    return any(_is_subclass(t, STARLETTE_TYPES) or from_fastapi(t) for t in flatten_annotation(annotation))
 
 
 def from_fastapi(cls: Any) -> bool:
@@ -176,22 +176,20 @@ def list_fields_of(model: type[BaseModel]) -> frozenset[str]:
     """Takes a model, and returns the fields that take several values from a query string."""
     names = set()
     for name, field in model.model_fields.items():
-        if any(get_origin(t) in (list, set, tuple, frozenset) for t in _flatten(field.annotation)):
+        if any(get_origin(t) in (list, set, tuple, frozenset) for t in flatten_annotation(field.annotation)):
             names.add(field.alias or name)
     return frozenset(names)
 
 
-def _flatten(annotation: Any) -> list[Any]:
+def flatten_annotation(annotation: Any) -> list[Any]:
+    """Takes an annotation, and returns it with every type inside its unions and containers."""
     origin = get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        return [t for arg in get_args(annotation) for t in _flatten(arg)]
+        return [t for arg in get_args(annotation) for t in flatten_annotation(arg)]
     if origin in (list, set, tuple, frozenset):
-        return [annotation, *[t for arg in get_args(annotation) for t in _flatten(arg)]]
+        return [annotation, *[t for arg in get_args(annotation) for t in flatten_annotation(arg)]]
     return [annotation]
 
 
 def _is_subclass(annotation: Any, types: tuple[type, ...]) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, types)
-
-
-__all__ = ["Binding", "ValidationError", "analyse_parameters", "Request"]

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from fastapi import Body, FastAPI, Form, Query
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chutes.binding import is_fastapi_parameter, is_request
+from chutes.binding import flatten_annotation, is_fastapi_parameter, is_request
 from chutes.invocation import first_item, iterate
 from chutes.responses import describe_error, send_json, send_result
 from chutes.streaming import send_stream
@@ -40,7 +41,7 @@ class SentBy(Response):
             await self.background()
 
 
-def bridged_signature(cord: Cord, *, docs_only: bool = False) -> inspect.Signature:
+def bridged_signature(cord: Cord) -> inspect.Signature:
     """Takes a cord, and returns its signature with direct parameters marked as body keys for FastAPI."""
     signature = inspect.signature(cord.fn, eval_str=True)
     parameters = list(signature.parameters.values())[1:]
@@ -60,10 +61,14 @@ def bridged_signature(cord: Cord, *, docs_only: bool = False) -> inspect.Signatu
 def _is_form(p: inspect.Parameter) -> bool:
     from fastapi import params
 
-    markers = [p.default, *getattr(p.annotation, "__metadata__", ())]
+    annotation = p.annotation
+    markers = [p.default]
+    if get_origin(annotation) is Annotated:
+        markers += annotation.__metadata__
+        annotation = get_args(annotation)[0]
     if any(isinstance(m, params.Form) for m in markers):  # File is a Form
         return True
-    return is_fastapi_parameter(p) and "UploadFile" in repr(p.annotation)
+    return any(isinstance(t, type) and issubclass(t, UploadFile) for t in flatten_annotation(annotation))
 
 
 def bridged_endpoint(chute: Chute, cord: Cord) -> Callable:

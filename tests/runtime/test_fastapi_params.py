@@ -48,3 +48,9 @@ async def test_background_tasks_run_after_the_response() -> None:
     async with client(chute) as c:
         assert (await c.post("/later", json={"n": 7})).json() == {"queued": 7}
     assert chute.done == 7
+
+
+async def test_an_upload_annotation_alone_makes_the_other_parameters_form_fields() -> None:
+    async with client(chute) as c:
+        r = await c.post("/many", data={"title": "t"}, files=[("files", ("a.txt", b"1")), ("files", ("b.txt", b"2"))])
+        assert r.json() == {"title": "t", "names": ["a.txt", "b.txt"]}
