@@ -72,11 +72,7 @@ async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> by
             length = value
         elif name == b"content-type":
             content_type = value
-    if length is not None:
-        if not length.isdigit():
-            raise HTTPException(400, "Content-Length header must be a whole number of bytes")
-        if int(length) > limit:
-            raise too_large(limit)
+    check_declared_length(length, limit)
     body = await read_body(receive, limit)
     if checks_json and body and content_type is not None and not is_json(content_type):
         raise HTTPException(
@@ -85,6 +81,16 @@ async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> by
             "send it with 'Content-Type: application/json'",
         )
     return body
+
+
+def check_declared_length(length: bytes | None, limit: int) -> None:
+    """Refuses a request by its Content-Length: 400 when it is not a number, 413 when it is over `limit`."""
+    if length is None:
+        return
+    if not length.isdigit():
+        raise HTTPException(400, "Content-Length header must be a whole number of bytes")
+    if int(length) > limit:
+        raise too_large(limit)
 
 
 def is_json(content_type: bytes) -> bool:
@@ -158,9 +164,7 @@ def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) ->
 
     `exceeded[0]` becomes True when that happens, so the caller can answer 413.
     """
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise too_large(limit)
+    check_declared_length(next((v for n, v in scope["headers"] if n == b"content-length"), None), limit)
     seen = 0
 
     async def limited() -> dict:
