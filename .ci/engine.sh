@@ -5,13 +5,14 @@
 #   bash .ci/engine.sh          # set up; prints `export ...` lines on stdout, logs on stderr
 #   bash .ci/engine.sh stop     # stop the engine and the registry this script started
 #
-# The export lines are also written to $CHUTES_CI_CACHE/engine.env (default .ci/cache/engine.env),
-# so a runner can `source` that file. Nothing here pulls from a container registry: the base image
+# The export lines are also written to $CHUTES_CI_CACHE/engine.env, so a runner can `source` that
+# file. The cache (engine data, rootfs tarball, registry: about 500 MB) lives outside the checkout,
+# by default in ~/.cache/chutes-ci, so clones share it and never carry it. Nothing here pulls from a container registry: the base image
 # is bootstrapped from Debian packages and the rootfs tarball is cached.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${CHUTES_CI_CACHE:-$ROOT/.ci/cache}
+CACHE=${CHUTES_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chutes-ci}
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 # Unix socket paths are limited to ~108 bytes, so runtime state lives in a short /tmp path.
@@ -51,6 +52,22 @@ if [ "${1:-}" = stop ]; then
     exit 0
 fi
 
+# Another apt (an unattended upgrade, a second checkout's setup) may hold the lock for a while:
+# wait for it, bounded, instead of failing at once and letting the engine tests skip.
+APT_LOCK_WAIT=${CHUTES_APT_LOCK_WAIT:-600}
+apt_get() {
+    local deadline=$((SECONDS + APT_LOCK_WAIT)) out
+    while :; do
+        if out=$(apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1); then return 0; fi
+        if ! grep -qiE 'could not (get|open) lock|unable to lock' <<<"$out" || ((SECONDS >= deadline)); then
+            printf '%s\n' "$out" | tail -n 20 >&2
+            return 1
+        fi
+        log "apt is locked by another process; waiting (up to ${APT_LOCK_WAIT}s in all)"
+        sleep 5
+    done
+}
+
 install_packages() {
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
@@ -60,10 +77,11 @@ install_packages() {
     [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
+    apt_get update -qq || die "apt-get update failed"
     # policy-rc.d keeps the packages from starting their own services.
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" \
+        || { rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
     rm -f /usr/sbin/policy-rc.d
 }
 

@@ -4,7 +4,7 @@ For the example chute (examples/stream_chute) and a FastAPI app with the same tw
 FROM the same base and installing the same wheels offline: cold build time (--no-cache), code-only
 rebuild time, image size, and container start-to-ready time (median of --runs starts).
 
-    bash .ci/engine.sh && . .ci/cache/engine.env
+    eval "$(bash .ci/engine.sh)"
     .venv/bin/python bench/bench_build.py [--runs 5]
 
 Goals (issue 4): a code-only rebuild under 2 s and start-to-ready under 2 s.
