@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 
 from chutes_host import accounts
@@ -23,9 +24,11 @@ from chutes_host.deployments import (
     install_bundle,
     receive_bundle,
 )
+from chutes_host.docs import create_docs_router
 from chutes_host.logs import follow_logs
 from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
+from chutes_host.web import create_web_router
 
 PREFIX = "/api/v1"
 log = logging.getLogger("chutes.host")
@@ -80,11 +83,13 @@ def create_control_api(state: HostState) -> FastAPI:
         title="chutes host",
         version="1",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,  # served by create_docs_router, with Swagger UI's files from this host
         redoc_url=None,
     )
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
+    api.include_router(create_docs_router(PREFIX))
+    api.include_router(create_web_router(state.config))
 
     @api.exception_handler(DeployError)
     async def _deploy_error(_request: Request, exc: DeployError) -> JSONResponse:
@@ -107,7 +112,17 @@ def create_control_api(state: HostState) -> FastAPI:
     return api
 
 
-def current_user(request: Request) -> User:
+# Declared so the OpenAPI document has security schemes (Swagger's Authorize button); the key itself
+# is read by read_key, the same way the gateway reads it.
+BEARER = HTTPBearer(auto_error=False, scheme_name="Bearer", description="`Authorization: Bearer cpk_...`")
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey", description="`X-API-Key: cpk_...`")
+
+
+def current_user(
+    request: Request,
+    _bearer: Annotated[Any, Depends(BEARER)] = None,
+    _api_key: Annotated[Any, Depends(API_KEY)] = None,
+) -> User:
     """Returns the user whose key the request carries; 401 when it has none or a bad one."""
     key = read_key(request.scope["headers"])
     challenge = {"WWW-Authenticate": "Bearer"}

@@ -6,6 +6,7 @@ from typing import Any
 
 from chutes.responses import send_json
 from chutes_host.auth import KeyCache, read_key
+from chutes_host.docs import serve_private_docs
 from chutes_host.supervisor import Supervisor
 
 Scope = dict[str, Any]
@@ -42,6 +43,8 @@ class Gateway:
                 404,
                 {"detail": f"no chute {slug!r} on this host; check the name, or deploy it with `chutes deploy`"},
             )
+        if not dep.spec.public and await serve_private_docs(scope, send, slug):
+            return  # a static page with no chute data: it asks for the key, then sends it in headers
         if not dep.spec.public:
             refusal = await self._check_owner(scope, dep.spec.owner_id, slug)
             if refusal is not None:

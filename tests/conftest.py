@@ -74,3 +74,28 @@ def engine() -> Iterator[object]:
         pytest.skip(reason)
     yield client
     client.close()
+
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+def assert_page_works_offline(page: str, get: Callable[[str], Any]) -> list[str]:
+    """Checks that an HTML page loads only URLs of its own server, each served 200 with its type.
+
+    `get(url)` fetches a URL of that server; returns the URLs the page references.
+    """
+    import re
+
+    refs = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert refs, "the page references no script or style"
+    for ref in refs:
+        assert ref.startswith("/") and not ref.startswith("//"), f"{ref} is not served by this server"
+        resp = get(ref)
+        assert resp.status_code == 200, f"{ref}: {resp.status_code}"
+        suffix = ref[ref.rfind(".") :]
+        assert resp.headers["content-type"].startswith(ASSET_TYPES[suffix]), (ref, resp.headers["content-type"])
+        assert len(resp.content) > 100
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert not any(re.search(r"https?://|//[a-z]", s) for s in scripts), "an inline script loads an outside URL"
+    assert '"validatorUrl": null' in page, "Swagger UI would send the document's URL to its outside validator"
+    return refs

@@ -6,7 +6,6 @@ import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Query
-from fastapi.openapi.docs import get_swagger_ui_html
 
 from chutes.bridge import bridged_signature
 
@@ -115,4 +114,6 @@ def add_minimal_schemas(chute: Chute, document: dict[str, Any]) -> None:
 
 
 def docs_html(chute: Chute) -> bytes:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{chute.slug} - docs").body
+    from chutes.swagger import swagger_html
+
+    return swagger_html(title=f"{chute.slug} - docs", openapi_url="/openapi.json")

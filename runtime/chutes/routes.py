@@ -1,4 +1,4 @@
-"""The built-in routes of every chute: /_ping, /_ready, /_metrics, /openapi.json and /docs."""
+"""The built-in routes of every chute: /_ping, /_ready, /_metrics, /openapi.json, /docs and its files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic_core import to_json
 
 from chutes.responses import send_body, send_json
+from chutes.swagger import ASSET_TYPES, ASSETS_PATH, send_asset
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
@@ -46,6 +47,12 @@ def builtin_routes(chute: Chute) -> dict[str, Route]:
 
         await send_body(send, 200, docs_html(chute), b"text/html; charset=utf-8")
 
+    def docs_asset(name: str) -> Route:
+        async def asset(scope, receive, send) -> None:
+            await send_asset(send, name)
+
+        return asset
+
     def read_only(route: Route) -> Route:
         async def guarded(scope, receive, send) -> None:
             if scope["method"] not in READ_METHODS:
@@ -62,5 +69,6 @@ def builtin_routes(chute: Chute) -> dict[str, Route]:
         "/_metrics": metrics,
         "/openapi.json": openapi,
         "/docs": docs,
+        **{f"{ASSETS_PATH}{name}": docs_asset(name) for name in ASSET_TYPES},
     }
     return {path: read_only(route) for path, route in routes.items()}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from pydantic import BaseModel
 
 from chutes.chute import Chute
 from chutes.testing import client
+from tests.conftest import assert_page_works_offline
 
 
 class Full(BaseModel):
@@ -87,3 +89,13 @@ async def test_openapi_documents_every_cord() -> None:
     assert {p["name"] for p in paths["/search"]["get"]["parameters"]} == {"q", "limit"}
     assert list(paths["/raw"]["post"]["requestBody"]["content"]) == ["application/octet-stream"]
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_docs_page_loads_swagger_ui_from_the_chute_itself(live_server) -> None:  # noqa: ANN001
+    url = live_server(documented_chute())
+    page = httpx.get(f"{url}/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    refs = assert_page_works_offline(page.text, lambda ref: httpx.get(url + ref))
+    assert set(refs) == {"/_docs/swagger-ui.css", "/_docs/favicon-32x32.png", "/_docs/swagger-ui-bundle.js"}
+    assert "SwaggerUIBundle" in httpx.get(f"{url}/_docs/swagger-ui-bundle.js").text
+    assert httpx.get(f"{url}/_docs/swagger-ui.js.map").status_code == 404
