@@ -212,7 +212,7 @@ def _chutes_router(state: HostState) -> APIRouter:
         def update() -> str:
             with db.session() as session:
                 row = find_own_deployment(session, user, ref)
-                row.max_instances = body.max_instances
+                row.max_instances = row.scaled_to = body.max_instances
                 return row.slug
 
         slug = await run_in_threadpool(update)

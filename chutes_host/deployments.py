@@ -98,6 +98,7 @@ def install_bundle(
                 session.add(row)
             else:
                 row.version += 1
+                fields["max_instances"] = row.scaled_to or manifest.max_instances
                 for key, value in fields.items():
                     setattr(row, key, value)
             session.flush()

@@ -62,6 +62,8 @@ class Deployment(Base):
     manifest_json: Mapped[str] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     max_instances: Mapped[int] = mapped_column(Integer, default=1)
+    # set by `chutes chutes scale`: a redeploy keeps it rather than the manifest's max_instances
+    scaled_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image: Mapped[str | None] = mapped_column(String(512), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
