@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "build",
     "deploy",
     "chutes",
+    "secrets",
     "host",
 )
 

@@ -1,10 +1,11 @@
-"""The control API under /api/v1: deploy, list, get, delete, logs and scale chutes; manage keys."""
+"""The control API under /api/v1: deploy, list, get, delete, logs and scale chutes; manage secrets and keys."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import shutil
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 
-from chutes_host import accounts
+from chutes_host import accounts, secrets
 from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
 from chutes_host.deployments import (
@@ -68,6 +69,17 @@ class ChuteOut(BaseModel):
 
 class ScaleIn(BaseModel):
     max_instances: int = Field(ge=1, le=64)
+
+
+class SecretIn(BaseModel):
+    value: str
+
+
+class SecretOut(BaseModel):
+    chute: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class KeyOut(BaseModel):
@@ -180,7 +192,7 @@ def _chutes_router(state: HostState) -> APIRouter:
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
                 spec = await run_in_threadpool(install_bundle, archive, config, db, user.id, public=public)
-                await supervisor.launch(spec)
+                await supervisor.launch(await secrets.with_secrets(db, config, spec))
         finally:
             archive.unlink(missing_ok=True)
         return await run_in_threadpool(_get, user, spec.slug)
@@ -231,7 +243,57 @@ def _chutes_router(state: HostState) -> APIRouter:
         lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow)
         return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
+    router.include_router(_secrets_router(state))
     router.include_router(_keys_router(db, state))
+    return router
+
+
+def _secrets_router(state: HostState) -> APIRouter:
+    router = APIRouter(prefix="/chutes/{ref}/secrets", tags=["secrets"])
+    config, db, supervisor = state.config, state.db, state.supervisor
+
+    def describe(row) -> SecretOut:  # noqa: ANN001
+        return SecretOut(chute=row.chute, name=row.name, created_at=row.created_at, updated_at=row.updated_at)
+
+    async def refresh_live(user: User, chute: str) -> None:
+        """Gives a running chute's next instance (re)start the secrets as they are now."""
+        live = supervisor.route(f"{user.name}-{chute}")
+        if live is not None and live.spec.owner_id == user.id:
+            live.spec = replace(live.spec, env=await secrets.secret_env(db, config, owner_id=user.id, chute=chute))
+
+    @router.get("", response_model=list[SecretOut])
+    def list_secrets(ref: str, user: UserDep) -> list[SecretOut]:
+        """Lists a chute's secrets: names and times only, never values."""
+        with db.session() as session:
+            chute = secrets.own_chute_name(session, user, ref)
+            return [describe(r) for r in secrets.list_secrets(session, user.id, chute)]
+
+    @router.put("/{name:path}", response_model=SecretOut)
+    async def set_secret(ref: str, name: str, body: SecretIn, user: UserDep) -> SecretOut:
+        """Sets a secret, given to the chute's instances as the environment variable `name` from their next start."""
+
+        def store() -> SecretOut:
+            with db.session() as session:
+                chute = secrets.own_chute_name(session, user, ref)
+                row = secrets.set_secret(session, secrets.secret_box(config), user, chute, name, body.value)
+                return describe(row)
+
+        out = await run_in_threadpool(store)
+        await refresh_live(user, out.chute)
+        return out
+
+    @router.delete("/{name:path}")
+    async def delete_secret(ref: str, name: str, user: UserDep) -> dict[str, str]:
+        def remove() -> str:
+            with db.session() as session:
+                chute = secrets.own_chute_name(session, user, ref)
+                secrets.delete_secret(session, user, chute, name)
+                return chute
+
+        chute = await run_in_threadpool(remove)
+        await refresh_live(user, chute)
+        return {"deleted": name, "chute": chute}
+
     return router
 
 

@@ -15,6 +15,7 @@ from chutes_host.db import Database
 from chutes_host.deployments import load_specs
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
+from chutes_host.secrets import SecretError, with_secrets
 from chutes_host.state import HostState
 from chutes_host.supervisor import Supervisor
 
@@ -37,6 +38,10 @@ def create_app(config: HostConfig) -> Gateway:
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
         for spec in load_specs(config, db):
+            try:
+                spec = await with_secrets(db, config, spec)
+            except SecretError as exc:
+                log.error("starting %s without its secrets: %s", spec.slug, exc)
             await supervisor.launch(spec)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
         try:

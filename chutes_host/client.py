@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -60,6 +61,15 @@ class HostClient:
 
     def scale_chute(self, ref: str, count: int) -> dict:
         return self._call("POST", f"/chutes/{ref}/scale", json={"max_instances": count})
+
+    def set_secret(self, ref: str, name: str, value: str) -> dict:
+        return self._call("PUT", f"/chutes/{ref}/secrets/{quote(name, safe='')}", json={"value": value})
+
+    def list_secrets(self, ref: str) -> list[dict]:
+        return self._call("GET", f"/chutes/{ref}/secrets")
+
+    def delete_secret(self, ref: str, name: str) -> dict:
+        return self._call("DELETE", f"/chutes/{ref}/secrets/{quote(name, safe='')}")
 
     def stream_logs(self, ref: str, *, tail: int, follow: bool) -> Iterator[bytes]:
         """Yields log bytes as the host sends them."""

@@ -8,13 +8,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.models import Deployment, User
+from chutes_host.models import ChuteSecret, Deployment, User
 from chutes_host.spec import DeploymentSpec
 
 
@@ -133,10 +133,11 @@ def find_own_deployment(session: Session, user: User, ref: str) -> Deployment:
 
 
 def delete_deployment(config: HostConfig, db: Database, user: User, ref: str) -> str:
-    """Deletes a chute's row; returns its slug (the caller stops it and removes its files)."""
+    """Deletes a chute's row and its secrets; returns its slug (the caller stops it and removes its files)."""
     with db.session() as session:
         row = find_own_deployment(session, user, ref)
         slug = row.slug
+        session.execute(delete(ChuteSecret).where(ChuteSecret.owner_id == row.owner_id, ChuteSecret.chute == row.name))
         session.delete(row)
     return slug
 

@@ -1,4 +1,4 @@
-"""The host's database tables: users, their API keys, and their deployed chutes."""
+"""The host's database tables: users, their API keys, their deployed chutes and the chutes' secrets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -75,3 +75,24 @@ class Deployment(Base):
 
     def __repr__(self) -> str:
         return f"Deployment(slug={self.slug!r}, version={self.version}, public={self.public})"
+
+
+class ChuteSecret(Base):
+    """A secret of one user's chute, given to its instances as an environment variable; the value is encrypted.
+
+    Keyed by the chute's name, not its row, so a secret can be set before the chute's first deploy.
+    """
+
+    __tablename__ = "chute_secrets"
+    __table_args__ = (UniqueConstraint("owner_id", "chute", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    chute: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ChuteSecret(chute={self.chute!r}, name={self.name!r})"

@@ -25,6 +25,8 @@ class DeploymentSpec:
     max_instances: int
     image: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    # the chute's secrets, added to each instance's environment; never in a repr, a log or the API
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def app_dir(self) -> Path:

@@ -142,7 +142,7 @@ class DockerExecutor:
                 ref,
                 detach=True,
                 ports={f"{CHUTE_PORT}/tcp": ("127.0.0.1", port)},
-                environment={"CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug},
+                environment={**spec.env, "CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug},
                 labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
                 device_requests=requests,
             )

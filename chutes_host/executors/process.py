@@ -72,6 +72,7 @@ class ProcessExecutor:
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
         port = find_free_port()
         env = instance_env(os.environ)
+        env.update(spec.env)
         env.update(
             PYTHONPATH=str(spec.app_dir),
             PYTHONUNBUFFERED="1",

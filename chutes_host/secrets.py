@@ -1,0 +1,210 @@
+"""Per-chute secrets: checked names, values encrypted at rest with the host's key, given to instances as env vars."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chutes.chute import NAME_PATTERN as CHUTE_NAME
+from chutes_host.config import HostConfig
+from chutes_host.db import Database
+from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.models import ChuteSecret, User
+from chutes_host.spec import DeploymentSpec
+
+KEY_FILE = "secrets.key"
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+RESERVED_PREFIX = "CHUTES_"
+MAX_VALUE_BYTES = 64 * 1024
+MAX_SECRETS = 100
+
+
+class SecretError(DeployError):
+    """A secret the host refuses to store or cannot read; `status` is the HTTP status."""
+
+
+class SecretBox:
+    """Encrypts and decrypts values with Fernet (AES-128-CBC and HMAC-SHA256) and the host's key file.
+
+    The key file is made on first use, readable by the host's user only.
+    """
+
+    def __init__(self, key_file: Path) -> None:
+        self.key_file = key_file
+
+    def __repr__(self) -> str:
+        return f"SecretBox(key_file={str(self.key_file)!r})"
+
+    def encrypt(self, value: str) -> str:
+        return self._fernet().encrypt(value.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        """Returns the value of a token; raises InvalidToken when another key made it."""
+        return self._fernet().decrypt(token.encode()).decode()
+
+    @functools.cached_property
+    def _key(self) -> bytes:
+        key = read_or_create_key(self.key_file)
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SecretError(
+                f"the host's secrets key file {self.key_file} is damaged; restore it from a backup "
+                "(without it, stored secrets cannot be read)",
+                status=500,
+            ) from None
+        return key
+
+    def _fernet(self) -> Fernet:
+        return Fernet(self._key)
+
+
+def read_or_create_key(path: Path) -> bytes:
+    """Returns the key in `path`, first writing a new one there (mode 0600) when there is none."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # never replaces a key another process wrote meanwhile
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes().strip()
+
+
+@functools.cache
+def _box_at(key_file: Path) -> SecretBox:
+    return SecretBox(key_file)
+
+
+def secret_box(config: HostConfig) -> SecretBox:
+    """Returns the box of this host's data dir (one per key file, so the key is read once)."""
+    return _box_at(config.data_dir / KEY_FILE)
+
+
+def check_name(name: str) -> str:
+    """Returns a valid secret name, or raises SecretError (422) saying what a name may be."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise SecretError(
+            f"invalid secret name {name!r}: it becomes an environment variable, so use letters, digits and "
+            "'_', not starting with a digit, at most 128 characters (e.g. HF_TOKEN)",
+            status=422,
+        )
+    if name.upper().startswith(RESERVED_PREFIX):
+        raise SecretError(
+            f"invalid secret name {name!r}: names starting with {RESERVED_PREFIX} are set by the host; choose another",
+            status=422,
+        )
+    return name
+
+
+def check_value(value: str) -> str:
+    if not value:
+        raise SecretError("the secret's value is empty; to remove a secret, delete it", status=422)
+    if "\0" in value:
+        raise SecretError("the secret's value holds a NUL character, which an environment variable cannot", status=422)
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise SecretError(f"the secret's value is over {MAX_VALUE_BYTES // 1024} KiB; keep secrets small", status=413)
+    return value
+
+
+def own_chute_name(session: Session, user: User, ref: str) -> str:
+    """Returns the name of the user's chute `ref` (a name or slug; it may not be deployed yet).
+
+    Raises SecretError 403 when `ref` is another user's chute, 422 when it is no chute name.
+    """
+    try:
+        return find_own_deployment(session, user, ref).name
+    except DeployError as exc:
+        if exc.status != 404:
+            raise SecretError(str(exc), status=exc.status) from None
+    if not CHUTE_NAME.fullmatch(ref):
+        raise SecretError(f"{ref!r} is not a chute name (lowercase letters, digits, '-' and '_')", status=422)
+    return ref
+
+
+def set_secret(session: Session, box: SecretBox, user: User, chute: str, name: str, value: str) -> ChuteSecret:
+    """Stores (or replaces) one secret of a chute, encrypted; returns its row."""
+    check_name(name)
+    check_value(value)
+    row = find_secret(session, user.id, chute, name)
+    if row is None:
+        count = len(list_secrets(session, user.id, chute))
+        if count >= MAX_SECRETS:
+            raise SecretError(f"chute {chute!r} already has {MAX_SECRETS} secrets; delete some first", status=409)
+        row = ChuteSecret(owner_id=user.id, chute=chute, name=name, ciphertext=box.encrypt(value))
+        session.add(row)
+    else:
+        row.ciphertext = box.encrypt(value)
+    session.flush()
+    return row
+
+
+def find_secret(session: Session, owner_id: int, chute: str, name: str) -> ChuteSecret | None:
+    query = select(ChuteSecret).where(
+        ChuteSecret.owner_id == owner_id, ChuteSecret.chute == chute, ChuteSecret.name == name
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def list_secrets(session: Session, owner_id: int, chute: str) -> list[ChuteSecret]:
+    query = select(ChuteSecret).where(ChuteSecret.owner_id == owner_id, ChuteSecret.chute == chute)
+    return list(session.execute(query.order_by(ChuteSecret.name)).scalars())
+
+
+def delete_secret(session: Session, user: User, chute: str, name: str) -> None:
+    row = find_secret(session, user.id, chute, name)
+    if row is None:
+        raise SecretError(
+            f"chute {chute!r} has no secret {name!r}; list them with `chutes secrets list --chute {chute}`",
+            status=404,
+        )
+    session.delete(row)
+
+
+def read_env(session: Session, box: SecretBox, owner_id: int, chute: str) -> dict[str, str]:
+    """Returns a chute's secrets as environment variables; raises SecretError when one cannot be decrypted."""
+    env = {}
+    for row in list_secrets(session, owner_id, chute):
+        try:
+            env[row.name] = box.decrypt(row.ciphertext)
+        except InvalidToken:
+            raise SecretError(
+                f"secret {row.name!r} of chute {chute!r} cannot be decrypted with this host's key file "
+                f"({box.key_file}); was it replaced? Set the secret again with `chutes secrets set`",
+                status=500,
+            ) from None
+    return env
+
+
+async def secret_env(db: Database, config: HostConfig, *, owner_id: int, chute: str) -> dict[str, str]:
+    """Returns the environment variables a chute's instances get from its secrets (read off the event loop)."""
+
+    def read() -> dict[str, str]:
+        with db.session() as session:
+            return read_env(session, secret_box(config), owner_id, chute)
+
+    return await anyio.to_thread.run_sync(read)
+
+
+async def with_secrets(db: Database, config: HostConfig, spec: DeploymentSpec) -> DeploymentSpec:
+    """Returns the spec with its chute's secrets in `env`, for the executor to pass to each instance."""
+    return replace(spec, env=await secret_env(db, config, owner_id=spec.owner_id, chute=spec.name))
