@@ -165,6 +165,10 @@ class Chute:
             ],
         }
 
+    def upstream_ports(self) -> list[int]:
+        """Returns the local ports the passthrough cords forward to; the chute is ready once each answers."""
+        return sorted({c.passthrough_port for c in self.cords if c.passthrough})
+
     def bridge_app(self) -> Any:
         if self._bridge is None:
             from chutes.bridge import build_bridge_app
@@ -234,7 +238,7 @@ class Chute:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._lifecycle.start(self)
+                    await self._lifecycle.start(self, upstreams=self.upstream_ports())
                 except Exception as exc:
                     logging.getLogger("chutes").error("%s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from chutes.proxy import Proxy
-from tests.conftest import free_port
+from tests.conftest import serve
 from tests.fixtures.chutes.passthrough import make_chute
 
 released = asyncio.Event()
@@ -121,8 +121,8 @@ async def test_upstream_timeout_is_504(chute_url) -> None:
 
 
 async def test_upstream_down_is_502(live_server) -> None:
-    chute = make_chute(free_port())
-    url = live_server(chute)
+    with serve(upstream_app) as upstream:  # the chute is ready only once its upstream answers
+        url = live_server(make_chute(int(upstream.rsplit(":", 1)[1])))
     async with httpx.AsyncClient(base_url=url) as c:
         r = await c.post("/v1/completions", json={})
     assert r.status_code == 502
