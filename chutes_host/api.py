@@ -160,6 +160,9 @@ def _chutes_router(state: HostState) -> APIRouter:
     config, db, supervisor = state.config, state.db, state.supervisor
     deploy_lock = asyncio.Lock()
 
+    def read_secrets(session, owner_id: int, chute: str) -> dict[str, str]:  # noqa: ANN001
+        return secrets.read_env(session, secrets.secret_box(config), owner_id, chute)
+
     def describe(row: Deployment) -> ChuteOut:
         live = supervisor.route(row.slug)
         status = live.describe() if live else {"phase": "stopped"}
@@ -191,8 +194,10 @@ def _chutes_router(state: HostState) -> APIRouter:
         )
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
-                spec = await run_in_threadpool(install_bundle, archive, config, db, user.id, public=public)
-                await supervisor.launch(await secrets.with_secrets(db, config, spec))
+                spec = await run_in_threadpool(
+                    install_bundle, archive, config, db, user.id, public=public, read_env=read_secrets
+                )
+                await supervisor.launch(spec)
         finally:
             archive.unlink(missing_ok=True)
         return await run_in_threadpool(_get, user, spec.slug)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -57,10 +58,17 @@ def _too_big(limit: int) -> str:
 
 
 def install_bundle(
-    archive: Path, config: HostConfig, db: Database, user_id: int, *, public: bool | None
+    archive: Path,
+    config: HostConfig,
+    db: Database,
+    user_id: int,
+    *,
+    public: bool | None,
+    read_env: Callable[[Session, int, str], dict[str, str]] | None = None,
 ) -> DeploymentSpec:
     """Unpacks a bundle and records its deployment in one transaction; returns the new spec.
 
+    `read_env(session, owner_id, chute_name)` gives the spec's environment (the chute's secrets).
     On any failure nothing is left: no directory, no row.
     """
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +116,8 @@ def install_bundle(
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)
             spec = DeploymentSpec.from_row(row, config.chutes_dir)
+            if read_env is not None:
+                spec = replace(spec, env=read_env(session, row.owner_id, row.name))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if final is not None:

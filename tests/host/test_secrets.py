@@ -166,3 +166,27 @@ def test_a_value_from_another_key_is_a_clear_error(tmp_path: Path) -> None:
     with db.session() as session, pytest.raises(SecretError, match="cannot be decrypted with this host's key file"):
         read_env(session, SecretBox(tmp_path / "new.key"), user.id, "x")
     db.close()
+
+
+def test_a_replaced_key_file_fails_the_deploy_clearly_and_records_nothing(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    host = host_factory()
+    alice = host.add_user("alice")
+    project = make_project(tmp_path / "project", "host_secret.py")
+    assert host.cli("secrets", "set", "MY_SECRET", VALUE, "--chute", "secret", key=alice).returncode == 0
+    assert host.cli("deploy", "host_secret:chute", key=alice, cwd=project).returncode == 0
+    host.stop()
+    (host.data_dir / "secrets.key").unlink()
+    read_or_create_key(host.data_dir / "secrets.key")  # a new key: the stored value no longer decrypts
+    host.start()
+    wait_for(lambda: "starting alice-secret without its secrets" in host.log_text(), timeout=10, what="the error")
+    assert VALUE not in host.log_text()
+
+    refused = host.cli("deploy", "host_secret:chute", key=alice, cwd=project)
+    assert refused.returncode != 0
+    assert "secret 'MY_SECRET' of chute 'secret' cannot be decrypted" in refused.stderr
+    assert host.api("GET", "/chutes/secret", key=alice).json()["version"] == 1
+    assert sorted(p.name for p in (host.data_dir / "chutes" / "alice-secret").iterdir()) == ["1", "logs"]
+
+    assert host.cli("secrets", "set", "MY_SECRET", "again", "--chute", "secret", key=alice).returncode == 0
+    assert host.cli("deploy", "host_secret:chute", key=alice, cwd=project).returncode == 0
+    assert host.call("alice-secret", "/secret", key=alice, method="GET").json()["my_secret"] == "again"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chutes.testing import client
+from tests.conftest import free_port
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cords.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
@@ -21,7 +22,8 @@ def test_the_doc_has_examples() -> None:
 
 
 @pytest.mark.parametrize("source", BLOCKS, ids=[f"example-{i}" for i in range(len(BLOCKS))])
-async def test_example(source: str) -> None:
+async def test_example(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_PORT", str(free_port()))  # the passthrough example's model server
     namespace: dict = {}
     exec(compile(source, str(DOC), "exec", dont_inherit=True), namespace)
     async with client(namespace["chute"]) as c:
