@@ -15,7 +15,8 @@ from chutes_host.db import Database
 from chutes_host.deployments import load_specs
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
-from chutes_host.secrets import SecretError, with_secrets
+from chutes_host.models import User
+from chutes_host.secrets import SecretError, read_env, secret_box
 from chutes_host.state import HostState
 from chutes_host.supervisor import Supervisor
 
@@ -34,14 +35,17 @@ def create_app(config: HostConfig) -> Gateway:
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)
     api = create_control_api(state)
 
+    def read_secrets(session: Any, owner_id: int, chute: str) -> dict[str, str]:
+        try:
+            return read_env(session, secret_box(config), owner_id, chute)
+        except SecretError as exc:
+            log.error("starting %s-%s without its secrets: %s", session.get(User, owner_id).name, chute, exc)
+            return {}
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
-        for spec in load_specs(config, db):
-            try:
-                spec = await with_secrets(db, config, spec)
-            except SecretError as exc:
-                log.error("starting %s without its secrets: %s", spec.slug, exc)
+        for spec in load_specs(config, db, read_env=read_secrets):
             await supervisor.launch(spec)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
         try:

@@ -152,9 +152,18 @@ def delete_deployment(config: HostConfig, db: Database, user: User, ref: str) ->
     return slug
 
 
-def load_specs(config: HostConfig, db: Database) -> list[DeploymentSpec]:
-    """Returns every recorded deployment whose files are present, to bring back after a restart."""
+def load_specs(
+    config: HostConfig, db: Database, *, read_env: Callable[[Session, int, str], dict[str, str]] | None = None
+) -> list[DeploymentSpec]:
+    """Returns every recorded deployment whose files are present, to bring back after a restart.
+
+    `read_env(session, owner_id, chute_name)` gives each spec's environment (the chute's secrets).
+    """
     with db.session() as session:
         rows = session.execute(select(Deployment).order_by(Deployment.id)).scalars()
-        specs = [DeploymentSpec.from_row(r, config.chutes_dir) for r in rows]
-    return [s for s in specs if s.directory.is_dir()]
+        specs = []
+        for row in rows:
+            spec = DeploymentSpec.from_row(row, config.chutes_dir)
+            if spec.directory.is_dir():
+                specs.append(replace(spec, env=read_env(session, row.owner_id, row.name)) if read_env else spec)
+    return specs

@@ -110,7 +110,8 @@ def create_docs_router(prefix: str) -> APIRouter:
         body = read_asset(name)
         if body is None:
             raise HTTPException(404, f"no file {name!r} here; the API's docs are at {prefix}/docs")
-        return Response(body, media_type=ASSET_TYPES[name].decode(), headers=dict(_text(CACHE_HEADERS)))
+        headers = {k.decode(): v.decode() for k, v in CACHE_HEADERS}
+        return Response(body, media_type=ASSET_TYPES[name].decode(), headers=headers)
 
     return router
 
@@ -159,7 +160,3 @@ def private_docs_html(slug: str) -> bytes:
         "scheme": script_json(KEY_SCHEME),
     }
     return render_page(title=f"{slug} - docs", script=script)
-
-
-def _text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode(), v.decode()) for k, v in headers]

@@ -6,7 +6,6 @@ import functools
 import os
 import re
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -19,7 +18,6 @@ from chutes_host.config import HostConfig
 from chutes_host.db import Database
 from chutes_host.deployments import DeployError, find_own_deployment
 from chutes_host.models import ChuteSecret, User
-from chutes_host.spec import DeploymentSpec
 
 KEY_FILE = "secrets.key"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -203,8 +201,3 @@ async def secret_env(db: Database, config: HostConfig, *, owner_id: int, chute: 
             return read_env(session, secret_box(config), owner_id, chute)
 
     return await anyio.to_thread.run_sync(read)
-
-
-async def with_secrets(db: Database, config: HostConfig, spec: DeploymentSpec) -> DeploymentSpec:
-    """Returns the spec with its chute's secrets in `env`, for the executor to pass to each instance."""
-    return replace(spec, env=await secret_env(db, config, owner_id=spec.owner_id, chute=spec.name))
