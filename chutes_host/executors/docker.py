@@ -15,7 +15,7 @@ from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 CHUTE_PORT = 8000
-IMAGE_FILE = "image-ref"
+IMAGE_REPO = "localhost/chutes-host"
 OWNER_LABEL = "ai.chutes.host"
 STOP_GRACE = 5
 
@@ -47,8 +47,8 @@ class DockerExecutor:
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        marker = spec.directory / IMAGE_FILE
-        if marker.is_file() and await asyncio.to_thread(self._has_image, marker.read_text().strip()):
+        tag = version_tag(spec)
+        if await asyncio.to_thread(self._has_image, tag):
             return
         manifest = spec.manifest
         if manifest.get("deploy_image") or not manifest.get("build_image"):
@@ -56,14 +56,14 @@ class DockerExecutor:
             if not ref:
                 raise ExecutorError("the manifest names no image; deploy with --image REF", phase="building")
             await asyncio.to_thread(self._ensure_image, ref, log_path)
+            # the version holds its image by a tag of its own, so discarding another version that
+            # used the same image (e.g. `deploy --image` of an earlier version's build) only untags
+            await asyncio.to_thread(self._tag, ref, tag)
         else:
-            ref = f"localhost/chutes-host/{spec.slug}:v{spec.version}"
-            await self._build_image(spec, ref, log_path)
-        marker.write_text(ref + "\n")
+            await self._build_image(spec, tag, log_path)
 
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
-        ref = (spec.directory / IMAGE_FILE).read_text().strip()
-        return await asyncio.to_thread(self._run, spec, index, ref, log_path)
+        return await asyncio.to_thread(self._run, spec, index, version_tag(spec), log_path)
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         return await asyncio.to_thread(self._exit_code, handle.native)
@@ -73,11 +73,8 @@ class DockerExecutor:
         await asyncio.to_thread(self._remove, handle.native)
 
     async def discard(self, spec: DeploymentSpec) -> None:
-        # only images this host built; the engine refuses to untag one a container (e.g. of a newer
-        # version deployed with --image) still uses, and that refusal is what we want
-        marker = spec.directory / IMAGE_FILE
-        if marker.is_file() and marker.read_text().startswith("localhost/chutes-host/"):
-            await asyncio.to_thread(self._remove_image, marker.read_text().strip())
+        # only this version's own tag: the image itself goes once no other version's tag names it
+        await asyncio.to_thread(self._remove_image, version_tag(spec))
 
     async def aclose(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
@@ -108,6 +105,10 @@ class DockerExecutor:
                 phase="building",
                 log_tail=read_tail(log_path),
             ) from None
+
+    def _tag(self, ref: str, tag: str) -> None:
+        repository, _, name = tag.rpartition(":")
+        self.client.images.get(ref).tag(repository, name)
 
     async def _build_image(self, spec: DeploymentSpec, ref: str, log_path: Path) -> None:
         argv = [
@@ -187,6 +188,11 @@ class DockerExecutor:
         """Removes containers a previous run of this host left behind (e.g. after a crash)."""
         for container in self.client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}):
             self._remove(container)
+
+
+def version_tag(spec: DeploymentSpec) -> str:
+    """Returns the tag that holds the image of one chute version on the engine."""
+    return f"{IMAGE_REPO}/{spec.slug}:v{spec.version}"
 
 
 def _pump_logs(container: Any, log_path: Path) -> None:

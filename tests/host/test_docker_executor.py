@@ -91,6 +91,9 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     assert host.api("GET", "/chutes/stream-chute", key=host.key).json()["version"] == 2
     wait_for(lambda: len(containers(engine, "myuser-stream-chute")) == 1, timeout=30, what="version 1 to stop")
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
+    # version 2 holds the image by a tag of its own; retiring version 1 dropped only version 1's tag
+    tags = engine.images.get("localhost/chutes-host/myuser-stream-chute:v2").tags
+    assert "localhost/chutes-host/myuser-stream-chute:v1" not in tags
 
 
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
@@ -106,6 +109,7 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
     wait_for(served, timeout=60, what="the chute to come back after a host restart")
     (after,) = containers(engine, "myuser-stream-chute")
     assert after.id != before.id
+    assert "localhost/chutes-host/myuser-stream-chute:v2" in after.image.tags
     assert "Successfully built" not in (host.data_dir / "chutes/myuser-stream-chute/logs/build.log").read_text()[-200:]
 
 
