@@ -5,6 +5,7 @@ Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +43,17 @@ def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.stop()
 
 
+def owner(host: Host) -> str:
+    """The label value that marks what this host made on the shared engine."""
+    return hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def image_tags(host: Host, engine, slug: str) -> list[str]:  # noqa: ANN001
+    """The tags this host gave its images of the chute (the same image may carry other hosts' tags)."""
+    prefix = f"localhost/chutes-host/{owner(host)[:12]}/{slug}:"
+    return sorted(t for image in engine.images.list() for t in image.tags if t.startswith(prefix))
+
+
 def containers(engine, slug: str) -> list:  # noqa: ANN001
     # the image itself carries ai.chutes.slug, so also require the label only this host's containers have
     return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
@@ -59,9 +71,24 @@ def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # 
         frames = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
     assert frames == [{"index": 0, "word": "a"}, {"index": 1, "word": "b"}]
     (container,) = containers(engine, "myuser-stream-chute")
-    ports = container.attrs["HostConfig"]["PortBindings"]["8000/tcp"]
-    assert ports[0]["HostIp"] == "127.0.0.1"
-    assert "localhost/chutes-host/myuser-stream-chute:v1" in container.image.tags
+    (tag,) = image_tags(host, engine, "myuser-stream-chute")
+    assert tag in container.image.tags and tag.endswith(":v1")
+
+
+def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
+    (container,) = containers(engine, "myuser-stream-chute")
+    config = container.attrs["HostConfig"]
+    assert not config["PortBindings"]  # the host reaches it on its own network, nothing is published
+    assert config["CapDrop"] == ["ALL"] and not config["CapAdd"]
+    assert config["SecurityOpt"] == ["no-new-privileges"]
+    assert config["Memory"] == 8 << 30 and config["PidsLimit"] == 1024
+    assert config["ReadonlyRootfs"] is True and set(config["Tmpfs"]) == {"/tmp", "/home/chutes"}
+    assert not config["Binds"] and not container.attrs["Mounts"]
+    assert container.attrs["Config"]["User"] == "chutes"
+    (name,) = container.attrs["NetworkSettings"]["Networks"]
+    network = engine.networks.get(name)
+    assert network.attrs["Internal"] is True  # the example does not ask for external egress
+    assert name.endswith("-myuser-stream-chute") and name != "bridge"
 
 
 def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
@@ -78,11 +105,12 @@ def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN0
 
 
 def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
+    (v1,) = image_tags(host, engine, "myuser-stream-chute")
     result = host.cli(
         "deploy",
         "stream_chute:chute",
         "--image",
-        "localhost/chutes-host/myuser-stream-chute:v1",
+        v1,
         key=host.key,
         cwd=host.project,
         timeout=300,
@@ -92,12 +120,13 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     wait_for(lambda: len(containers(engine, "myuser-stream-chute")) == 1, timeout=30, what="version 1 to stop")
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
     # version 2 holds the image by a tag of its own; retiring version 1 dropped only version 1's tag
-    tags = engine.images.get("localhost/chutes-host/myuser-stream-chute:v2").tags
-    assert "localhost/chutes-host/myuser-stream-chute:v1" not in tags
+    assert image_tags(host, engine, "myuser-stream-chute") == [v1.replace(":v1", ":v2")]
 
 
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
     (before,) = containers(engine, "myuser-stream-chute")
+    build_log = host.data_dir / "chutes/myuser-stream-chute/logs/build.log"
+    built = build_log.read_text()
     host.stop()
     assert containers(engine, "myuser-stream-chute") == []
 
@@ -109,8 +138,9 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
     wait_for(served, timeout=60, what="the chute to come back after a host restart")
     (after,) = containers(engine, "myuser-stream-chute")
     assert after.id != before.id
-    assert "localhost/chutes-host/myuser-stream-chute:v2" in after.image.tags
-    assert "Successfully built" not in (host.data_dir / "chutes/myuser-stream-chute/logs/build.log").read_text()[-200:]
+    (v2,) = image_tags(host, engine, "myuser-stream-chute")
+    assert v2.endswith(":v2") and v2 in after.image.tags
+    assert build_log.read_text() == built  # the image was there: nothing was built or pulled
 
 
 def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
@@ -118,4 +148,6 @@ def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: A
     assert result.returncode == 0, result.stderr
     assert containers(engine, "myuser-stream-chute") == []
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "x"}).status_code == 404
-    assert not any("chutes-host/myuser-stream-chute" in tag for image in engine.images.list() for tag in image.tags)
+    assert image_tags(host, engine, "myuser-stream-chute") == []
+    labels = ["ai.chutes.slug=myuser-stream-chute", f"ai.chutes.host={owner(host)}"]
+    assert engine.networks.list(filters={"label": labels}) == []
