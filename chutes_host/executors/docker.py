@@ -18,10 +18,8 @@ IMAGE_REPO = "localhost/chutes-host"
 OWNER_LABEL = "ai.chutes.host"
 STOP_GRACE = 5
 HOME = "/home/chutes"
-# the uid:gid of the `chutes` user that built images run as; images that declare root run as it too
-RUN_USER = "1000:1000"
-# with a read-only root, a chute still writes scratch files to /tmp and caches to its home
-TMPFS = {"/tmp": "rw,nosuid,nodev,mode=1777", HOME: "rw,nosuid,nodev,mode=1777"}
+# the uid and gid of the `chutes` user that built images run as; images that declare root run as it too
+RUN_USER = (1000, 1000)
 
 
 class DockerExecutor:
@@ -47,6 +45,7 @@ class DockerExecutor:
                 phase="starting",
             ) from None
         self._network_lock = threading.Lock()
+        self._users: dict[str, tuple[int, int]] = {}
         self._remove_leftovers()
         self._containers: dict[str, Any] = {}
 
@@ -166,6 +165,7 @@ class DockerExecutor:
                 log.write(f"note: the chute asks for {wanted} GPU(s) but this engine has no GPU runtime\n")
         read_only = bool(spec.manifest.get("read_only_root", True))
         try:
+            uid, gid = self._run_user(ref)
             network = self._network(spec)
             container = self.client.containers.run(
                 ref,
@@ -178,7 +178,7 @@ class DockerExecutor:
                 },
                 labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
                 device_requests=requests,
-                user=self._run_user(ref),
+                user=f"{uid}:{gid}",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 ipc_mode="private",
@@ -186,7 +186,10 @@ class DockerExecutor:
                 memswap_limit=self.config.docker_memory,
                 pids_limit=self.config.docker_pids,
                 read_only=read_only,
-                tmpfs=TMPFS if read_only else None,
+                # with a read-only root, a chute still writes scratch files to /tmp and caches to its home
+                tmpfs={"/tmp": "rw,exec,nosuid,nodev", HOME: f"rw,exec,nosuid,nodev,uid={uid},gid={gid}"}
+                if read_only
+                else None,
             )
             container.reload()
             address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
@@ -226,9 +229,37 @@ class DockerExecutor:
         """Returns the prefix of the images this host built for the chutes of the spec's user."""
         return f"{IMAGE_REPO}/{self.owner[:12]}/{spec.owner_name}-"
 
-    def _run_user(self, ref: str) -> str:
-        declared = (self.client.images.get(ref).attrs.get("Config") or {}).get("User") or ""
-        return RUN_USER if declared.split(":")[0] in ("", "root", "0") else declared
+    def _run_user(self, ref: str) -> tuple[int, int]:
+        """Returns the uid and gid to run the image as: its declared user, or chutes' 1000 if that is root."""
+        if ref in self._users:
+            return self._users[ref]
+        image = self.client.images.get(ref)
+        declared = (image.attrs.get("Config") or {}).get("User") or ""
+        name, _, group = declared.partition(":")
+        ids = None
+        if name not in ("", "root", "0"):
+            ids = _numeric_user(name, group) or self._lookup_user(ref, name, group)
+        self._users[ref] = ids or RUN_USER
+        return self._users[ref]
+
+    def _lookup_user(self, ref: str, name: str, group: str) -> tuple[int, int] | None:
+        """Reads a named user's ids from the image's /etc/passwd, without running the image."""
+        import io
+        import tarfile
+
+        container = self.client.containers.create(ref, entrypoint=["true"], network_disabled=True)
+        try:
+            stream, _ = container.get_archive("/etc/passwd")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.next()
+                text = tar.extractfile(member).read().decode(errors="replace") if member else ""
+        finally:
+            container.remove(force=True)
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == name and fields[2].isdigit() and fields[3].isdigit():
+                return int(fields[2]), int(group) if group.isdigit() else int(fields[3])
+        return None
 
     def _exit_code(self, container: Any) -> int | None:
         import docker.errors
@@ -282,6 +313,12 @@ class DockerExecutor:
 def version_tag(spec: DeploymentSpec, owner: str) -> str:
     """Returns the tag that holds the image of one chute version of one host (`owner`) on the engine."""
     return f"{IMAGE_REPO}/{owner[:12]}/{spec.slug}:v{spec.version}"
+
+
+def _numeric_user(name: str, group: str) -> tuple[int, int] | None:
+    if not name.isdigit():
+        return None
+    return int(name), int(group) if group.isdigit() else int(name)
 
 
 def build_spec(spec: DeploymentSpec) -> Any:

@@ -84,7 +84,7 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
     assert config["Memory"] == 8 << 30 and config["PidsLimit"] == 1024
     assert config["ReadonlyRootfs"] is True and set(config["Tmpfs"]) == {"/tmp", "/home/chutes"}
     assert not config["Binds"] and not container.attrs["Mounts"]
-    assert container.attrs["Config"]["User"] == "chutes"
+    assert container.attrs["Config"]["User"] == "1000:1000"
     (name,) = container.attrs["NetworkSettings"]["Networks"]
     network = engine.networks.get(name)
     assert network.attrs["Internal"] is True  # the example does not ask for external egress
