@@ -118,6 +118,8 @@ class DockerExecutor:
 
     def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path) -> None:
         """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps."""
+        from docker.utils import parse_bytes
+
         from chutes_cli.build.engine import build_image, require_image
         from chutes_cli.build.plan import plan_image
         from chutes_cli.build.recipe import RecipeError, image_from_data
@@ -143,7 +145,14 @@ class DockerExecutor:
 
                 # without apt or RUN steps the build needs no network at all
                 network = None if any(isinstance(d, AptInstall | RunCommand) for d in image.directives) else "none"
-                result = build_image(self.client, plan.context.write_tar, tag, network=network, on_line=on_line)
+                result = build_image(
+                    self.client,
+                    plan.context.write_tar,
+                    tag,
+                    network=network,
+                    memory=parse_bytes(self.config.docker_memory),
+                    on_line=on_line,
+                )
                 log.write(f"built {tag} ({result.image_id[:19]}); {result.cached_steps} steps from cache\n")
         except (CLIError, RecipeError) as exc:
             with open(log_path, "a") as log:

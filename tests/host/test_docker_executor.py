@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.host.conftest import Host, wait_for
+from tests.host.conftest import Host, make_project, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -121,6 +121,17 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
     # version 2 holds the image by a tag of its own; retiring version 1 dropped only version 1's tag
     assert image_tags(host, engine, "myuser-stream-chute") == [v1.replace(":v1", ":v2")]
+
+
+def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+    (v2,) = image_tags(host, engine, "myuser-stream-chute")
+    alice = host.add_user("alice")
+    project = make_project(tmp_path / "alice", "host_hello.py")
+    result = host.cli("deploy", "host_hello:chute", "--image", v2, key=alice, cwd=project, timeout=120)
+    assert result.returncode != 0
+    assert "belongs to another user's chute" in result.stderr
+    assert containers(engine, "alice-hello") == []
+    assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
 
 
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001

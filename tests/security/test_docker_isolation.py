@@ -56,10 +56,25 @@ def attack(host: Host, cord: str, /, *, method: str = "POST", **body: object) ->
     return resp.json()
 
 
+def container(engine, slug: str):  # noqa: ANN001, ANN201
+    (found,) = engine.containers.list(filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
+    return found
+
+
 def address(engine, slug: str) -> str:  # noqa: ANN001
-    (container,) = engine.containers.list(filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
-    (network,) = container.attrs["NetworkSettings"]["Networks"].values()
+    (network,) = container(engine, slug).attrs["NetworkSettings"]["Networks"].values()
     return network["IPAddress"]
+
+
+def test_each_chute_has_its_own_network_as_it_asked(host: Host, engine) -> None:  # noqa: ANN001
+    (victim_net,) = container(engine, VICTIM).attrs["NetworkSettings"]["Networks"]
+    (attacker_net,) = container(engine, ATTACKER).attrs["NetworkSettings"]["Networks"]
+    assert victim_net != attacker_net
+    assert engine.networks.get(victim_net).attrs["Internal"] is True
+    assert engine.networks.get(attacker_net).attrs["Internal"] is False  # allow_external_egress=True
+    victim = container(engine, VICTIM).attrs["HostConfig"]
+    assert victim["ReadonlyRootfs"] is False and not victim.get("Tmpfs")  # read_only_root=False
+    assert victim["CapDrop"] == ["ALL"]
 
 
 def test_the_host_never_imports_tenant_code(host: Host) -> None:
@@ -76,7 +91,6 @@ def test_attacker_cannot_reach_the_victim_container_directly(host: Host, engine)
 
     outcome = attack(host, "/connect", address=victim, port=8000)
     assert outcome["connected"] is False, outcome
-    assert address(engine, ATTACKER).rsplit(".", 1)[0] != victim.rsplit(".", 1)[0]  # separate networks
 
 
 def test_attacker_cannot_write_outside_its_scratch_space(host: Host) -> None:
