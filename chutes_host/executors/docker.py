@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ STOP_GRACE = 5
 HOME = "/home/chutes"
 # the uid and gid of the `chutes` user that built images run as; images that declare root run as it too
 RUN_USER = (1000, 1000)
+# the engine resolves these as image ids (of any image on it), not as names
+IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
 
 
 class DockerExecutor:
@@ -235,21 +238,21 @@ class DockerExecutor:
         return name
 
     def _own_images(self, spec: DeploymentSpec) -> str:
-        """Returns the prefix of the images this host built for the chutes of the spec's user."""
-        return f"{IMAGE_REPO}/{self.owner[:12]}/{spec.owner_name}-"
+        """Returns the prefix of the images this host built for the versions of the spec's chute."""
+        return f"{IMAGE_REPO}/{self.owner[:12]}/{spec.slug}:"
 
     def _run_user(self, ref: str) -> tuple[int, int]:
         """Returns the uid and gid to run the image as: its declared user, or chutes' 1000 if that is root."""
-        if ref in self._users:
-            return self._users[ref]
         image = self.client.images.get(ref)
+        if image.id in self._users:
+            return self._users[image.id]
         declared = (image.attrs.get("Config") or {}).get("User") or ""
         name, _, group = declared.partition(":")
         ids = None
         if name not in ("", "root", "0"):
             ids = _numeric_user(name, group) or self._lookup_user(ref, name, group)
-        self._users[ref] = ids or RUN_USER
-        return self._users[ref]
+        self._users[image.id] = ids or RUN_USER
+        return self._users[image.id]
 
     def _lookup_user(self, ref: str, name: str, group: str) -> tuple[int, int] | None:
         """Reads a named user's ids from the image's /etc/passwd, without running the image."""
@@ -341,13 +344,15 @@ def build_spec(spec: DeploymentSpec) -> Any:
 
 
 def check_image_ref(ref: str, own_prefix: str, *, what: str) -> None:
-    """Refuses a reference to another user's chute image: its code is that user's, not the caller's."""
+    """Refuses a reference to another chute's image (its code is another user's), by tag or by image id."""
     from chutes.image import REF_PATTERN
 
     if not REF_PATTERN.match(ref):
         raise ExecutorError(f"{what} {ref!r} is not an image reference (like 'python:3.11-slim')", phase="building")
+    if IMAGE_ID.match(ref):
+        raise ExecutorError(f"{what} {ref!r} looks like an image id; name it by repository and tag", phase="building")
     if ref.startswith(IMAGE_REPO + "/") and not ref.startswith(own_prefix):
-        raise ExecutorError(f"{what} {ref!r} belongs to another user's chute; use your own image", phase="building")
+        raise ExecutorError(f"{what} {ref!r} belongs to another chute; use your own image", phase="building")
 
 
 def _pump_logs(container: Any, log_path: Path) -> None:

@@ -129,7 +129,12 @@ def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: P
     project = make_project(tmp_path / "alice", "host_hello.py")
     result = host.cli("deploy", "host_hello:chute", "--image", v2, key=alice, cwd=project, timeout=120)
     assert result.returncode != 0
-    assert "belongs to another user's chute" in result.stderr
+    assert "belongs to another chute" in result.stderr
+    image_id = engine.images.get(v2).id
+    for ref in (image_id, image_id.split(":")[1][:12]):  # the engine would resolve an id to the same image
+        result = host.cli("deploy", "host_hello:chute", "--image", ref, key=alice, cwd=project, timeout=120)
+        assert result.returncode != 0
+        assert "looks like an image id" in result.stderr
     assert containers(engine, "alice-hello") == []
     assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
 
