@@ -25,6 +25,10 @@ RUN_USER = (1000, 1000)
 IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
 
 
+class BuildStopped(Exception):
+    """Raised inside a build's output loop to leave it, which makes the engine abort the build."""
+
+
 class DockerExecutor:
     """Builds (or pulls) the chute's image once per version and runs instances as containers."""
 
@@ -68,7 +72,12 @@ class DockerExecutor:
             # used the same image (e.g. `deploy --image` of an earlier version's build) only untags
             await asyncio.to_thread(self._tag, ref, tag)
         else:
-            await asyncio.to_thread(self._build_image, spec, tag, log_path)
+            stop = threading.Event()
+            try:
+                await asyncio.to_thread(self._build_image, spec, tag, log_path, stop)
+            except asyncio.CancelledError:  # the chute was deleted or the host is stopping: end the build too
+                stop.set()
+                raise
 
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
         return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path)
@@ -119,8 +128,11 @@ class DockerExecutor:
         repository, _, name = tag.rpartition(":")
         self.client.images.get(ref).tag(repository, name)
 
-    def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path) -> None:
-        """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps."""
+    def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path, stop: threading.Event) -> None:
+        """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps.
+
+        Setting `stop` ends the build at its next output line: leaving the engine's stream aborts it.
+        """
         from docker.utils import parse_bytes
 
         from chutes_cli.build.engine import build_image, require_image
@@ -143,6 +155,8 @@ class DockerExecutor:
             with open(log_path, "a") as log:
 
                 def on_line(line: str, step: object) -> None:
+                    if stop.is_set():
+                        raise BuildStopped
                     log.write(line.rstrip() + "\n")
                     log.flush()
 
@@ -157,6 +171,9 @@ class DockerExecutor:
                     on_line=on_line,
                 )
                 log.write(f"built {tag} ({result.image_id[:19]}); {result.cached_steps} steps from cache\n")
+        except BuildStopped:
+            with open(log_path, "a") as log:
+                log.write(f"stopped building {tag}\n")
         except (CLIError, RecipeError) as exc:
             with open(log_path, "a") as log:
                 log.write(f"error: {exc}\n")

@@ -139,6 +139,28 @@ def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: P
     assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
 
 
+def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+    project = make_project(tmp_path / "slow", "slow_build.py")
+    result = host.cli("deploy", "slow_build:chute", "--no-wait", key=host.key, cwd=project, timeout=120)
+    assert result.returncode == 0, result.stderr
+    build_log = host.data_dir / "chutes/myuser-slow-build/logs/build.log"
+    wait_for(
+        lambda: build_log.is_file() and "slow-build-tick 2" in build_log.read_text(),
+        timeout=120,
+        what="the slow build to run",
+        host=host,
+    )
+
+    def builders() -> list:
+        return [c for c in engine.containers.list() if "slow-build-tick" in str(c.attrs["Config"]["Cmd"])]
+
+    assert builders()
+    assert host.cli("chutes", "delete", "slow-build", "--yes", key=host.key).returncode == 0
+    # the RUN step would go on for five minutes: its container goes away only if the engine aborted the build
+    wait_for(lambda: not builders(), timeout=60, what="the engine to abort the build")
+    assert image_tags(host, engine, "myuser-slow-build") == []
+
+
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
     (before,) = containers(engine, "myuser-stream-chute")
     build_log = host.data_dir / "chutes/myuser-stream-chute/logs/build.log"
