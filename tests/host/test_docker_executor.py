@@ -54,9 +54,11 @@ def image_tags(host: Host, engine, slug: str) -> list[str]:  # noqa: ANN001
     return sorted(t for image in engine.images.list() for t in image.tags if t.startswith(prefix))
 
 
-def containers(engine, slug: str) -> list:  # noqa: ANN001
+def containers(engine, slug: str, host: Host) -> list:  # noqa: ANN001
     # the image itself carries ai.chutes.slug, so also require the label only this host's containers have
-    return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
+    # (other hosts on a shared engine may run a chute of the same name)
+    owned = f"ai.chutes.host={owner(host)}"
+    return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", owned]})
 
 
 def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # noqa: ANN001
@@ -70,13 +72,13 @@ def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # 
     with httpx.stream("POST", f"{host.url}/words", json={"text": "a b"}, headers=headers, timeout=30) as resp:
         frames = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
     assert frames == [{"index": 0, "word": "a"}, {"index": 1, "word": "b"}]
-    (container,) = containers(engine, "myuser-stream-chute")
+    (container,) = containers(engine, "myuser-stream-chute", host)
     (tag,) = image_tags(host, engine, "myuser-stream-chute")
     assert tag in container.image.tags and tag.endswith(":v1")
 
 
 def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
-    (container,) = containers(engine, "myuser-stream-chute")
+    (container,) = containers(engine, "myuser-stream-chute", host)
     config = container.attrs["HostConfig"]
     assert not config["PortBindings"]  # the host reaches it on its own network, nothing is published
     assert config["CapDrop"] == ["ALL"] and not config["CapAdd"]
@@ -92,7 +94,7 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
 
 
 def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
-    (container,) = containers(engine, "myuser-stream-chute")
+    (container,) = containers(engine, "myuser-stream-chute", host)
     container.kill()
 
     def replaced() -> bool:
@@ -117,7 +119,7 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     )
     assert result.returncode == 0, result.stderr
     assert host.api("GET", "/chutes/stream-chute", key=host.key).json()["version"] == 2
-    wait_for(lambda: len(containers(engine, "myuser-stream-chute")) == 1, timeout=30, what="version 1 to stop")
+    wait_for(lambda: len(containers(engine, "myuser-stream-chute", host)) == 1, timeout=30, what="version 1 to stop")
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
     # version 2 holds the image by a tag of its own; retiring version 1 dropped only version 1's tag
     assert image_tags(host, engine, "myuser-stream-chute") == [v1.replace(":v1", ":v2")]
@@ -135,7 +137,7 @@ def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: P
         result = host.cli("deploy", "host_hello:chute", "--image", ref, key=alice, cwd=project, timeout=120)
         assert result.returncode != 0
         assert "looks like an image id" in result.stderr
-    assert containers(engine, "alice-hello") == []
+    assert containers(engine, "alice-hello", host) == []
     assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
 
 
@@ -162,11 +164,11 @@ def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp
 
 
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
-    (before,) = containers(engine, "myuser-stream-chute")
+    (before,) = containers(engine, "myuser-stream-chute", host)
     build_log = host.data_dir / "chutes/myuser-stream-chute/logs/build.log"
     built = build_log.read_text()
     host.stop()
-    assert containers(engine, "myuser-stream-chute") == []
+    assert containers(engine, "myuser-stream-chute", host) == []
 
     host.start()
 
@@ -174,7 +176,7 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
         return host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "again"}).status_code == 200
 
     wait_for(served, timeout=60, what="the chute to come back after a host restart")
-    (after,) = containers(engine, "myuser-stream-chute")
+    (after,) = containers(engine, "myuser-stream-chute", host)
     assert after.id != before.id
     (v2,) = image_tags(host, engine, "myuser-stream-chute")
     assert v2.endswith(":v2") and v2 in after.image.tags
@@ -184,7 +186,7 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
 def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
     result = host.cli("chutes", "delete", "stream-chute", "--yes", key=host.key)
     assert result.returncode == 0, result.stderr
-    assert containers(engine, "myuser-stream-chute") == []
+    assert containers(engine, "myuser-stream-chute", host) == []
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "x"}).status_code == 404
     assert image_tags(host, engine, "myuser-stream-chute") == []
     labels = ["ai.chutes.slug=myuser-stream-chute", f"ai.chutes.host={owner(host)}"]

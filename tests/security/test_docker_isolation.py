@@ -5,6 +5,7 @@ Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
@@ -56,23 +57,24 @@ def attack(host: Host, cord: str, /, *, method: str = "POST", **body: object) ->
     return resp.json()
 
 
-def container(engine, slug: str):  # noqa: ANN001, ANN201
-    (found,) = engine.containers.list(filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
+def container(host: Host, engine, slug: str):  # noqa: ANN001, ANN201
+    owner = hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
+    (found,) = engine.containers.list(filters={"label": [f"ai.chutes.slug={slug}", f"ai.chutes.host={owner}"]})
     return found
 
 
-def address(engine, slug: str) -> str:  # noqa: ANN001
-    (network,) = container(engine, slug).attrs["NetworkSettings"]["Networks"].values()
+def address(host: Host, engine, slug: str) -> str:  # noqa: ANN001
+    (network,) = container(host, engine, slug).attrs["NetworkSettings"]["Networks"].values()
     return network["IPAddress"]
 
 
 def test_each_chute_has_its_own_network_as_it_asked(host: Host, engine) -> None:  # noqa: ANN001
-    (victim_net,) = container(engine, VICTIM).attrs["NetworkSettings"]["Networks"]
-    (attacker_net,) = container(engine, ATTACKER).attrs["NetworkSettings"]["Networks"]
+    (victim_net,) = container(host, engine, VICTIM).attrs["NetworkSettings"]["Networks"]
+    (attacker_net,) = container(host, engine, ATTACKER).attrs["NetworkSettings"]["Networks"]
     assert victim_net != attacker_net
     assert engine.networks.get(victim_net).attrs["Internal"] is True
     assert engine.networks.get(attacker_net).attrs["Internal"] is False  # allow_external_egress=True
-    victim = container(engine, VICTIM).attrs["HostConfig"]
+    victim = container(host, engine, VICTIM).attrs["HostConfig"]
     assert victim["ReadonlyRootfs"] is False and not victim.get("Tmpfs")  # read_only_root=False
     assert victim["CapDrop"] == ["ALL"]
 
@@ -84,7 +86,7 @@ def test_the_host_never_imports_tenant_code(host: Host) -> None:
 
 
 def test_attacker_cannot_reach_the_victim_container_directly(host: Host, engine) -> None:  # noqa: ANN001
-    victim = address(engine, VICTIM)
+    victim = address(host, engine, VICTIM)
     # controls: the victim listens at that address (the host reaches it), and the probe can connect at all
     assert httpx.get(f"http://{victim}:8000/_ready", timeout=10).status_code == 200
     assert attack(host, "/connect", address="127.0.0.1", port=8000)["connected"] is True
