@@ -32,6 +32,8 @@ class HostConfig:
     start_timeout: float = 300.0
     health_interval: float = 1.0
     docker_base_image: str | None = None
+    docker_memory: str = "8g"
+    docker_pids: int = 1024
     public_url: str | None = None
 
     @property

@@ -30,6 +30,11 @@ class Manifest(BaseModel):
     concurrency: int = Field(1, ge=1)
     max_instances: int = Field(1, ge=1, le=64)
     cords: list[dict[str, Any]] = Field(default_factory=list)
+    allow_external_egress: bool = False
+    read_only_root: bool = True
+    build_image: bool = False
+    image_recipe: dict[str, Any] | None = None
+    deploy_image: str | None = None
 
     @property
     def module_path(self) -> str:
@@ -51,4 +56,21 @@ def parse_manifest(data: Any) -> Manifest:
     expected = f"{manifest.username}-{manifest.name}"
     if manifest.slug != expected:
         raise ManifestError(f"manifest slug {manifest.slug!r} should be {expected!r}")
+    check_images(manifest)
     return manifest
+
+
+def check_images(manifest: Manifest) -> None:
+    """Checks the image fields as data (a host builds from `image_recipe`, never by importing the chute)."""
+    from chutes.image import REF_PATTERN
+    from chutes_cli.build.recipe import RecipeError, image_from_data
+
+    if manifest.deploy_image is not None and not REF_PATTERN.match(manifest.deploy_image):
+        raise ManifestError(
+            f"deploy_image {manifest.deploy_image!r} is not an image reference (like 'registry:5000/me/chute:1')"
+        )
+    if manifest.image_recipe is not None:
+        try:
+            image_from_data(manifest.image_recipe)
+        except RecipeError as exc:
+            raise ManifestError(f"invalid manifest.json: image_recipe: {exc}") from None

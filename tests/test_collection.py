@@ -24,3 +24,4 @@ def test_every_test_folder_is_collected() -> None:
     missing = sorted(test_dirs - collected_dirs)
     assert not missing, f"test folders that `pytest` never collects: {missing} (see norecursedirs in pyproject.toml)"
     assert "tests/build" in collected_dirs
+    assert "tests/security" in collected_dirs

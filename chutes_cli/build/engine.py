@@ -110,6 +110,7 @@ def build_image(
     *,
     no_cache: bool = False,
     network: str | None = None,
+    memory: int | None = None,
     on_line: Callable[[str, BuildStep | None], None] | None = None,
 ) -> BuildResult:
     """Streams a build of the tar that `write_context` writes, and returns its result."""
@@ -129,6 +130,7 @@ def build_image(
                 pull=False,
                 nocache=no_cache,
                 network_mode=network,
+                container_limits={"memory": memory, "memswap": memory} if memory else None,
                 decode=True,
             )
             for chunk in stream:

@@ -88,7 +88,6 @@ def plan_build(
     With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded.
     """
     from chutes.loader import split_ref
-    from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
 
     image = chute.image
     if isinstance(image, str):
@@ -105,6 +104,35 @@ def plan_build(
         )
     _target, attr = split_ref(ref)
     spec = spec_for(chute, relative_module(import_root, module, root), attr)
+    return plan_image(
+        spec,
+        image,
+        root,
+        tag=tag or image.ref,
+        base_image=base_image,
+        python_version=python_version,
+        fetch_wheels=fetch_wheels,
+    )
+
+
+def plan_image(
+    spec: ChuteSpec,
+    image: Image,
+    root: Path,
+    *,
+    tag: str,
+    base_image: str | None = None,
+    python_version: str | None = None,
+    fetch_wheels: bool = True,
+    untrusted: bool = False,
+) -> BuildPlan:
+    """Takes a chute's spec, its Image and the folder of its code, and returns a build plan.
+
+    Needs no loaded chute, so a host builds from the deploy manifest without importing tenant code;
+    `untrusted` then refuses requirements that are not plain specifiers (URLs, pip options).
+    """
+    from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
+
     python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     context = collect_context(root)
     check_sources(image, context)
@@ -117,6 +145,8 @@ def plan_build(
     pip_steps = [d for d in image.directives if isinstance(d, PipInstall)]
     for number, step in enumerate(pip_steps, start=1):
         reqs = list(step.packages) or read_requirements(root / step.requirements_file)
+        if untrusted:
+            check_plain_requirements(reqs, step.requirements_file)
         add_wheelhouse(context, f"pip-{number}", reqs, python_version, fetch_wheels, fetch_wheelhouse)
 
     dockerfile = render_dockerfile(
@@ -128,7 +158,20 @@ def plan_build(
     context.generated["Dockerfile"] = dockerfile.encode()
     context.generated[".dockerignore"] = render_dockerignore(ignore_lines).encode()
     chosen_base = dockerfile.split("\nFROM ", 1)[1].split("\n", 1)[0]
-    return BuildPlan(tag or image.ref, spec, image, dockerfile, context, chosen_base)
+    return BuildPlan(tag, spec, image, dockerfile, context, chosen_base)
+
+
+def check_plain_requirements(reqs: list[str], source: str | None) -> None:
+    """Fails on a requirement a host must not hand to pip: an option, a URL or a path."""
+    from chutes.image import PIP_PATTERN
+
+    where = f" in {source}" if source else ""
+    for req in reqs:
+        if req.startswith("-") or "@" in req or not PIP_PATTERN.match(req):
+            raise CLIError(
+                f"requirement {req!r}{where} is not a plain specifier (like 'numpy>=1.26'); a host fetches only "
+                "named wheels from its index, so publish the package or build the image yourself and deploy --image"
+            )
 
 
 def add_wheelhouse(context, folder, reqs, python_version, fetch, fetch_wheelhouse) -> None:

@@ -97,6 +97,11 @@ def make_bundle(
     root, entrypoint = locate_entrypoint(ref, context)
     chute = load_chute(ref)
     manifest = dict(chute.manifest(), entrypoint=entrypoint, build_image=not isinstance(chute.image, str))
+    if manifest["build_image"]:
+        from chutes_cli.build.recipe import image_to_data
+
+        # the host builds from this data and never imports the chute's module
+        manifest["image_recipe"] = image_to_data(chute.image)
     if image:
         manifest["deploy_image"] = image
     if public is not None:

