@@ -25,6 +25,7 @@ class DeploymentSpec:
     max_instances: int
     image: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    gpus: tuple[str, ...] = ()  # GPU indices or UUIDs placed on this version; the sandbox passes only these
 
     @property
     def app_dir(self) -> Path:
