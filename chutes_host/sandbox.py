@@ -47,7 +47,7 @@ ETC_PATHS = (
     "/etc/timezone",
 )
 PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf")
-INSTANCE_ENV = frozenset({"LANG", "TZ"})
+INSTANCE_ENV = frozenset({"LANG", "TZ", "LD_LIBRARY_PATH"})
 INSTANCE_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_")
 BUILD_ENV = frozenset({"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
 BUILD_ENV_PREFIXES = ("PIP_", "SSL_", "REQUESTS_CA_")

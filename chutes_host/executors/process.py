@@ -262,8 +262,9 @@ class ProcessExecutor:
             argv = self.sandbox.wrap(
                 argv, directory=spec.directory, uid=self._uid(spec), network=network, read_only=read_only
             )
-        else:
-            env["PATH"] = os.environ.get("PATH", env["PATH"])
+        else:  # its own user's PATH, HOME (pip's cache) and TMPDIR, as before the sandbox existed
+            env.update({k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ})
+            env.pop("TMPDIR", None)
         await _run_logged(argv, log_path, phase="building", what=what, env=env, shown=shown or inner)
 
 
