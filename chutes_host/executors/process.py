@@ -78,7 +78,7 @@ class ProcessExecutor:
 
     def __init__(self, config) -> None:  # noqa: ANN001
         self.config = config
-        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._handles: dict[int, InstanceHandle] = {}
         self._owners: dict[tuple[str, int], int] = {}
         self.sandbox: Sandbox | None = None
         self.unsandboxed_reason: str | None = None
@@ -172,6 +172,9 @@ class ProcessExecutor:
                     pass_fds=pass_fds,
                     preexec_fn=_die_with_parent,
                 )
+        except BaseException:
+            os.close(info_read)
+            raise
         finally:
             listener.close()  # the instance holds it now; once it exits, connecting fails at once
             os.close(info_write)
@@ -179,8 +182,9 @@ class ProcessExecutor:
             pid = await _read_child_pid(info_read) if self.sandbox is not None else proc.pid
         finally:
             os.close(info_read)
-        self._procs[proc.pid] = proc
-        return InstanceHandle(host="localhost", port=0, pid=pid or proc.pid, native=proc, uds=str(path))
+        handle = InstanceHandle(host="localhost", port=0, pid=pid or proc.pid, native=proc, uds=str(path))
+        self._handles[proc.pid] = handle
+        return handle
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         code = handle.native.returncode
@@ -190,11 +194,11 @@ class ProcessExecutor:
 
     async def stop(self, handle: InstanceHandle) -> None:
         proc: asyncio.subprocess.Process = handle.native
-        self._procs.pop(proc.pid, None)
+        self._handles.pop(proc.pid, None)
         if proc.returncode is None:
-            for pid in {handle.pid, proc.pid}:
-                _signal_group(pid, signal.SIGTERM)
-                _signal_group(pid, signal.SIGCONT)  # a frozen (SIGSTOPped) instance must wake up to exit
+            # Only the server itself: bwrap would die of SIGTERM and take the server down without its shutdown hooks.
+            _signal_group(handle.pid, signal.SIGTERM)
+            _signal_group(handle.pid, signal.SIGCONT)  # a frozen (SIGSTOPped) instance must wake up to exit
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
             except TimeoutError:
@@ -209,8 +213,8 @@ class ProcessExecutor:
         self._owners.pop((spec.slug, spec.version), None)
 
     async def aclose(self) -> None:
-        for proc in list(self._procs.values()):
-            await self.stop(InstanceHandle("localhost", 0, pid=proc.pid, native=proc))
+        for handle in list(self._handles.values()):
+            await self.stop(handle)
 
     def _check_single_user(self, spec: DeploymentSpec) -> None:
         if self.sandbox is not None or self.config.unsafe_shared_process:
