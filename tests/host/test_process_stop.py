@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHUTE = '''
+CHUTE = """
 from pathlib import Path
 
 from chutes.chute import Chute
@@ -20,7 +20,7 @@ async def say_goodbye(self) -> None:
 @chute.cord(public_api_path="/hi")
 async def hi(self) -> dict:
     return {"hi": True}
-'''
+"""
 
 
 def test_shutdown_hooks_run_when_the_host_stops(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
