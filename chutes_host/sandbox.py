@@ -183,7 +183,8 @@ class Sandbox:
             mounts.add("--tmpfs", str(self.data_dir))  # never expose other chutes through a read-only system path
         mounts.add("--ro-bind", str(self._passwd(uid)), "/etc/passwd")
         mounts.add("--ro-bind", str(self._group(uid)), "/etc/group")
-        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--hostname", "chute"]
+        mounts.add("--tmpfs", "/dev/shm", perms="1777")  # POSIX semaphores (multiprocessing, data loaders)
         mounts.add("--tmpfs", "/tmp", perms="1777")
         if os.path.isdir("/sys/devices/system/cpu"):  # CPU counts (os.sched_getaffinity falls back to it)
             mounts.add("--ro-bind", "/sys/devices/system/cpu")

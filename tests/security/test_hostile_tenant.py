@@ -126,3 +126,9 @@ def test_the_victim_is_untouched_afterwards(host: Host) -> None:
     assert resp.json() == {"secret": "bob-only-secret", "boot": host.victim_boot}
     assert host.call("bob-vault", "/secret", key=host.eve, method="GET").status_code == 403
     assert api_keys(host) == host.keys_before
+
+
+def test_the_sandbox_still_lets_a_chute_do_ordinary_work(host: Host) -> None:
+    resp = host.call("bob-vault", "/chores", key=host.bob, method="GET")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"user": "chute", "cache": "kept", "home": "/tmp"}
