@@ -177,15 +177,17 @@ class Sandbox:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 mounts.add("--ro-bind", path)
-        for path in _outermost([*self.read_only, *read_only]):
-            mounts.add("--ro-bind", path)
-        if any(_is_within(str(self.data_dir), path) for path in self.read_only):
-            mounts.add("--tmpfs", str(self.data_dir))  # never expose other chutes through a read-only system path
-        mounts.add("--ro-bind", str(self._passwd(uid)), "/etc/passwd")
-        mounts.add("--ro-bind", str(self._group(uid)), "/etc/group")
+        # the fresh mounts first, so binds below them (e.g. a Python install under /tmp) stay visible
         args += ["--proc", "/proc", "--dev", "/dev", "--hostname", "chute"]
         mounts.add("--tmpfs", "/dev/shm", perms="1777")  # POSIX semaphores (multiprocessing, data loaders)
         mounts.add("--tmpfs", "/tmp", perms="1777")
+        read_only = _outermost([*self.read_only, *read_only])
+        for path in read_only:
+            mounts.add("--ro-bind", path)
+        if any(_is_within(str(self.data_dir), path) for path in [*SYSTEM_DIRS, *read_only]):
+            mounts.add("--tmpfs", str(self.data_dir), perms="0755")  # never expose it through a read-only path
+        mounts.add("--ro-bind", str(self._passwd(uid)), "/etc/passwd")
+        mounts.add("--ro-bind", str(self._group(uid)), "/etc/group")
         if os.path.isdir("/sys/devices/system/cpu"):  # CPU counts (os.sched_getaffinity falls back to it)
             mounts.add("--ro-bind", "/sys/devices/system/cpu")
         for device in devices:

@@ -83,3 +83,32 @@ def test_builds_see_the_operators_pip_configuration_and_the_paths_it_names(tmp_p
     assert str(tmp_path / "pypi") in paths  # a local index's parent: its links are relative
     assert str(wheels) in paths
     assert "/root" not in paths
+
+
+def test_a_data_dir_inside_a_system_directory_is_hidden(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from chutes_host.sandbox import Sandbox, SandboxUnavailable
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (run `bash .ci/sandbox.sh` as root)")
+    tmp_path.chmod(0o755)  # like /usr/local/var: readable by everyone
+    data = tmp_path / "data"
+    (data / "chutes" / "a" / "1").mkdir(parents=True)
+    (data / "host.db").write_text("secret rows")
+    try:
+        sandbox = Sandbox.detect(data)
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    version = data / "chutes" / "a" / "1"
+    uid = sandbox.uid_for("a")
+    if uid is not None:
+        os.chown(version, uid, uid)
+    argv = sandbox.wrap(
+        ["ls", "-A", str(data)], directory=version, uid=uid, network=False, read_only=[str(tmp_path)]
+    )  # as if the data dir lived under a directory every chute reads, e.g. /usr/local/var
+    listed = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["chutes"]
