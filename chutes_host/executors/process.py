@@ -9,7 +9,6 @@ import ctypes
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import signal
 import site
@@ -32,8 +31,6 @@ from chutes_host.sandbox import (
 )
 from chutes_host.spec import DeploymentSpec
 
-log = logging.getLogger("chutes.host")
-
 READY_MARK = ".chutes-env-ready"
 PASSED_ENV = frozenset(
     {
@@ -54,7 +51,6 @@ PASSED_ENV = frozenset(
 )
 PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "PIP_", "XDG_")
 STOP_GRACE = 5.0
-SOCKET_FD_NAME = "instance"
 # Sockets live in a directory of the host's own; sun_path holds 108 bytes.
 MAX_SOCKET_PATH = 100
 # Creates the virtualenv and makes the host's site-packages (where the runtime lives) visible in it:
