@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/bench_gateway.py [--duration 5] [--runs 2] [--connections 64] [--deploys 3]
 
-It starts a real `chutes host serve` (process executor) on a temporary data dir, adds a user, and
-measures: the time from `chutes deploy` to the first successful call through the gateway (median of
---deploys fresh deploys); requests/s and p50/p99 with wrk (one thread) against the instance's own
-port and through the gateway's `Host: {slug}.localhost` route, for a public and a private chute; and
-how long after the instance produced it each SSE event reaches a client, directly and through the
-gateway. Pinning: instance on core 0, gateway and wrk on core 1.
+It starts a real `chutes host serve` (process executor, sandboxed when bubblewrap can be used; pass
+--sandbox off to compare) on a temporary data dir, adds a user, and measures: the time from
+`chutes deploy` to the first successful call through the gateway (median of --deploys fresh
+deploys); requests/s and p50/p99 with wrk (one thread) against the same chute served directly by
+`python -m chutes.serve` on a port of its own, and through the gateway's `Host: {slug}.localhost`
+route to the host's instance (which listens on a Unix socket only the host reaches), for a public
+and a private chute; and how long after the instance produced it each SSE event reaches a client,
+directly and through the gateway. Pinning: instances on core 0, gateway and wrk on core 1.
 
 Goals (issue 5): the gateway keeps >= 0.5x of direct throughput, adds < 1 ms at p50 with one client,
 forwards each SSE event within 5 ms; deploy-to-first-call < 10 s.
@@ -65,7 +67,7 @@ def free_port() -> int:
 class Bench:
     """A host on a temp data dir, with one user, and the chutes deployed on it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sandbox: str) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -93,8 +95,11 @@ class Bench:
             str(root / "data"),
             "--log-level",
             "warning",
+            "--sandbox",
+            sandbox,
         ]
         self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))  # noqa: SIM115
+        self.direct: list[subprocess.Popen] = []
         wait_until(lambda: _answers(f"{self.url}/api/v1/openapi.json"), 30, "the host to start")
 
     def deploy(self, name: str, *, public: bool) -> float:
@@ -118,13 +123,28 @@ class Bench:
             raise SystemExit(f"Error: deploy failed: {proc.stderr.read().decode()}")
         return elapsed
 
-    def instance(self, name: str) -> tuple[int, int]:
-        """Returns (port, pid) of the chute's instance."""
+    def instance_pid(self, name: str) -> int:
+        """Returns the host's pid of the chute's instance (the sandboxed process itself)."""
         chute = httpx.get(f"{self.url}/api/v1/chutes/{name}", headers={"X-API-Key": self.key}).json()
-        inst = chute["instances"][0]
-        return inst["port"], inst["pid"]
+        return chute["instances"][0]["pid"]
+
+    def serve_directly(self, name: str) -> tuple[subprocess.Popen, int]:
+        """Serves the chute's code with `python -m chutes.serve` on its own port, on core 0; returns it and the port."""
+        port = free_port()
+        proc = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-m", "chutes.serve", "bench_chute:chute"]
+            + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=self.root / name,
+            env=self.env,
+        )
+        self.direct.append(proc)
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_ready"), 30, f"{name} served directly")
+        return proc, port
 
     def close(self) -> None:
+        for proc in self.direct:
+            proc.terminate()
+            proc.wait(20)
         self.host.terminate()
         try:
             self.host.wait(20)
@@ -182,22 +202,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="wrk runs per case (the median one is shown)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections for throughput")
     parser.add_argument("--deploys", type=int, default=3, help="fresh deploys timed for deploy-to-first-call")
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "off"), default="auto", help="the host's --sandbox")
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         raise SystemExit("Error: needs wrk and taskset; install them with: apt-get install -y wrk util-linux")
     root = Path(tempfile.mkdtemp(prefix="chutes-bench-gateway-"))
-    bench = Bench(root)
+    bench = Bench(root, sandbox=args.sandbox)
     try:
         deploy_times = [bench.deploy(f"d{i}", public=True) for i in range(args.deploys)]
         bench.deploy("pub", public=True)
         bench.deploy("priv", public=False)
         rows = []
         for name, key in (("pub", None), ("priv", bench.key)):
-            port, pid = bench.instance(name)
+            pid = bench.instance_pid(name)
             subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+            served, port = bench.serve_directly(name)
             for conns in (args.connections, 1):
                 direct = wrk_with_host(
-                    port, None, None, duration=args.duration, connections=conns, pids=[pid], runs=args.runs
+                    port, None, None, duration=args.duration, connections=conns, pids=[served.pid], runs=args.runs
                 )
                 via = wrk_with_host(
                     bench.port,
@@ -209,7 +231,7 @@ def main() -> None:
                     runs=args.runs,
                 )
                 rows.append((name, conns, direct, via))
-        port, _ = bench.instance("pub")
+        _, port = bench.serve_directly("pub")
         direct_url, via_url = f"http://127.0.0.1:{port}", bench.url
         via_headers = {"Host": f"bench-pub.localhost:{bench.port}"}
         for url, headers in ((direct_url, {}), (via_url, via_headers)):
@@ -220,7 +242,10 @@ def main() -> None:
             sse_via += sse_delays(via_url, via_headers)
     finally:
         bench.close()
+        unsandboxed = "WITHOUT a sandbox" in (root / "host.log").read_text(errors="replace")
         shutil.rmtree(root, ignore_errors=True)
+    isolation = "NOT sandboxed" if unsandboxed else "sandboxed by bubblewrap"
+    print(f"\nhost instances: {isolation} (--sandbox {args.sandbox})")
     report(deploy_times, rows, sse_direct, sse_via)
 
 

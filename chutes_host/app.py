@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from chutes_host.api import create_control_api
@@ -27,9 +29,10 @@ def create_app(config: HostConfig) -> Gateway:
     """Returns the host's ASGI app; its lifespan brings every recorded deployment back."""
     from chutes.proxy import Proxy
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(config)
     db = Database(config.database_url)
     executor = create_executor(config.executor, config)
+    isolation = getattr(executor, "describe_isolation", lambda: None)()
     supervisor = Supervisor(executor, start_timeout=config.start_timeout, health_interval=config.health_interval)
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)
@@ -47,6 +50,8 @@ def create_app(config: HostConfig) -> Gateway:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
         for spec in load_specs(config, db, read_env=read_secrets):
             await supervisor.launch(spec)
+        if isolation is not None:
+            log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
         try:
             yield
@@ -58,3 +63,34 @@ def create_app(config: HostConfig) -> Gateway:
     api.router.lifespan_context = lifespan
     api.state.host = state
     return Gateway(api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy)
+
+
+def make_data_dir_private(config: HostConfig) -> None:
+    """Creates the data dir (or tightens an existing one) so only the host's user can enter it,
+    and keeps a SQLite database file readable by that user only."""
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if config.data_dir.stat().st_uid == os.geteuid() and config.data_dir.stat().st_mode & 0o077:
+        config.data_dir.chmod(0o700)
+    database = sqlite_file(config.database_url)
+    if database is None:
+        return
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, *(database.with_name(database.name + s) for s in ("-journal", "-wal", "-shm"))):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_uid == os.geteuid():
+                path.chmod(0o600)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """Takes a database URL, and returns the SQLite file it names (None for other databases, or memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()

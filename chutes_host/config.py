@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXECUTORS = ("process", "docker")
+SANDBOX_MODES = ("auto", "bwrap", "off")
+DEFAULT_SANDBOX_UIDS = range(3_000_000, 3_100_000)
 MiB = 1024 * 1024
 
 
@@ -35,6 +37,9 @@ class HostConfig:
     docker_memory: str = "8g"
     docker_pids: int = 1024
     public_url: str | None = None
+    sandbox: str = "auto"
+    sandbox_uids: range = DEFAULT_SANDBOX_UIDS
+    unsafe_shared_process: bool = False
 
     @property
     def database_url(self) -> str:

@@ -30,7 +30,7 @@ class Instance:
         return {
             "index": self.index,
             "phase": self.phase,
-            "port": handle.port if handle else None,
+            "port": handle.port if handle and handle.uds is None else None,  # None: on a host-only Unix socket
             "pid": handle.pid if handle else None,
             "container_id": handle.container_id if handle else None,
             "restarts": self.restarts,

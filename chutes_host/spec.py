@@ -27,6 +27,7 @@ class DeploymentSpec:
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     # the chute's secrets, added to each instance's environment; never in a repr, a log or the API
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    gpus: tuple[str, ...] = ()  # GPU indices or UUIDs placed on this version; the sandbox passes only these
 
     @property
     def app_dir(self) -> Path:

@@ -33,7 +33,9 @@ class Supervisor:
         self.health_interval = health_interval
         self.live: dict[str, LiveDeployment] = {}
         # a frozen instance still accepts connections, so the check's timeout bounds how long it takes to notice
-        self._client = httpx.AsyncClient(timeout=max(0.5, min(2.0, health_interval * 2)), trust_env=False)
+        self._check_timeout = max(0.5, min(2.0, health_interval * 2))
+        self._client = httpx.AsyncClient(timeout=self._check_timeout, trust_env=False)
+        self._socket_clients: dict[str, httpx.AsyncClient] = {}
 
     def route(self, slug: str) -> LiveDeployment | None:
         return self.live.get(slug)
@@ -78,6 +80,8 @@ class Supervisor:
         await asyncio.gather(*(self._stop(d) for d in list(self.live.values())))
         self.live.clear()
         await self._client.aclose()
+        for client in self._socket_clients.values():
+            await client.aclose()
         await self.executor.aclose()
 
     async def _bring_up(self, dep: LiveDeployment) -> None:
@@ -139,6 +143,8 @@ class Supervisor:
                 backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
             await self._discard_handle(inst)
+            if inst.handle is not None and inst.handle.uds in self._socket_clients:
+                await self._socket_clients.pop(inst.handle.uds).aclose()
             if dep.stopping:
                 inst.phase = "stopped"
             dep.refresh()
@@ -201,10 +207,22 @@ class Supervisor:
     async def _is_ready(self, inst: Instance) -> bool:
         handle = inst.handle
         try:
-            resp = await self._client.get(f"http://{handle.host}:{handle.port}/_ready")
+            if handle.uds:
+                resp = await self._socket_client(handle.uds).get("http://instance/_ready")
+            else:
+                resp = await self._client.get(f"http://{handle.host}:{handle.port}/_ready")
         except httpx.HTTPError:
             return False
         return resp.status_code == 200
+
+    def _socket_client(self, uds: str) -> httpx.AsyncClient:
+        """Returns the health-check client of one instance's Unix socket (made once per socket path)."""
+        client = self._socket_clients.get(uds)
+        if client is None:
+            transport = httpx.AsyncHTTPTransport(uds=uds)
+            client = httpx.AsyncClient(transport=transport, timeout=self._check_timeout, trust_env=False)
+            self._socket_clients[uds] = client
+        return client
 
     async def _retire_previous(self, dep: LiveDeployment) -> None:
         """Stops the versions this one replaces (a chain, after quick redeploys) and removes their files."""

@@ -48,7 +48,8 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
         for line in (chute.get("log_tail") or "").splitlines()[-10:]:
             typer.echo(f"  | {line}")
     for inst in chute["instances"]:
-        typer.echo(f"instance {inst['index']}: {inst['phase']}  port {inst['port']}  restarts {inst['restarts']}")
+        where = f"port {inst['port']}" if inst.get("port") else "host-only socket"
+        typer.echo(f"instance {inst['index']}: {inst['phase']}  {where}  restarts {inst['restarts']}")
     for cord in chute["cords"]:
         typer.echo(f"cord {cord['method']} {cord['path']}{'  (stream)' if cord['stream'] else ''}")
 

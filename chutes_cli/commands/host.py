@@ -25,6 +25,12 @@ class ExecutorKind(StrEnum):
     docker = "docker"
 
 
+class SandboxMode(StrEnum):
+    auto = "auto"
+    bwrap = "bwrap"
+    off = "off"
+
+
 def serve_host(
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
@@ -56,6 +62,25 @@ def serve_host(
     docker_pids: Annotated[
         int, typer.Option(help="docker executor: most processes and threads in each instance.", min=16)
     ] = 1024,
+    sandbox: Annotated[
+        SandboxMode,
+        typer.Option(
+            help="process executor: confine chutes with bubblewrap; 'auto' falls back to none (one user only) "
+            "when it cannot, 'bwrap' refuses to start then, 'off' never sandboxes."
+        ),
+    ] = SandboxMode.auto,
+    sandbox_uids: Annotated[
+        str,
+        typer.Option(help="process executor, host run as root: the uids chutes run as, one per chute (FIRST-LAST)."),
+    ] = "3000000-3099999",
+    unsafe_shared_process: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-shared-process",
+            help="process executor without a sandbox: let several users deploy although their chutes can read "
+            "the host's secrets and database and each other's files.",
+        ),
+    ] = False,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -88,8 +113,13 @@ def serve_host(
         docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
         docker_memory=docker_memory.lower(),
         docker_pids=docker_pids,
+        sandbox=sandbox.value,
+        sandbox_uids=parse_uid_range(sandbox_uids),
+        unsafe_shared_process=unsafe_shared_process,
     )
+    os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)
+    sock.set_inheritable(False)  # nothing the host starts (pip, instances) may accept() its control API
     try:
         app = create_app(config)
     except ExecutorError as exc:
@@ -98,6 +128,9 @@ def serve_host(
     except (SQLAlchemyError, ValueError) as exc:
         sock.close()
         raise _database_error(config, exc) from None
+    except OSError as exc:
+        sock.close()
+        raise CLIError(f"cannot prepare the data dir {config.data_dir}: {exc}. Check --data-dir.") from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     typer.echo(
@@ -107,6 +140,24 @@ def serve_host(
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
     server.run(sockets=[sock])
+
+
+def parse_uid_range(text: str) -> range:
+    """Takes 'FIRST-LAST', and returns the range of uids (a usage error unless 1000 <= FIRST <= LAST)."""
+    from chutes_cli.errors import CLIError
+
+    first, _, last = text.partition("-")
+    try:
+        uids = range(int(first), int(last) + 1)
+    except ValueError:
+        uids = range(0)
+    if not uids or uids.start < 1000 or uids.stop > 2**32 - 1:
+        raise CLIError(
+            f"--sandbox-uids must be FIRST-LAST with 1000 <= FIRST <= LAST < 4294967295, e.g. 3000000-3099999; "
+            f"got {text!r}.",
+            exit_code=2,
+        )
+    return uids
 
 
 def check_public_url(template: str, domain: str) -> None:
@@ -203,12 +254,14 @@ def _config(data_dir: Path | None, db: str | None, **kwargs):  # noqa: ANN202
 def _session(data_dir: Path | None, db: str | None):  # noqa: ANN202
     from sqlalchemy.exc import SQLAlchemyError
 
+    from chutes_host.app import make_data_dir_private
     from chutes_host.db import Database
 
     config = _config(data_dir, db)
     try:
+        make_data_dir_private(config)
         database = Database(config.database_url)
-    except (SQLAlchemyError, ValueError) as exc:
+    except (SQLAlchemyError, ValueError, OSError) as exc:
         raise _database_error(config, exc) from None
     return database.session()
 

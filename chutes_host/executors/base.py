@@ -20,17 +20,20 @@ class ExecutorError(Exception):
 
 @dataclass
 class InstanceHandle:
-    """A started instance: where it listens and how to find it again (pid or container id)."""
+    """A started instance: where it listens (host:port, or the Unix socket `uds` when set) and how to
+    find it again (pid or container id)."""
 
     host: str
     port: int
     pid: int | None = None
     container_id: str | None = None
     native: Any = None
+    uds: str | None = None
 
     def __repr__(self) -> str:
         ident = f"pid={self.pid}" if self.pid else f"container={self.container_id}"
-        return f"InstanceHandle({self.host}:{self.port}, {ident})"
+        where = f"unix:{self.uds}" if self.uds else f"{self.host}:{self.port}"
+        return f"InstanceHandle({where}, {ident})"
 
 
 class Executor(Protocol):

@@ -1,20 +1,34 @@
-"""The process executor: each instance is `python -m chutes.serve` in the version's own virtualenv."""
+"""The process executor: each instance is `python -m chutes.serve` in the version's own virtualenv,
+confined by the host's sandbox and served on a Unix socket that only the host reaches."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import hashlib
 import importlib.util
+import json
 import os
 import signal
 import site
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.logs import read_tail
+from chutes_host.sandbox import (
+    SECRET_NAME,
+    Sandbox,
+    SandboxUnavailable,
+    build_read_only,
+    nvidia_devices,
+    own_directory,
+    sandbox_env,
+)
 from chutes_host.spec import DeploymentSpec
 
 READY_MARK = ".chutes-env-ready"
@@ -37,97 +51,231 @@ PASSED_ENV = frozenset(
 )
 PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "PIP_", "XDG_")
 STOP_GRACE = 5.0
+# Sockets live in a directory of the host's own; sun_path holds 108 bytes.
+MAX_SOCKET_PATH = 100
+# Creates the virtualenv and makes the host's site-packages (where the runtime lives) visible in it:
+# `--system-site-packages` only reaches the base interpreter's packages, not those of the virtualenv
+# the host may run in. It runs as the chute (sandboxed), so it never writes through a chute's symlink.
+MAKE_VENV = """\
+import sys, venv
+from pathlib import Path
+target = Path(sys.argv[1])
+venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=True).create(target)
+(site_packages,) = (target / "lib").glob("python*/site-packages")
+lines = "".join(f"import site; site.addsitedir({d!r})\\n" for d in sys.argv[2:])
+(site_packages / "_chutes_host_packages.pth").write_text(lines)
+"""
 
 
 class ProcessExecutor:
-    """Runs instances as subprocesses on free 127.0.0.1 ports; the zero-dependency default."""
+    """Runs instances as sandboxed subprocesses, each on its own Unix socket; the zero-dependency default."""
 
     name = "process"
 
     def __init__(self, config) -> None:  # noqa: ANN001
         self.config = config
-        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._handles: dict[int, InstanceHandle] = {}
+        self._owners: dict[tuple[str, int], int] = {}
+        self.sandbox: Sandbox | None = None
+        self.unsandboxed_reason: str | None = None
+        mode = getattr(config, "sandbox", "auto")
+        if mode == "off":
+            self.unsandboxed_reason = "the sandbox was turned off (--sandbox off)"
+        else:
+            try:
+                self.sandbox = Sandbox.detect(config.data_dir, uids=config.sandbox_uids)
+            except SandboxUnavailable as exc:
+                if mode == "bwrap":
+                    raise ExecutorError(f"cannot sandbox chutes: {exc}", phase="starting") from None
+                self.unsandboxed_reason = str(exc)
+        self.run_dir = _socket_dir(config.data_dir)
+
+    def describe_isolation(self) -> str:
+        """Returns one line for the host's start: how chutes are confined, or what is given up."""
+        if self.sandbox is not None:
+            who = "its own uid" if self.sandbox.as_root else "the host's uid in a user namespace"
+            return f"process executor: every chute runs sandboxed by bubblewrap, as {who}"
+        given_up = (
+            f"process executor WITHOUT a sandbox ({self.unsandboxed_reason}): chutes run as the host's user, "
+            "can read its environment, database and every other chute's files, and reach each other"
+        )
+        if self.config.unsafe_shared_process:
+            return given_up + "; --unsafe-shared-process lets several users deploy anyway"
+        return given_up + "; so only one user may deploy (start with --unsafe-shared-process to allow more)"
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
+        self._check_single_user(spec)
+        self._owners[(spec.slug, spec.version)] = spec.owner_id
+        uid = self._uid(spec)
+        if uid is not None:
+            own_directory(spec.directory, uid)
         venv = spec.directory / "venv"
         if (venv / READY_MARK).exists():
             return
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        await _run_logged(
-            [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        host_dirs = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if os.path.isdir(p)]
+        await self._run_step(
+            spec,
+            [sys.executable, "-c", MAKE_VENV, str(venv), *host_dirs],
             log_path,
-            phase="building",
             what="creating the virtualenv",
+            shown=[sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
         )
-        _link_host_packages(venv)
-        if spec.requirements.is_file() and spec.requirements.read_text().strip():
-            await _run_logged(
+        if _has_requirements(spec.requirements):
+            await self._run_step(
+                spec,
                 [str(_python(venv)), "-m", "pip", "install", "--no-input", "-r", str(spec.requirements)],
                 log_path,
-                phase="building",
                 what="installing requirements.txt",
+                network=True,
             )
-        (venv / READY_MARK).write_text("ok\n")
+        _mark_ready(spec.directory)
 
     async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
-        port = find_free_port()
-        env = instance_env(os.environ)
-        env.update(spec.env)
-        env.update(
-            PYTHONPATH=str(spec.app_dir),
-            PYTHONUNBUFFERED="1",
-            CHUTES_INSTANCE=str(index),
-            CHUTES_SLUG=spec.slug,
-        )
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            proc = await asyncio.create_subprocess_exec(
-                str(_python(spec.directory / "venv")),
-                "-m",
-                serve_module(),
-                spec.entrypoint,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
+        path = self._socket_path(spec, index)
+        listener = _listen_unix(path)
+        argv = [str(_python(spec.directory / "venv")), "-m", serve_module(), spec.entrypoint]
+        argv += ["--fd", str(listener.fileno())]
+        info_read, info_write = os.pipe()
+        pass_fds = [listener.fileno()]
+        if self.sandbox is not None:
+            env = sandbox_env(os.environ, network=self._egress(spec))
+            argv = self.sandbox.wrap(
+                argv,
+                directory=spec.directory,
                 cwd=spec.app_dir,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+                uid=self._uid(spec),
+                network=self._egress(spec),
+                devices=self._devices(spec),
             )
-        self._procs[proc.pid] = proc
-        return InstanceHandle(host="127.0.0.1", port=port, pid=proc.pid, native=proc)
+            argv[1:1] = ["--info-fd", str(info_write)]
+            pass_fds.append(info_write)
+        else:
+            env = instance_env(os.environ)
+        env.update(spec.env)  # the chute's own secrets
+        env.update(PYTHONPATH=str(spec.app_dir), PYTHONUNBUFFERED="1", CHUTES_INSTANCE=str(index))
+        env["CHUTES_SLUG"] = spec.slug
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(log_path, "ab") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=spec.app_dir,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=pass_fds,
+                    preexec_fn=_die_with_parent,
+                )
+        except BaseException:
+            os.close(info_read)
+            raise
+        finally:
+            listener.close()  # the instance holds it now; once it exits, connecting fails at once
+            os.close(info_write)
+        try:
+            pid = await _read_child_pid(info_read) if self.sandbox is not None else proc.pid
+        finally:
+            os.close(info_read)
+        handle = InstanceHandle(host="localhost", port=0, pid=pid or proc.pid, native=proc, uds=str(path))
+        self._handles[proc.pid] = handle
+        return handle
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
-        return handle.native.returncode
+        code = handle.native.returncode
+        if code is not None and self.sandbox is not None and 128 < code < 160:
+            return 128 - code  # bwrap reports a child killed by signal N as 128+N; say -N as subprocess does
+        return code
 
     async def stop(self, handle: InstanceHandle) -> None:
         proc: asyncio.subprocess.Process = handle.native
-        self._procs.pop(proc.pid, None)
-        if proc.returncode is not None:
-            return
-        _signal_group(proc.pid, signal.SIGTERM)
-        _signal_group(proc.pid, signal.SIGCONT)  # a frozen (SIGSTOPped) instance must wake up to exit
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE)
-        except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        self._handles.pop(proc.pid, None)
+        if proc.returncode is None:
+            # Only the server itself: bwrap would die of SIGTERM and take the server down without its shutdown hooks.
+            _signal_group(handle.pid, signal.SIGTERM)
+            _signal_group(handle.pid, signal.SIGCONT)  # a frozen (SIGSTOPped) instance must wake up to exit
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except TimeoutError:
+                for pid in {handle.pid, proc.pid}:
+                    _signal_group(pid, signal.SIGKILL)
+                await proc.wait()
+        if handle.uds:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(handle.uds)
 
     async def discard(self, spec: DeploymentSpec) -> None:
-        return None
+        self._owners.pop((spec.slug, spec.version), None)
 
     async def aclose(self) -> None:
-        for proc in list(self._procs.values()):
-            await self.stop(InstanceHandle("127.0.0.1", 0, pid=proc.pid, native=proc))
+        for handle in list(self._handles.values()):
+            await self.stop(handle)
+
+    def _check_single_user(self, spec: DeploymentSpec) -> None:
+        if self.sandbox is not None or self.config.unsafe_shared_process:
+            return
+        others = {owner for owner in self._owners.values() if owner != spec.owner_id}
+        if others:
+            raise ExecutorError(
+                f"this host runs chutes without a sandbox ({self.unsandboxed_reason}), so it serves one user's "
+                "chutes only and another user's are running; the operator can install bubblewrap, or accept "
+                "that users can reach each other with `chutes host serve --unsafe-shared-process`",
+                phase="building",
+            )
+
+    def _uid(self, spec: DeploymentSpec) -> int | None:
+        if self.sandbox is None:
+            return None
+        try:
+            return self.sandbox.uid_for(spec.slug)
+        except SandboxUnavailable as exc:
+            raise ExecutorError(str(exc), phase="building") from None
+
+    def _egress(self, spec: DeploymentSpec) -> bool:
+        return bool(spec.manifest.get("allow_external_egress", False))
+
+    def _devices(self, spec: DeploymentSpec) -> list[str]:
+        try:
+            return nvidia_devices(spec.gpus)
+        except SandboxUnavailable as exc:
+            raise ExecutorError(str(exc), phase="starting") from None
+
+    def _socket_path(self, spec: DeploymentSpec, index: int) -> Path:
+        name = hashlib.sha256(f"{spec.slug}/{spec.version}/{index}".encode()).hexdigest()[:20]
+        return self.run_dir / f"{name}.sock"
+
+    async def _run_step(
+        self,
+        spec: DeploymentSpec,
+        argv: list[str],
+        log_path: Path,
+        *,
+        what: str,
+        network: bool = False,
+        shown: list[str] | None = None,
+    ) -> None:
+        env = sandbox_env(os.environ, build=True, network=network)
+        inner = argv
+        if self.sandbox is not None:
+            read_only = build_read_only(os.environ) if network else []
+            argv = self.sandbox.wrap(
+                argv, directory=spec.directory, uid=self._uid(spec), network=network, read_only=read_only
+            )
+        else:  # its own user's PATH, HOME (pip's cache) and TMPDIR, as before the sandbox existed
+            env.update({k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ})
+            env.pop("TMPDIR", None)
+        await _run_logged(argv, log_path, phase="building", what=what, env=env, shown=shown or inner)
 
 
 def instance_env(host_env: Mapping[str, str]) -> dict[str, str]:
-    """Returns the part of the host's environment an instance may see: no host secrets, no virtualenv."""
-    return {k: v for k, v in host_env.items() if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+    """Returns the part of the host's environment an unsandboxed instance may see: no host secrets."""
+    return {
+        k: v
+        for k, v in host_env.items()
+        if (k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)) and not SECRET_NAME.search(k)
+    }
 
 
 def serve_module() -> str:
@@ -145,29 +293,99 @@ def _python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def _link_host_packages(venv: Path) -> None:
-    """Makes the host's own site-packages (where the chutes runtime lives) visible in the venv.
-
-    `--system-site-packages` only reaches the base interpreter's packages, not those of the
-    virtualenv the host itself may run in, so a .pth file adds them, .pth files included.
-    """
-    dirs = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if os.path.isdir(p)]
-    (target,) = (venv / "lib").glob("python*/site-packages")
-    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in dirs)
-    (target / "_chutes_host_packages.pth").write_text(lines)
+def _socket_dir(data_dir: Path) -> Path:
+    """Returns the host-only directory of instance sockets (a short private one if the data dir is deep)."""
+    run = data_dir / "run"
+    if len(str(run)) + 26 > MAX_SOCKET_PATH:
+        return Path(tempfile.mkdtemp(prefix="chutes-run-"))
+    run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run.chmod(0o700)
+    return run
 
 
-async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str, cwd: Path | None = None) -> None:
-    with open(log_path, "ab") as log:
-        log.write(f"$ {' '.join(argv)}\n".encode())
-        log.flush()
+def _listen_unix(path: Path) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ExecutorError(f"cannot listen on {path}: {exc.strerror}", phase="starting") from None
+    return sock
+
+
+async def _read_child_pid(fd: int) -> int | None:
+    """Reads bwrap's --info-fd JSON; returns the host pid of the sandboxed process (None if bwrap failed)."""
+    data = await asyncio.to_thread(_read_all, fd)
+    try:
+        return int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _has_requirements(path: Path) -> bool:
+    """Says whether requirements.txt has content, without following a link a chute may have put there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # a link or a FIFO: pip, inside the sandbox, says what is wrong with it
+    with open(fd, "rb") as f:
+        return bool(f.read(65536).strip())
+
+
+def _mark_ready(directory: Path) -> None:
+    """Writes the virtualenv's ready mark without following links in the chute's writable directory."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    top = os.open(directory, flags)
+    try:
+        venv = os.open("venv", flags, dir_fd=top)
+        try:
+            mark = os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=venv)
+            os.write(mark, b"ok\n")
+            os.close(mark)
+        finally:
+            os.close(venv)
+    finally:
+        os.close(top)
+
+
+async def _run_logged(
+    argv: list[str],
+    log_path: Path,
+    *,
+    phase: str,
+    what: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    shown: list[str] | None = None,
+) -> None:
+    with open(log_path, "ab") as out:
+        out.write(f"$ {' '.join(shown or argv)}\n".encode())
+        out.flush()
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             code = await proc.wait()
         except asyncio.CancelledError:  # the chute was deleted or the host is stopping: do not leave pip running
-            proc.kill()
+            _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
             raise
     if code != 0:
@@ -175,7 +393,7 @@ async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str,
 
 
 def _die_with_parent() -> None:
-    """Asks Linux to SIGTERM the instance if the host dies, so no orphan keeps its port."""
+    """Asks Linux to SIGTERM the instance if the host dies, so no orphan keeps running."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -183,8 +401,13 @@ def _die_with_parent() -> None:
             pass
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def _signal_group(pid: int | None, sig: int) -> None:
+    if pid is None:
+        return
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import errno
+import os
 import socket
+import stat
 import sys
 from typing import Any
 
@@ -72,6 +75,36 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_unix_socket(path: str) -> socket.socket:
+    """Binds a listening Unix socket at path (replacing a stale one), readable by its owner only."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+    except OSError as exc:
+        sock.close()
+        raise PortInUseError(f"cannot listen on the Unix socket {path}: {exc.strerror}. Check --uds.") from None
+    return sock
+
+
+def socket_from_fd(fd: int) -> socket.socket:
+    """Returns the listening socket a supervisor passed as fd, or raises PortInUseError."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise PortInUseError(f"file descriptor {fd} is not a socket ({exc.strerror}). Check --fd.") from None
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
+        sock.detach()
+        raise PortInUseError(f"file descriptor {fd} is a socket that is not listening. Check --fd.")
+    return sock
+
+
 def serve(app: Any, *, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None) -> bool:
     """Serves `app` until SIGINT/SIGTERM, then runs its shutdown hooks; returns whether it started."""
     import uvicorn
@@ -98,8 +131,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("ref", help="the chute: module:attr, path/to/file.py:attr, or module")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--uds", metavar="PATH", help="listen on this Unix socket instead of --host/--port")
+    parser.add_argument("--fd", type=int, help="serve on this inherited listening socket (how a host starts it)")
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="log level (default: info)")
     return parser.parse_args(argv)
+
+
+def listen(args: argparse.Namespace) -> socket.socket:
+    """Returns the listening socket the command line asks for: --fd, else --uds, else --host/--port."""
+    if args.fd is not None:
+        return socket_from_fd(args.fd)
+    if args.uds:
+        return bind_unix_socket(args.uds)
+    return bind_socket(args.host, args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         chute = load_chute(args.ref)
-        sock = bind_socket(args.host, args.port)
+        sock = listen(args)
     except ChutesError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1

@@ -137,16 +137,21 @@ def test_unknown_chute_is_404_json(host: Host) -> None:
     assert "alice-nothing" in resp.json()["detail"]
 
 
-def test_killed_instance_is_restarted(host: Host) -> None:
-    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"]
-    os.kill(before, signal.SIGKILL)
+def instance_pid(host: Host, index: int = 0) -> int:
+    """Returns the host's pid of an instance of alice-hello, as the control API shows it."""
+    return host.api("GET", "/chutes/hello", key=host.alice).json()["instances"][index]["pid"]
 
-    def new_pid() -> int | None:
+
+def test_killed_instance_is_restarted(host: Host) -> None:
+    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["boot"]
+    os.kill(instance_pid(host), signal.SIGKILL)
+
+    def new_pid() -> str | None:
         resp = host.call("alice-hello", "/whoami", key=host.alice, method="GET")
         if resp.status_code == 503:
             assert resp.headers["retry-after"]
             assert resp.json()["phase"] == "starting"
-        return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
+        return resp.json()["boot"] if resp.status_code == 200 and resp.json()["boot"] != before else None
 
     wait_for(new_pid, timeout=20, what="the killed instance to be restarted", host=host)
     chute = host.api("GET", "/chutes/hello", key=host.alice).json()
@@ -156,21 +161,22 @@ def test_killed_instance_is_restarted(host: Host) -> None:
 
 
 def test_frozen_instance_is_restarted(host: Host) -> None:
-    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"]
-    os.kill(before, signal.SIGSTOP)  # alive but no longer answering
+    before = host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["boot"]
+    frozen = instance_pid(host)
+    os.kill(frozen, signal.SIGSTOP)  # alive but no longer answering
 
-    def new_pid() -> int | None:
+    def new_pid() -> str | None:
         try:
             resp = host.call("alice-hello", "/whoami", key=host.alice, method="GET", timeout=1)
         except httpx.TimeoutException:  # the gateway waits on the frozen instance
             return None
-        return resp.json()["pid"] if resp.status_code == 200 and resp.json()["pid"] != before else None
+        return resp.json()["boot"] if resp.status_code == 200 and resp.json()["boot"] != before else None
 
     try:
         wait_for(new_pid, timeout=30, what="the frozen instance to be replaced", host=host)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(before, signal.SIGCONT)
+            os.kill(frozen, signal.SIGCONT)
     logs = host.cli("chutes", "logs", "hello", key=host.alice)
     assert "instance 0 unhealthy" in logs.stdout
 
@@ -193,7 +199,7 @@ def test_scaled_chute_spreads_calls_over_its_instances(host: Host) -> None:
         return [i["phase"] for i in chute["instances"]] == ["ready", "ready"]
 
     wait_for(two_ready, timeout=20, what="a second ready instance")
-    pids = [host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["pid"] for _ in range(4)]
+    pids = [host.call("alice-hello", "/whoami", key=host.alice, method="GET").json()["boot"] for _ in range(4)]
     assert len(set(pids)) == 2
     assert pids[0] == pids[2] and pids[1] == pids[3]
     assert host.api("GET", "/chutes/hello", key=host.alice).json()["max_instances"] == 2

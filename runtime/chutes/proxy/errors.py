@@ -59,6 +59,8 @@ def translate_error(exc: BaseException, host: str, port: int, *, connecting: boo
     """
     if isinstance(exc, UpstreamError | ClientDisconnected):
         return exc
+    if host.startswith("/"):  # a Unix socket: its path means nothing to the client, and may be private
+        host, port = "instance", "socket"
     if isinstance(exc, TimeoutError):
         if connecting:
             return UpstreamUnreachable(f"upstream {host}:{port} is not reachable: no connection within {timeout:g} s")

@@ -1,4 +1,4 @@
-"""Idle keep-alive upstream connections, kept per (host, port)."""
+"""Idle keep-alive upstream connections, kept per (host, port); a host starting with / is a Unix socket."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from chutes.proxy.connection import UpstreamConnection
 
 
 class ConnectionPool:
-    """Hands out a live idle connection to host:port, or opens a new one."""
+    """Hands out a live idle connection to host:port, or opens a new one.
+
+    A host that is an absolute path names a Unix socket (its port is 0), as the host's instances use.
+    """
 
     def __init__(self, *, connect_timeout: float, read_timeout: float, max_idle: int) -> None:
         self._connect_timeout = connect_timeout
@@ -40,8 +43,12 @@ class ConnectionPool:
     async def connect(self, host: str, port: int) -> UpstreamConnection:
         """Opens a new connection; raises OSError or TimeoutError when that fails."""
         loop = asyncio.get_running_loop()
+        factory = lambda: UpstreamConnection(loop, self._read_timeout)  # noqa: E731
         async with asyncio.timeout(self._connect_timeout):
-            _, conn = await loop.create_connection(lambda: UpstreamConnection(loop, self._read_timeout), host, port)
+            if host.startswith("/"):
+                _, conn = await loop.create_unix_connection(factory, host)
+            else:
+                _, conn = await loop.create_connection(factory, host, port)
         return conn
 
     def release(self, conn: UpstreamConnection, host: str, port: int) -> None:

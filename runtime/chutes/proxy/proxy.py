@@ -27,6 +27,7 @@ class Proxy:
 
     proxy = Proxy(read_timeout=60)
     await proxy.forward(scope, receive, send, host="127.0.0.1", port=8000, path="/v1/chat")
+    await proxy.forward(scope, receive, send, host="localhost", port=0, uds="/run/chute.sock")
     await proxy.aclose()
     """
 
@@ -59,9 +60,12 @@ class Proxy:
         path: str | None = None,
         body: bytes | None = None,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
+        uds: str | None = None,
     ) -> None:
-        """Sends the request to host:port, and relays the response (or a 502/504) to `send`."""
+        """Sends the request to host:port (or the Unix socket `uds`), and relays the response (or a 502/504)."""
         head = build_request_head(scope, host=host, port=port, path=path, extra_headers=extra_headers)
+        if uds is not None:
+            host, port = uds, 0
         first = None
         chunked = False
         if body is None and head.has_body:

@@ -1,0 +1,114 @@
+"""The sandbox's pure parts: uid allocation, the environment it passes, GPU device nodes, build paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chutes_host.sandbox import SandboxUnavailable, UidRegistry, build_read_only, nvidia_devices, sandbox_env
+
+
+def test_uids_are_one_per_slug_remembered_and_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "uids.json"
+    uids = UidRegistry(path, range(5000, 5002))
+    assert uids.uid_for("alice-a") == 5000
+    assert uids.uid_for("bob-b") == 5001
+    assert uids.uid_for("alice-a") == 5000
+    again = UidRegistry(path, range(5000, 5002))  # after a restart
+    assert again.uid_for("bob-b") == 5001
+    with pytest.raises(SandboxUnavailable, match="every sandbox uid of 5000-5001 is taken; .* --sandbox-uids"):
+        again.uid_for("carol-c")
+
+
+def test_the_environment_has_no_host_secrets() -> None:
+    host = {
+        "PATH": "/host/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "1",
+        "HF_HOME": "/models",
+        "HF_TOKEN": "hf_secret",
+        "DATABASE_URL": "postgresql://u:pw@db/x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "PIP_INDEX_URL": "https://pypi.example/simple",
+        "PIP_PASSWORD": "x",
+        "https_proxy": "http://proxy:3128",
+    }
+    env = sandbox_env(host)
+    assert env == {
+        "LANG": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "1",
+        "HF_HOME": "/models",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "USER": "chute",
+    }
+    build = sandbox_env(host, build=True, network=True)
+    assert build["PIP_INDEX_URL"] == "https://pypi.example/simple"
+    assert build["https_proxy"] == "http://proxy:3128"
+    assert "PIP_PASSWORD" not in build and "HF_TOKEN" not in build and "DATABASE_URL" not in build
+
+
+def test_gpu_nodes_are_only_those_placed_and_present(tmp_path: Path) -> None:
+    dev, driver = tmp_path / "dev", tmp_path / "driver"
+    for name in ("nvidiactl", "nvidia-uvm", "nvidia0", "nvidia1", "nvidia2"):
+        (dev / name).parent.mkdir(exist_ok=True)
+        (dev / name).touch()
+    (driver / "0000:65:00.0").mkdir(parents=True)
+    (driver / "0000:65:00.0" / "information").write_text(
+        "Model: \t\t NVIDIA A100\nGPU UUID: \t GPU-1a2b3c4d-0000-1111-2222-333344445555\nDevice Minor: \t 2\n"
+    )
+    assert nvidia_devices([], dev=dev, driver=driver) == []
+    assert nvidia_devices(["0", "GPU-1A2B3C4D-0000-1111-2222-333344445555"], dev=dev, driver=driver) == [
+        str(dev / "nvidiactl"),
+        str(dev / "nvidia-uvm"),
+        str(dev / "nvidia0"),
+        str(dev / "nvidia2"),
+    ]
+    with pytest.raises(SandboxUnavailable, match="no GPU with UUID 'GPU-ffff'"):
+        nvidia_devices(["GPU-ffff"], dev=dev, driver=driver)
+
+
+def test_builds_see_the_operators_pip_configuration_and_the_paths_it_names(tmp_path: Path) -> None:
+    index = tmp_path / "pypi" / "simple"
+    index.mkdir(parents=True)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\nextra-index-url = file://{index} https://example.org/simple\nfind-links = {wheels}\n")
+    paths = build_read_only({"PIP_CONFIG_FILE": str(config), "PIP_NO_CACHE_DIR": "1", "HOME": "/root"})
+    assert str(config) in paths
+    assert str(tmp_path / "pypi") in paths  # a local index's parent: its links are relative
+    assert str(wheels) in paths
+    assert "/root" not in paths
+
+
+def test_a_data_dir_inside_a_system_directory_is_hidden(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from chutes_host.sandbox import Sandbox, SandboxUnavailable
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (run `bash .ci/sandbox.sh` as root)")
+    tmp_path.chmod(0o755)  # like /usr/local/var: readable by everyone
+    data = tmp_path / "data"
+    (data / "chutes" / "a" / "1").mkdir(parents=True)
+    (data / "host.db").write_text("secret rows")
+    try:
+        sandbox = Sandbox.detect(data)
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    version = data / "chutes" / "a" / "1"
+    uid = sandbox.uid_for("a")
+    if uid is not None:
+        os.chown(version, uid, uid)
+    argv = sandbox.wrap(
+        ["ls", "-A", str(data)], directory=version, uid=uid, network=False, read_only=[str(tmp_path)]
+    )  # as if the data dir lived under a directory every chute reads, e.g. /usr/local/var
+    listed = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["chutes"]
