@@ -8,11 +8,13 @@ import shutil
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from chutes.node_selector import NodeSelector
 from chutes_host import accounts
 from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
@@ -24,6 +26,7 @@ from chutes_host.deployments import (
     receive_bundle,
 )
 from chutes_host.logs import follow_logs
+from chutes_host.manifest import Manifest
 from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
 
@@ -164,11 +167,22 @@ def _chutes_router(state: HostState) -> APIRouter:
         )
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
-                spec = await run_in_threadpool(install_bundle, archive, config, db, user.id, public=public)
+                spec = await run_in_threadpool(
+                    install_bundle, archive, config, db, user.id, public=public, check=check_gpus
+                )
                 await supervisor.launch(spec)
         finally:
             archive.unlink(missing_ok=True)
         return await run_in_threadpool(_get, user, spec.slug)
+
+    def check_gpus(manifest: Manifest) -> None:
+        """Refuses a deploy no instance of which could start now (run in a worker thread)."""
+        selector = NodeSelector(**(manifest.node_selector or {}))
+        # the supervisor's state belongs to the event loop, so ask it there
+        refused = anyio.from_thread.run_sync(supervisor.refusal, selector, manifest.slug)
+        if refused is not None:
+            status, reason = refused
+            raise DeployError(f"cannot deploy {manifest.slug!r}: {reason}", status=status)
 
     def _get(user: User, ref: str) -> ChuteOut:
         with db.session() as session:

@@ -33,11 +33,17 @@ class HostConfig:
     health_interval: float = 1.0
     docker_base_image: str | None = None
     public_url: str | None = None
+    gpus: str | None = None
 
     @property
     def database_url(self) -> str:
         """Returns the SQLAlchemy URL: the given one, else a SQLite file in the data dir."""
         return self.db_url or f"sqlite:///{self.data_dir / 'host.db'}"
+
+    @property
+    def gpus_file(self) -> Path:
+        """Returns where the host records which instance holds which GPU."""
+        return self.data_dir / "gpus.json"
 
     @property
     def chutes_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.manifest import Manifest
 from chutes_host.models import Deployment, User
 from chutes_host.spec import DeploymentSpec
 
@@ -57,10 +58,17 @@ def _too_big(limit: int) -> str:
 
 
 def install_bundle(
-    archive: Path, config: HostConfig, db: Database, user_id: int, *, public: bool | None
+    archive: Path,
+    config: HostConfig,
+    db: Database,
+    user_id: int,
+    *,
+    public: bool | None,
+    check: Callable[[Manifest], None] | None = None,
 ) -> DeploymentSpec:
     """Unpacks a bundle and records its deployment in one transaction; returns the new spec.
 
+    `check` may refuse the manifest (raising DeployError) before anything is recorded.
     On any failure nothing is left: no directory, no row.
     """
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +92,8 @@ def install_bundle(
                     "choose another chute name",
                     status=409,
                 )
+            if check is not None:
+                check(manifest)
             is_public = manifest.public if public is None else public
             fields = dict(
                 name=manifest.name,

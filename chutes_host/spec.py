@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chutes.node_selector import NodeSelector
 from chutes_host.models import Deployment
 
 
@@ -25,6 +26,16 @@ class DeploymentSpec:
     max_instances: int
     image: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def node_selector(self) -> NodeSelector:
+        """Returns the GPUs each instance needs (the runtime's default, one GPU, for a manifest without one)."""
+        return NodeSelector(**(self.manifest.get("node_selector") or {}))
+
+    @property
+    def holder(self) -> str:
+        """Returns how placement messages name this chute, e.g. 'alice/llm'."""
+        return f"{self.owner_name}/{self.name}"
 
     @property
     def app_dir(self) -> Path:

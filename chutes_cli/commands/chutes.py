@@ -48,7 +48,15 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
         for line in (chute.get("log_tail") or "").splitlines()[-10:]:
             typer.echo(f"  | {line}")
     for inst in chute["instances"]:
-        typer.echo(f"instance {inst['index']}: {inst['phase']}  port {inst['port']}  restarts {inst['restarts']}")
+        if inst["phase"] == "pending":
+            typer.echo(f"instance {inst['index']}: pending  waiting for GPUs: {inst.get('waiting_for')}")
+            continue
+        line = f"instance {inst['index']}: {inst['phase']}  port {inst['port']}  restarts {inst['restarts']}"
+        gpus = inst.get("gpus") or []
+        if gpus:
+            names = ", ".join(dict.fromkeys(f"{g['name']} {g['memory_gb']:.0f} GB" for g in gpus))
+            line += f"  gpus {','.join(str(g['index']) for g in gpus)} ({names})"
+        typer.echo(line)
     for cord in chute["cords"]:
         typer.echo(f"cord {cord['method']} {cord['path']}{'  (stream)' if cord['stream'] else ''}")
 

@@ -6,11 +6,13 @@ import asyncio
 import hashlib
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.process import _run_logged, find_free_port
+from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
@@ -61,9 +63,11 @@ class DockerExecutor:
             await self._build_image(spec, ref, log_path)
         marker.write_text(ref + "\n")
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+    ) -> InstanceHandle:
         ref = (spec.directory / IMAGE_FILE).read_text().strip()
-        return await asyncio.to_thread(self._run, spec, index, ref, log_path)
+        return await asyncio.to_thread(self._run, spec, index, ref, log_path, tuple(gpus))
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         return await asyncio.to_thread(self._exit_code, handle.native)
@@ -125,32 +129,42 @@ class DockerExecutor:
             argv += ["--base-image", self.config.docker_base_image]
         await _run_logged(argv, log_path, phase="building", what="building the image", cwd=spec.app_dir)
 
-    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path) -> InstanceHandle:
+    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path, gpus: tuple[Gpu, ...]) -> InstanceHandle:
+        import docker.errors
+
+        port = find_free_port()
+        container = self.create(spec, index, ref, port=port, gpus=gpus)
+        self._containers[container.id] = container
+        try:
+            container.start()
+        except docker.errors.DockerException as exc:
+            hint = ""
+            if gpus and "nvidia" not in (self.client.info().get("Runtimes") or {}):
+                hint = " (the engine has no NVIDIA runtime; install the NVIDIA Container Toolkit)"
+            raise ExecutorError(f"cannot start a container of {ref}: {exc}{hint}", phase="starting") from None
+        threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
+        return InstanceHandle(host="127.0.0.1", port=port, container_id=container.id, native=container)
+
+    def create(self, spec: DeploymentSpec, index: int, ref: str, *, port: int, gpus: tuple[Gpu, ...]) -> Any:
+        """Creates (does not start) an instance's container, asking the engine for exactly these GPUs."""
         import docker.errors
         import docker.types
 
-        port = find_free_port()
-        wanted = int((spec.manifest.get("node_selector") or {}).get("gpu_count") or 0)
         requests = None
-        if wanted and "nvidia" in (self.client.info().get("Runtimes") or {}):
-            requests = [docker.types.DeviceRequest(count=wanted, capabilities=[["gpu"]])]
-        elif wanted:
-            with open(log_path, "a") as log:
-                log.write(f"note: the chute asks for {wanted} GPU(s) but this engine has no GPU runtime\n")
+        if gpus:
+            requests = [docker.types.DeviceRequest(device_ids=[g.uuid for g in gpus], capabilities=[["gpu"]])]
         try:
-            container = self.client.containers.run(
+            return self.client.containers.create(
                 ref,
                 detach=True,
                 ports={f"{CHUTE_PORT}/tcp": ("127.0.0.1", port)},
-                environment={"CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug},
+                # an image's own NVIDIA_VISIBLE_DEVICES=all must not reach past the request on an nvidia runtime
+                environment={"CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug, **gpu_env(gpus)},
                 labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
                 device_requests=requests,
             )
         except docker.errors.DockerException as exc:
-            raise ExecutorError(f"cannot start a container of {ref}: {exc}", phase="starting") from None
-        self._containers[container.id] = container
-        threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
-        return InstanceHandle(host="127.0.0.1", port=port, container_id=container.id, native=container)
+            raise ExecutorError(f"cannot create a container of {ref}: {exc}", phase="starting") from None
 
     def _exit_code(self, container: Any) -> int | None:
         import docker.errors

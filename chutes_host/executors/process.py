@@ -10,10 +10,11 @@ import signal
 import site
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
@@ -69,9 +70,12 @@ class ProcessExecutor:
             )
         (venv / READY_MARK).write_text("ok\n")
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+    ) -> InstanceHandle:
         port = find_free_port()
         env = instance_env(os.environ)
+        env.update(gpu_env(gpus))
         env.update(
             PYTHONPATH=str(spec.app_dir),
             PYTHONUNBUFFERED="1",

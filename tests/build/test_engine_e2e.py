@@ -76,7 +76,7 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
     labels = image.labels
     assert labels["ai.chutes.slug"] == "myuser-stream-chute"
     assert [c["path"] for c in json.loads(labels["ai.chutes.cords"])] == ["/echo", "/words"]
-    assert json.loads(labels["ai.chutes.node-selector"])["gpu_count"] == 1
+    assert json.loads(labels["ai.chutes.node-selector"])["gpu_count"] == 0
     assert labels["org.example.team"] == "examples"
     config = image.attrs["Config"]
     assert config["User"] == "chutes"
