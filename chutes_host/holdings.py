@@ -18,10 +18,16 @@ log = logging.getLogger("chutes.host")
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds a GPU: the chute as users name it ('alice/llm') and the instance ('alice-llm#0')."""
+    """Who holds a GPU: the chute as users name it ('alice/llm'), its slug and the instance's index."""
 
     chute: str
-    instance: str
+    slug: str
+    index: int
+
+    @property
+    def instance(self) -> str:
+        """Returns e.g. 'alice-llm#0'."""
+        return f"{self.slug}#{self.index}"
 
 
 class Holdings:
@@ -39,8 +45,8 @@ class Holdings:
         self._remembered = self._read_remembered()
 
     def held(self, *, ignore: str | None = None) -> dict[str, str]:
-        """Returns {uuid: 'alice/llm'} for every held GPU, leaving out those of chute `ignore`."""
-        return {uuid: h.chute for uuid, (h, _) in self._held.items() if h.chute != ignore}
+        """Returns {uuid: 'alice/llm'} for every held GPU, leaving out those of the chute with slug `ignore`."""
+        return {uuid: h.chute for uuid, (h, _) in self._held.items() if h.slug != ignore}
 
     def reserve(self, owner: object, holder: Holder, selector: NodeSelector) -> tuple[Gpu, ...] | None:
         """Places one instance (`owner` is its key); returns its GPUs, or None and remembers it is pending."""
@@ -84,7 +90,7 @@ class Holdings:
         """Returns (status, message) when not even one instance of a new deploy could start now.
 
         422 when this host could never hold it; 409 when other chutes hold the GPUs it needs.
-        `replacing` is the chute being redeployed, whose own GPUs count as free.
+        `replacing` is the slug of the chute being redeployed, whose own GPUs count as free.
         """
         if selector.gpu_count == 0:
             return None

@@ -145,7 +145,7 @@ class Supervisor:
 
     def _place(self, dep: LiveDeployment, inst: Instance) -> None:
         spec = dep.spec
-        holder = Holder(chute=spec.holder, instance=f"{spec.slug}#{inst.index}")
+        holder = Holder(chute=spec.holder, slug=spec.slug, index=inst.index)
         inst.gpus = self.gpus.reserve(inst, holder, spec.node_selector)
         if inst.gpus is None:
             inst.phase, inst.waiting = "pending", self.gpus.why_not(spec.node_selector)
