@@ -138,6 +138,8 @@ class DockerExecutor:
         try:
             container.start()
         except docker.errors.DockerException as exc:
+            self._containers.pop(container.id, None)
+            self._remove(container)
             hint = ""
             if gpus and "nvidia" not in (self.client.info().get("Runtimes") or {}):
                 hint = " (the engine has no NVIDIA runtime; install the NVIDIA Container Toolkit)"
@@ -156,7 +158,6 @@ class DockerExecutor:
         try:
             return self.client.containers.create(
                 ref,
-                detach=True,
                 ports={f"{CHUTE_PORT}/tcp": ("127.0.0.1", port)},
                 # an image's own NVIDIA_VISIBLE_DEVICES=all must not reach past the request on an nvidia runtime
                 environment={"CHUTES_INSTANCE": str(index), "CHUTES_SLUG": spec.slug, **gpu_env(gpus)},
