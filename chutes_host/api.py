@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import shutil
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes.node_selector import NodeSelector
@@ -27,6 +28,7 @@ from chutes_host.deployments import (
 )
 from chutes_host.logs import follow_logs
 from chutes_host.manifest import Manifest
+from chutes_host.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
 
@@ -88,6 +90,24 @@ def create_control_api(state: HostState) -> FastAPI:
     )
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
+
+    @api.get("/_metrics", include_in_schema=False)
+    async def host_metrics(request: Request) -> PlainTextResponse:
+        """The host's Prometheus metrics, for whoever holds the metrics key (not for users' keys)."""
+        wanted = state.config.metrics_key
+        if not wanted:
+            raise HTTPException(404, "host metrics are off; start the host with --metrics-key (or CHUTES_METRICS_KEY)")
+        given = read_key(request.scope["headers"]) or ""
+        if not hmac.compare_digest(given.encode(), wanted.encode()):
+            raise HTTPException(
+                401,
+                "send the host's metrics key as `Authorization: Bearer <key>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        supervisor = state.supervisor
+        gpu_usage = await run_in_threadpool(read_gpu_usage, supervisor.gpus.inventory)
+        text = render_host_metrics(supervisor.gpus, supervisor.live, supervisor.counters, gpu_usage)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @api.exception_handler(DeployError)
     async def _deploy_error(_request: Request, exc: DeployError) -> JSONResponse:

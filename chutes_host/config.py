@@ -34,6 +34,7 @@ class HostConfig:
     docker_base_image: str | None = None
     public_url: str | None = None
     gpus: str | None = None
+    metrics_key: str | None = field(default=None, repr=False)
 
     @property
     def database_url(self) -> str:

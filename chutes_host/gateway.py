@@ -53,7 +53,12 @@ class Gateway:
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
-        await self.proxy.forward(scope, receive, send, host=target.host, port=target.port)
+        counters = self.supervisor.counters.of(slug)
+        counters.in_flight += 1
+        try:
+            await self.proxy.forward(scope, receive, send, host=target.host, port=target.port)
+        finally:
+            counters.in_flight -= 1
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])

@@ -18,6 +18,7 @@ from chutes_host.gpus import Inventory
 from chutes_host.holdings import Holder, Holdings
 from chutes_host.live import Instance, LiveDeployment
 from chutes_host.logs import read_tail, rotate_if_large
+from chutes_host.metrics import HostCounters
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
@@ -40,6 +41,7 @@ class Supervisor:
     ) -> None:
         self.executor = executor
         self.gpus = holdings or Holdings(Inventory((), "none"))
+        self.counters = HostCounters()
         self.start_timeout = start_timeout
         self.health_interval = health_interval
         self.live: dict[str, LiveDeployment] = {}
@@ -82,6 +84,7 @@ class Supervisor:
     async def remove(self, slug: str) -> LiveDeployment | None:
         """Stops every instance of a deployment (and of its previous version) and forgets it."""
         dep = self.live.pop(slug, None)
+        self.counters.chutes.pop(slug, None)
         if dep is not None:
             await self._stop(dep)
             version = dep
@@ -239,9 +242,13 @@ class Supervisor:
         rotate_if_large(inst.log_path)
         _mark(inst, f"starting instance {inst.index} (version {dep.spec.version})")
         inst.phase = "starting"
+        started = time.monotonic()
         inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path, gpus=inst.gpus or ())
         outcome = await self._wait_ready(inst)
         if outcome == "ready":
+            counters = self.counters.of(dep.spec.slug)
+            counters.cold_starts += 1
+            counters.cold_start_seconds += time.monotonic() - started
             inst.ever_ready = True
             inst.phase = "ready"
             dep.refresh()

@@ -59,6 +59,14 @@ def serve_host(
         ),
     ] = None,
     gpus: GpusOpt = None,
+    metrics_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the host's /_metrics to requests carrying this key [default: $CHUTES_METRICS_KEY; "
+            "unset: no metrics].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -89,6 +97,7 @@ def serve_host(
         public_url=public_url,
         docker_base_image=base_image or os.environ.get("CHUTES_BASE_IMAGE"),
         gpus=gpus,
+        metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,
     )
     sock = bind_socket(bind, port)
     try:

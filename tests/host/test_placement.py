@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import free_port
@@ -22,6 +24,7 @@ from tests.host.conftest import FIXTURES, Host, run_cli, wait_for
 GPUS = "4xNVIDIA A100-SXM4-80GB:80,NVIDIA L4:24@GPU-l4-aaaa,NVIDIA L4:24@GPU-l4-bbbb"
 GPU_SOURCE = (FIXTURES / "host_gpu.py").read_text()
 DEFAULT_SELECTOR = "NodeSelector(gpu_count=1, min_vram_gb_per_gpu=16)"
+METRICS_KEY = "metrics-5ecret"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
         data_dir=base / "data",
         home=base / "home",
         port=free_port(),
-        extra_args=["--gpus", GPUS, "--health-interval", "0.3"],
+        extra_args=["--gpus", GPUS, "--health-interval", "0.3", "--metrics-key", METRICS_KEY],
         # what the host runs with must not reach an instance
         env={"CUDA_VISIBLE_DEVICES": "0,1,2,3", "NVIDIA_VISIBLE_DEVICES": "all"},
     )
@@ -235,3 +238,41 @@ def test_bad_node_selector_in_a_manifest_is_400(host: Host) -> None:
     assert resp.status_code == 400
     assert "node_selector: gpu_count: Input should be less than or equal to 8" in resp.json()["detail"]
     assert json.loads(json.dumps(resp.json()))  # a JSON answer
+
+
+def test_host_metrics_show_gpus_instances_requests_and_cold_starts(host: Host) -> None:
+    def metrics(key: str | None = METRICS_KEY):  # noqa: ANN202
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.get(f"{host.url}/_metrics", headers=headers, timeout=10)
+
+    assert metrics(None).status_code == 401
+    assert metrics(host.alice).status_code == 401  # a user's key is not the metrics key
+    deployed(host, "metered")
+    l4 = 'index="4",uuid="GPU-l4-aaaa",name="NVIDIA L4"'
+    resp = metrics()
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain")
+    lines = resp.text.splitlines()
+    assert 'chutes_gpu_memory_total_bytes{index="0",uuid="0",name="NVIDIA A100-SXM4-80GB"} 80000000000' in lines
+    assert f'chutes_gpu_assigned{{{l4},instance="alice-metered#0"}} 1' in lines
+    assert 'chutes_gpu_assigned{index="5",uuid="GPU-l4-bbbb",name="NVIDIA L4",instance=""} 0' in lines
+    assert 'chutes_chute_instances{chute="alice-metered",phase="ready"} 1' in lines
+    assert 'chutes_chute_cold_start_seconds_count{chute="alice-metered"} 1' in lines
+    assert 'chutes_chute_requests_in_flight{chute="alice-metered"} 0' in lines
+    assert not any(line.startswith("chutes_gpu_memory_used_bytes") for line in lines)  # declared: no NVML figures
+
+    slow = threading.Thread(target=lambda: host.call("alice-metered", "/slow", key=host.alice, json={"seconds": 3}))
+    slow.start()
+    busy = 'chutes_chute_requests_in_flight{chute="alice-metered"} 1'
+    wait_for(lambda: busy in metrics().text.splitlines(), timeout=10, what="the request in flight", host=host)
+    slow.join()
+    assert 'chutes_chute_requests_in_flight{chute="alice-metered"} 0' in metrics().text.splitlines()
+    delete(host, "metered")
+    assert "alice-metered" not in metrics().text
+
+
+def test_host_metrics_are_off_without_a_key(host_factory) -> None:  # noqa: ANN001
+    bare = host_factory("--gpus", "none")
+    resp = httpx.get(f"{bare.url}/_metrics", timeout=10)
+    assert resp.status_code == 404
+    assert "start the host with --metrics-key" in resp.json()["detail"]
