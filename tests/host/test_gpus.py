@@ -144,3 +144,70 @@ def test_instance_environment_names_only_its_gpus() -> None:
     assert gpu_env(()) == {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}
     assert device_nodes(gpus[1:]) == ["/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
     assert device_nodes(()) == []
+
+
+class FakeNvml:
+    """NVML's calls as pynvml spells them, answering for one plain GPU and one in MIG mode with two slices.
+
+    This machine has no NVIDIA driver; scripts/gpu-check runs the same code against a real one.
+    """
+
+    NVML_DEVICE_MIG_ENABLE = 1
+
+    class NVMLError(Exception):
+        pass
+
+    class Memory:
+        def __init__(self, total: int, used: int = 0) -> None:
+            self.total, self.used = total, used
+
+    devices = {
+        0: {"uuid": b"GPU-plain", "name": b"NVIDIA L4", "memory": 23034 * 1024**2, "mig": None},
+        1: {"uuid": "GPU-parent", "name": "NVIDIA A100-SXM4-80GB", "memory": 81920 * 1024**2, "mig": 1},
+    }
+    slices = {
+        (1, 0): {"uuid": "MIG-aaa", "name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "memory": 40192 * 1024**2},
+        (1, 2): {"uuid": "MIG-bbb", "name": "NVIDIA A100-SXM4-80GB MIG 2g.20gb", "memory": 19968 * 1024**2},
+    }
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict:  # noqa: N802
+        return self.devices[index]
+
+    def nvmlDeviceGetMigMode(self, handle: dict) -> tuple[int, int]:  # noqa: N802
+        if handle["mig"] is None:
+            raise self.NVMLError("Not Supported")
+        return handle["mig"], handle["mig"]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: dict) -> int:  # noqa: N802
+        return 3
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: dict, slot: int) -> dict:  # noqa: N802
+        index = next(i for i, d in self.devices.items() if d is handle)
+        if (index, slot) not in self.slices:
+            raise self.NVMLError("Not Found")
+        return self.slices[(index, slot)]
+
+    def nvmlDeviceGetName(self, handle: dict) -> str | bytes:  # noqa: N802
+        return handle["name"]
+
+    def nvmlDeviceGetUUID(self, handle: dict) -> str | bytes:  # noqa: N802
+        return handle["uuid"]
+
+    def nvmlDeviceGetMemoryInfo(self, handle: dict) -> Memory:  # noqa: N802
+        return self.Memory(handle["memory"], used=handle["memory"] // 4)
+
+
+def test_nvml_devices_and_mig_slices_become_the_inventory() -> None:
+    from chutes_host.gpus import _nvml_devices
+
+    gpus = list(_nvml_devices(FakeNvml()))
+    assert [(g.index, g.uuid, g.name, g.label(), g.mig) for g in gpus] == [
+        (0, "GPU-plain", "NVIDIA L4", "NVIDIA L4 24 GB", None),
+        (1, "MIG-aaa", "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "NVIDIA A100-SXM4-80GB MIG 3g.40gb 42 GB", True),
+        (1, "MIG-bbb", "NVIDIA A100-SXM4-80GB MIG 2g.20gb", "NVIDIA A100-SXM4-80GB MIG 2g.20gb 21 GB", True),
+    ]
+    # a slice is placed like a GPU, and a chute asking for "a100" may get one
+    assert [g.uuid for g in place(NodeSelector(include=["a100"], min_vram_gb_per_gpu=40), gpus, ())] == ["MIG-aaa"]
