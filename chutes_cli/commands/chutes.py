@@ -102,7 +102,9 @@ def scale_chute(
 ) -> None:
     """Set how many instances of a chute run (max_instances)."""
     chute = _call(host, key, lambda c: c.scale_chute(name, instances))
-    typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}", err=True)
+    pending = [i for i in chute["instances"] if i["phase"] == "pending"]
+    waiting = f"; {len(pending)} pending until GPUs free up: {pending[0].get('waiting_for')}" if pending else ""
+    typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}{waiting}", err=True)
 
 
 def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202

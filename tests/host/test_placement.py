@@ -161,6 +161,7 @@ def test_instances_past_the_free_gpus_wait_and_start_when_a_chute_is_deleted(hos
     assert gpus_of(deployed(host, "waiter", l4)) == ["GPU-l4-bbbb"]
     scaled = host.cli("chutes", "scale", "waiter", "2", key=host.alice)
     assert scaled.returncode == 0, scaled.stderr
+    assert "alice-waiter: 2 instance(s), phase ready; 1 pending until GPUs free up: needs 1 GPU" in scaled.stderr
     info = chute(host, "waiter")
     assert info["phase"] == "ready"
     assert info["instances"][1]["phase"] == "pending"
