@@ -82,6 +82,16 @@ class Holdings:
         self._remembered.clear()
         self._save()
 
+    def fits(self, selector: NodeSelector, count: int) -> bool:
+        """Returns whether `count` instances of this selector fit on the GPUs free now."""
+        held = set(self._held)
+        for _ in range(count):
+            gpus = place(selector, self.inventory.gpus, held)
+            if gpus is None:
+                return False
+            held.update(g.uuid for g in gpus)
+        return True
+
     def why_not(self, selector: NodeSelector) -> str:
         """Returns what the selector needs, what is free and who holds the rest."""
         return explain(selector, self.inventory.gpus, self.held())

@@ -60,9 +60,9 @@ class Supervisor:
         it without overlap: the old version stops first.
         """
         old = self.live.get(spec.slug)
-        overlap = old is not None and not old.stopping and self._fits_beside(spec)
+        overlap = old is not None and not old.stopping and self.gpus.fits(spec.node_selector, spec.max_instances)
         if old is not None and not old.stopping and not overlap:
-            log.info("%s v%d: not enough free GPUs to start beside v%d; stopping it first", *_versions(spec, old))
+            log.info("%s: not enough free GPUs to start beside the running version; stopping it first", spec.slug)
         dep = LiveDeployment(spec=spec, previous=old if overlap else None)
         self.live[spec.slug] = dep
         if old is not None and not overlap:
@@ -160,18 +160,6 @@ class Supervisor:
 
     def _start_instance(self, dep: LiveDeployment, inst: Instance) -> None:
         inst.task = asyncio.create_task(self._keep_running(dep, inst), name=f"{dep.spec.slug}#{inst.index}")
-
-    def _fits_beside(self, spec: DeploymentSpec) -> bool:
-        """Returns whether every instance of a new version fits on GPUs its old version does not hold."""
-        from chutes_host.placement import place
-
-        selector, held = spec.node_selector, set(self.gpus.held())
-        for _ in range(spec.max_instances):
-            gpus = place(selector, self.gpus.inventory.gpus, held)
-            if gpus is None:
-                return False
-            held.update(g.uuid for g in gpus)
-        return True
 
     def _release(self, inst: Instance) -> None:
         """Frees an instance's GPUs for good, and starts pending instances that now fit."""
@@ -342,10 +330,6 @@ class Supervisor:
                 await inst.task
         inst.phase = "stopped"
         self._release(inst)
-
-
-def _versions(spec: DeploymentSpec, old: LiveDeployment) -> tuple[str, int, int]:
-    return spec.slug, spec.version, old.spec.version
 
 
 def _mark(inst: Instance, text: str) -> None:
