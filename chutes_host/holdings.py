@@ -54,13 +54,15 @@ class Holdings:
         others = {u for name, uuids in self._remembered.items() if name != holder.instance for u in uuids}
         gpus = place(selector, self.inventory.gpus, self._held, prefer=mine, avoid=others)
         if gpus is None:
+            changed = self._pending.get(owner) != holder
             self._pending[owner] = holder
         else:
-            self._pending.pop(owner, None)
+            changed = self._pending.pop(owner, None) is not None or bool(gpus)
             self._remembered.pop(holder.instance, None)
             for gpu in gpus:
                 self._held[gpu.uuid] = (holder, owner)
-        self._save()
+        if changed:  # a CPU instance changes nothing worth recording
+            self._save()
         return gpus
 
     def release(self, owner: object) -> bool:
