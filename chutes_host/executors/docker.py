@@ -193,11 +193,6 @@ class DockerExecutor:
     def _remove_image(self, ref: str) -> None:
         import docker.errors
 
-        # the engine untags an image a container still uses whenever the image has another tag (an
-        # identical build elsewhere), so a newer version deployed with --image REF must be asked first
-        ours = self.client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"})
-        if any(c.attrs.get("Config", {}).get("Image") == ref for c in ours):
-            return
         try:
             self.client.images.remove(ref, noprune=False)
         except docker.errors.DockerException:
