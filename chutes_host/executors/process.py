@@ -75,13 +75,13 @@ class ProcessExecutor:
     ) -> InstanceHandle:
         port = find_free_port()
         env = instance_env(os.environ)
-        env.update(gpu_env(gpus))
         env.update(
             PYTHONPATH=str(spec.app_dir),
             PYTHONUNBUFFERED="1",
             CHUTES_INSTANCE=str(index),
             CHUTES_SLUG=spec.slug,
         )
+        env.update(gpu_env(gpus))  # last, so that nothing set before can widen what the instance sees
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = await asyncio.create_subprocess_exec(
