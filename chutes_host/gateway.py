@@ -109,4 +109,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
     if phase == "failed":
         return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
+    if phase == "pending":
+        return f"chute {slug!r} is waiting for GPUs to free up; `chutes chutes get {slug}` says what it needs"
     return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"

@@ -277,3 +277,19 @@ def test_host_metrics_are_off_without_a_key(host_factory) -> None:  # noqa: ANN0
     resp = httpx.get(f"{bare.url}/_metrics", timeout=10)
     assert resp.status_code == 404
     assert "start the host with --metrics-key" in resp.json()["detail"]
+
+
+def test_instances_wait_when_a_restarted_host_has_fewer_gpus(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    small = host_factory("--gpus", "NVIDIA L4:24")
+    small.alice = small.add_user("alice")
+    small.project = tmp_path
+    deployed(small, "model")
+    small.stop()
+    small.extra_args = ["--gpus", "none"]
+    small.start()
+    info = wait_for(lambda: (c := chute(small, "model"))["phase"] == "pending" and c, timeout=30, what="pending")
+    assert info["instances"][0]["waiting_for"] == "needs 1 GPU with >= 16 GB; free: none (this host has no GPUs)"
+    resp = small.call("alice-model", "/devices", key=small.alice, method="GET")
+    assert resp.status_code == 503
+    assert resp.json()["phase"] == "pending"
+    assert "is waiting for GPUs to free up" in resp.json()["detail"]
