@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import shutil
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 
+from chutes.node_selector import NodeSelector
 from chutes_host import accounts, secrets
 from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
@@ -27,6 +30,8 @@ from chutes_host.deployments import (
 )
 from chutes_host.docs import create_docs_router
 from chutes_host.logs import follow_logs
+from chutes_host.manifest import Manifest
+from chutes_host.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
 from chutes_host.web import create_web_router
@@ -102,6 +107,24 @@ def create_control_api(state: HostState) -> FastAPI:
     api.include_router(_chutes_router(state), prefix=PREFIX)
     api.include_router(create_docs_router(PREFIX))
     api.include_router(create_web_router(state.config))
+
+    @api.get("/_metrics", include_in_schema=False)
+    async def host_metrics(request: Request) -> PlainTextResponse:
+        """The host's Prometheus metrics, for whoever holds the metrics key (not for users' keys)."""
+        wanted = state.config.metrics_key
+        if not wanted:
+            raise HTTPException(404, "host metrics are off; start the host with --metrics-key (or CHUTES_METRICS_KEY)")
+        given = read_key(request.scope["headers"]) or ""
+        if not hmac.compare_digest(given.encode(), wanted.encode()):
+            raise HTTPException(
+                401,
+                "send the host's metrics key as `Authorization: Bearer <key>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        supervisor = state.supervisor
+        gpu_usage = await run_in_threadpool(read_gpu_usage, supervisor.gpus.inventory)
+        text = render_host_metrics(supervisor.gpus, supervisor.live, supervisor.counters, gpu_usage)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @api.exception_handler(DeployError)
     async def _deploy_error(_request: Request, exc: DeployError) -> JSONResponse:
@@ -195,12 +218,21 @@ def _chutes_router(state: HostState) -> APIRouter:
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
                 spec = await run_in_threadpool(
-                    install_bundle, archive, config, db, user.id, public=public, read_env=read_secrets
+                    install_bundle, archive, config, db, user.id, public=public, read_env=read_secrets, check=check_gpus
                 )
                 await supervisor.launch(spec)
         finally:
             archive.unlink(missing_ok=True)
         return await run_in_threadpool(_get, user, spec.slug)
+
+    def check_gpus(manifest: Manifest) -> None:
+        """Refuses a deploy no instance of which could start now (run in a worker thread)."""
+        selector = NodeSelector(**(manifest.node_selector or {}))
+        # the supervisor's state belongs to the event loop, so ask it there
+        refused = anyio.from_thread.run_sync(supervisor.refusal, selector, manifest.slug)
+        if refused is not None:
+            status, reason = refused
+            raise DeployError(f"cannot deploy {manifest.slug!r}: {reason}", status=status)
 
     def _get(user: User, ref: str) -> ChuteOut:
         with db.session() as session:

@@ -17,6 +17,8 @@ from chutes_host.db import Database
 from chutes_host.deployments import load_specs
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
+from chutes_host.gpus import load_inventory
+from chutes_host.holdings import Holdings
 from chutes_host.models import User
 from chutes_host.secrets import SecretError, read_env, secret_box
 from chutes_host.state import HostState
@@ -30,10 +32,16 @@ def create_app(config: HostConfig) -> Gateway:
     from chutes.proxy import Proxy
 
     make_data_dir_private(config)
+    inventory = load_inventory(config.gpus)
     db = Database(config.database_url)
     executor = create_executor(config.executor, config)
     isolation = getattr(executor, "describe_isolation", lambda: None)()
-    supervisor = Supervisor(executor, start_timeout=config.start_timeout, health_interval=config.health_interval)
+    supervisor = Supervisor(
+        executor,
+        start_timeout=config.start_timeout,
+        health_interval=config.health_interval,
+        holdings=Holdings(inventory, config.gpus_file),
+    )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)
     api = create_control_api(state)
@@ -48,8 +56,10 @@ def create_app(config: HostConfig) -> Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
+        log.info("GPUs: %s", inventory.summary())
         for spec in load_specs(config, db, read_env=read_secrets):
             await supervisor.launch(spec)
+        supervisor.gpus.forget_remembered()
         if isolation is not None:
             log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)

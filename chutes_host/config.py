@@ -40,11 +40,18 @@ class HostConfig:
     sandbox: str = "auto"
     sandbox_uids: range = DEFAULT_SANDBOX_UIDS
     unsafe_shared_process: bool = False
+    gpus: str | None = None
+    metrics_key: str | None = field(default=None, repr=False)
 
     @property
     def database_url(self) -> str:
         """Returns the SQLAlchemy URL: the given one, else a SQLite file in the data dir."""
         return self.db_url or f"sqlite:///{self.data_dir / 'host.db'}"
+
+    @property
+    def gpus_file(self) -> Path:
+        """Returns where the host records which instance holds which GPU."""
+        return self.data_dir / "gpus.json"
 
     @property
     def chutes_dir(self) -> Path:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.manifest import Manifest
 from chutes_host.models import ChuteSecret, Deployment, User
 from chutes_host.spec import DeploymentSpec
 
@@ -65,10 +66,12 @@ def install_bundle(
     *,
     public: bool | None,
     read_env: Callable[[Session, int, str], dict[str, str]] | None = None,
+    check: Callable[[Manifest], None] | None = None,
 ) -> DeploymentSpec:
     """Unpacks a bundle and records its deployment in one transaction; returns the new spec.
 
-    `read_env(session, owner_id, chute_name)` gives the spec's environment (the chute's secrets).
+    `read_env(session, owner_id, chute_name)` gives the spec's environment (the chute's secrets);
+    `check` may refuse the manifest (raising DeployError) before anything is recorded.
     On any failure nothing is left: no directory, no row.
     """
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,8 @@ def install_bundle(
                     "choose another chute name",
                     status=409,
                 )
+            if check is not None:
+                check(manifest)
             is_public = manifest.public if public is None else public
             fields = dict(
                 name=manifest.name,

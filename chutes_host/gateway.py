@@ -56,7 +56,12 @@ class Gateway:
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
-        await self.proxy.forward(scope, receive, send, host=target.host, port=target.port, uds=target.uds)
+        counters = self.supervisor.counters.of(slug)
+        counters.in_flight += 1
+        try:
+            await self.proxy.forward(scope, receive, send, host=target.host, port=target.port, uds=target.uds)
+        finally:
+            counters.in_flight -= 1
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])
@@ -107,4 +112,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
     if phase == "failed":
         return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
+    if phase == "pending":
+        return f"chute {slug!r} is waiting for GPUs to free up; `chutes chutes get {slug}` says what it needs"
     return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"

@@ -9,16 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from chutes_host.executors.base import InstanceHandle
+from chutes_host.gpus import Gpu
 from chutes_host.spec import DeploymentSpec
 
 
 @dataclass(eq=False)
 class Instance:
-    """One instance of a chute; phase is starting, ready, unhealthy, restarting, exited or stopped."""
+    """One instance of a chute; phase is pending, starting, ready, unhealthy, restarting, exited or stopped.
+
+    `gpus` is None while the instance waits for GPUs (phase pending), `()` for a chute that needs none.
+    """
 
     index: int
     log_path: Path
     phase: str = "starting"
+    gpus: tuple[Gpu, ...] | None = ()
+    waiting: str | None = None
     handle: InstanceHandle | None = None
     restarts: int = 0
     last_exit_code: int | None = None
@@ -35,12 +41,14 @@ class Instance:
             "container_id": handle.container_id if handle else None,
             "restarts": self.restarts,
             "last_exit_code": self.last_exit_code,
+            "gpus": [g.describe() for g in self.gpus or ()],
+            "waiting_for": self.waiting,
         }
 
 
 @dataclass(eq=False)
 class LiveDeployment:
-    """A deployment being served; phase is building, starting, ready, failed or stopped."""
+    """A deployment being served; phase is building, pending (no GPUs free yet), starting, ready, failed or stopped."""
 
     spec: DeploymentSpec
     phase: str = "building"
@@ -68,7 +76,11 @@ class LiveDeployment:
         self._ready = [i.handle for i in self.instances if i.phase == "ready" and i.handle]
         if self.phase in ("failed", "stopped", "building"):
             return
-        self.phase = "ready" if self._ready else "starting"
+        if self._ready:
+            self.phase = "ready"
+        else:
+            waiting = self.instances and all(i.gpus is None for i in self.instances)
+            self.phase = "pending" if waiting else "starting"
 
     def fail(self, phase: str, error: str, log_tail: str) -> None:
         self.phase, self.failed_phase, self.error, self.log_tail = "failed", phase, error, log_tail

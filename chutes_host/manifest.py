@@ -49,10 +49,16 @@ def parse_manifest(data: Any) -> Manifest:
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ManifestError(f"invalid manifest.json: {problems}") from None
+        raise ManifestError(f"invalid manifest.json: {_problems(exc, 'manifest')}") from None
+    if manifest.node_selector is not None:
+        from chutes.node_selector import NodeSelector
+
+        try:
+            NodeSelector(**manifest.node_selector)
+        except ValidationError as exc:
+            raise ManifestError(f"invalid manifest.json: node_selector: {_problems(exc, 'value')}") from None
+        except TypeError as exc:  # e.g. a key that is not a string
+            raise ManifestError(f"invalid manifest.json: node_selector: {exc}") from None
     expected = f"{manifest.username}-{manifest.name}"
     if manifest.slug != expected:
         raise ManifestError(f"manifest slug {manifest.slug!r} should be {expected!r}")
@@ -74,3 +80,7 @@ def check_images(manifest: Manifest) -> None:
             image_from_data(manifest.image_recipe)
         except RecipeError as exc:
             raise ManifestError(f"invalid manifest.json: image_recipe: {exc}") from None
+
+
+def _problems(exc: ValidationError, whole: str) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or whole}: {err['msg']}" for err in exc.errors())

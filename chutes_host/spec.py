@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chutes.node_selector import NodeSelector
 from chutes_host.models import Deployment
 
 
@@ -27,7 +28,16 @@ class DeploymentSpec:
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     # the chute's secrets, added to each instance's environment; never in a repr, a log or the API
     env: dict[str, str] = field(default_factory=dict, repr=False)
-    gpus: tuple[str, ...] = ()  # GPU indices or UUIDs placed on this version; the sandbox passes only these
+
+    @property
+    def node_selector(self) -> NodeSelector:
+        """Returns the GPUs each instance needs (the runtime's default, one GPU, for a manifest without one)."""
+        return NodeSelector(**(self.manifest.get("node_selector") or {}))
+
+    @property
+    def holder(self) -> str:
+        """Returns how placement messages name this chute, e.g. 'alice/llm'."""
+        return f"{self.owner_name}/{self.name}"
 
     @property
     def app_dir(self) -> Path:

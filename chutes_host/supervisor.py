@@ -12,9 +12,13 @@ from datetime import UTC, datetime
 
 import httpx
 
+from chutes.node_selector import NodeSelector
 from chutes_host.executors.base import Executor, ExecutorError
+from chutes_host.gpus import Inventory
+from chutes_host.holdings import Holder, Holdings
 from chutes_host.live import Instance, LiveDeployment
 from chutes_host.logs import read_tail, rotate_if_large
+from chutes_host.metrics import HostCounters
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
@@ -27,11 +31,21 @@ UNHEALTHY_AFTER = 3
 class Supervisor:
     """Owns the live deployments of one host and keeps their instances running."""
 
-    def __init__(self, executor: Executor, *, start_timeout: float, health_interval: float) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        start_timeout: float,
+        health_interval: float,
+        holdings: Holdings | None = None,
+    ) -> None:
         self.executor = executor
+        self.gpus = holdings or Holdings(Inventory((), "none"))
+        self.counters = HostCounters()
         self.start_timeout = start_timeout
         self.health_interval = health_interval
         self.live: dict[str, LiveDeployment] = {}
+        self._hold_pending = False
         # a frozen instance still accepts connections, so the check's timeout bounds how long it takes to notice
         self._check_timeout = max(0.5, min(2.0, health_interval * 2))
         self._client = httpx.AsyncClient(timeout=self._check_timeout, trust_env=False)
@@ -41,18 +55,38 @@ class Supervisor:
         return self.live.get(slug)
 
     async def launch(self, spec: DeploymentSpec) -> LiveDeployment:
-        """Starts a deployment (or a new version of one, which takes over once ready)."""
+        """Starts a deployment (or a new version of one, which takes over once ready).
+
+        Its instances are placed on GPUs at once (so concurrent deploys never share one); those that
+        do not fit wait as `pending`. A new version that fits only on its old version's GPUs replaces
+        it without overlap: the old version stops first.
+        """
         old = self.live.get(spec.slug)
-        dep = LiveDeployment(spec=spec, previous=old if old and not old.stopping else None)
+        overlap = old is not None and not old.stopping and self.gpus.fits(spec.node_selector, spec.max_instances)
+        if old is not None and not old.stopping and not overlap:
+            log.info("%s: not enough free GPUs to start beside the running version; stopping it first", spec.slug)
+        dep = LiveDeployment(spec=spec, previous=old if overlap else None)
         self.live[spec.slug] = dep
+        if old is not None and not overlap:
+            self._hold_pending = True  # the GPUs the old version frees are for the new one
+            try:
+                await self._stop(old)
+            finally:
+                self._hold_pending = False
+        for index in range(spec.max_instances):
+            self._new_instance(dep, index)
+        self._start_pending()
         dep.task = asyncio.create_task(self._bring_up(dep), name=f"deploy {spec.slug}")
-        if old is not None and dep.previous is None:
-            await self._stop(old)
         return dep
+
+    def refusal(self, selector: NodeSelector, slug: str) -> tuple[int, str] | None:
+        """Returns (status, message) if a deploy of this selector cannot start one instance now."""
+        return self.gpus.refusal(selector, replacing=slug)
 
     async def remove(self, slug: str) -> LiveDeployment | None:
         """Stops every instance of a deployment (and of its previous version) and forgets it."""
         dep = self.live.pop(slug, None)
+        self.counters.chutes.pop(slug, None)
         if dep is not None:
             await self._stop(dep)
             version = dep
@@ -67,16 +101,20 @@ class Supervisor:
         if dep is None:
             return
         dep.spec = replace(dep.spec, max_instances=count)
-        if dep.phase in ("failed", "building"):
+        if dep.phase == "failed":
             return
         while len(dep.instances) < count:
-            self._start_instance(dep, len(dep.instances))
+            inst = self._new_instance(dep, len(dep.instances))
+            if dep.phase != "building" and inst.gpus is not None:
+                self._start_instance(dep, inst)
         while len(dep.instances) > count:
             inst = dep.instances.pop()
             await self._stop_instance(inst)
         dep.refresh()
 
     async def aclose(self) -> None:
+        self._hold_pending = True  # nothing new starts while the host stops
+        self.gpus.freeze()  # and gpus.json keeps the assignments for the next start
         await asyncio.gather(*(self._stop(d) for d in list(self.live.values())))
         self.live.clear()
         await self._client.aclose()
@@ -91,20 +129,63 @@ class Supervisor:
             await self.executor.prepare(spec, build_log)
         except ExecutorError as exc:
             dep.fail(exc.phase, str(exc), exc.log_tail)
+            self._release_all(dep)
             await self._retire_previous(dep)
             return
         except Exception as exc:  # a broken executor must not take the host down
             log.exception("preparing %s failed", spec.slug)
             dep.fail("building", f"{type(exc).__name__}: {exc}", read_tail(build_log))
+            self._release_all(dep)
             return
         dep.phase = "starting"
-        for index in range(spec.max_instances):
-            self._start_instance(dep, index)
+        for inst in dep.instances:
+            if inst.gpus is not None and inst.task is None:
+                self._start_instance(dep, inst)
+        dep.refresh()
 
-    def _start_instance(self, dep: LiveDeployment, index: int) -> None:
+    def _new_instance(self, dep: LiveDeployment, index: int) -> Instance:
+        """Adds instance number `index` to the deployment, placed on GPUs or pending until some are free."""
         inst = Instance(index=index, log_path=dep.spec.logs_dir / f"instance-{index}.log")
         dep.instances.append(inst)
-        inst.task = asyncio.create_task(self._keep_running(dep, inst), name=f"{dep.spec.slug}#{index}")
+        self._place(dep, inst)
+        return inst
+
+    def _place(self, dep: LiveDeployment, inst: Instance) -> None:
+        spec = dep.spec
+        holder = Holder(chute=spec.holder, slug=spec.slug, index=inst.index)
+        inst.gpus = self.gpus.reserve(inst, holder, spec.node_selector)
+        if inst.gpus is None:
+            inst.phase, inst.waiting = "pending", self.gpus.why_not(spec.node_selector)
+            log.info("%s#%d pending: %s", spec.slug, inst.index, inst.waiting)
+        else:
+            inst.phase, inst.waiting = "starting", None
+            if inst.gpus:
+                log.info("%s#%d placed on GPU(s) %s", spec.slug, inst.index, ", ".join(g.uuid for g in inst.gpus))
+
+    def _start_instance(self, dep: LiveDeployment, inst: Instance) -> None:
+        inst.task = asyncio.create_task(self._keep_running(dep, inst), name=f"{dep.spec.slug}#{inst.index}")
+
+    def _release(self, inst: Instance) -> None:
+        """Frees an instance's GPUs for good, and starts pending instances that now fit."""
+        if self.gpus.release(inst):
+            self._start_pending()
+
+    def _release_all(self, dep: LiveDeployment) -> None:
+        for inst in dep.instances:
+            self._release(inst)
+
+    def _start_pending(self) -> None:
+        if self._hold_pending:
+            return
+        for dep in list(self.live.values()):
+            if dep.stopping or dep.phase == "failed":
+                continue
+            for inst in dep.instances:
+                if inst.gpus is None and inst.task is None:
+                    self._place(dep, inst)
+                    if inst.gpus is not None and dep.phase not in ("building", "stopped"):
+                        self._start_instance(dep, inst)
+            dep.refresh()
 
     async def _keep_running(self, dep: LiveDeployment, inst: Instance) -> None:
         backoff = 1.0
@@ -147,6 +228,7 @@ class Supervisor:
                 await self._socket_clients.pop(inst.handle.uds).aclose()
             if dep.stopping:
                 inst.phase = "stopped"
+            self._release(inst)
             dep.refresh()
 
     async def _run_once(self, dep: LiveDeployment, inst: Instance) -> str:
@@ -154,9 +236,13 @@ class Supervisor:
         rotate_if_large(inst.log_path)
         _mark(inst, f"starting instance {inst.index} (version {dep.spec.version})")
         inst.phase = "starting"
-        inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path)
+        started = time.monotonic()
+        inst.handle = await self.executor.start(dep.spec, inst.index, inst.log_path, gpus=inst.gpus or ())
         outcome = await self._wait_ready(inst)
         if outcome == "ready":
+            counters = self.counters.of(dep.spec.slug)
+            counters.cold_starts += 1
+            counters.cold_start_seconds += time.monotonic() - started
             inst.ever_ready = True
             inst.phase = "ready"
             dep.refresh()
@@ -261,6 +347,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await inst.task
         inst.phase = "stopped"
+        self._release(inst)
 
 
 def _mark(inst: Instance, text: str) -> None:

@@ -48,8 +48,16 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
         for line in (chute.get("log_tail") or "").splitlines()[-10:]:
             typer.echo(f"  | {line}")
     for inst in chute["instances"]:
+        if inst["phase"] == "pending":
+            typer.echo(f"instance {inst['index']}: pending  waiting for GPUs: {inst.get('waiting_for')}")
+            continue
         where = f"port {inst['port']}" if inst.get("port") else "host-only socket"
-        typer.echo(f"instance {inst['index']}: {inst['phase']}  {where}  restarts {inst['restarts']}")
+        line = f"instance {inst['index']}: {inst['phase']}  {where}  restarts {inst['restarts']}"
+        gpus = inst.get("gpus") or []
+        if gpus:
+            names = ", ".join(dict.fromkeys(f"{g['name']} {g['memory_gb']:.0f} GB" for g in gpus))
+            line += f"  gpus {','.join(str(g['index']) for g in gpus)} ({names})"
+        typer.echo(line)
     for cord in chute["cords"]:
         typer.echo(f"cord {cord['method']} {cord['path']}{'  (stream)' if cord['stream'] else ''}")
 
@@ -95,7 +103,9 @@ def scale_chute(
 ) -> None:
     """Set how many instances of a chute run (max_instances)."""
     chute = _call(host, key, lambda c: c.scale_chute(name, instances))
-    typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}", err=True)
+    pending = [i for i in chute["instances"] if i["phase"] == "pending"]
+    waiting = f"; {len(pending)} pending until GPUs free up: {pending[0].get('waiting_for')}" if pending else ""
+    typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}{waiting}", err=True)
 
 
 def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202

@@ -14,6 +14,15 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Where the host keeps its database, bundles and logs.", show_default=False),
 ]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus",
+        help="GPUs to place chutes on: 'all' (NVML), 'none', indices '0,1', or declared devices "
+        "'4xNVIDIA A100 80GB:80,NVIDIA L4:24' [default: all].",
+        show_default=False,
+    ),
+]
 DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: SQLite in the data dir).", show_default=False),
@@ -81,6 +90,15 @@ def serve_host(
             "the host's secrets and database and each other's files.",
         ),
     ] = False,
+    gpus: GpusOpt = None,
+    metrics_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the host's /_metrics to requests carrying this key [default: $CHUTES_METRICS_KEY; "
+            "unset: no metrics].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -95,6 +113,7 @@ def serve_host(
     from chutes_cli.errors import CLIError
     from chutes_host.app import create_app
     from chutes_host.executors import ExecutorError
+    from chutes_host.gpus import GpuSpecError
 
     if public_url is not None:
         check_public_url(public_url, domain)
@@ -116,6 +135,8 @@ def serve_host(
         sandbox=sandbox.value,
         sandbox_uids=parse_uid_range(sandbox_uids),
         unsafe_shared_process=unsafe_shared_process,
+        gpus=gpus,
+        metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,
     )
     os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)
@@ -125,6 +146,9 @@ def serve_host(
     except ExecutorError as exc:
         sock.close()
         raise CLIError(str(exc)) from None
+    except GpuSpecError as exc:
+        sock.close()
+        raise CLIError(str(exc), exit_code=2) from None
     except (SQLAlchemyError, ValueError) as exc:
         sock.close()
         raise _database_error(config, exc) from None
@@ -158,6 +182,55 @@ def parse_uid_range(text: str) -> range:
             exit_code=2,
         )
     return uids
+
+
+def show_gpus(
+    gpus: GpusOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the inventory as JSON.")] = False,
+) -> None:
+    """List the host's GPUs and the instance each is assigned to (as the host last recorded it).
+
+    Example: chutes host gpus --gpus '2xNVIDIA L4:24'
+    """
+    import json
+
+    from chutes_cli.errors import CLIError
+    from chutes_host.gpus import GpuSpecError, load_inventory
+
+    config = _config(data_dir, None)
+    recorded: dict = {}
+    if config.gpus_file.is_file():
+        try:
+            recorded = json.loads(config.gpus_file.read_text())
+        except ValueError:
+            typer.echo(f"note: ignoring unreadable {config.gpus_file}", err=True)
+    if gpus is None and recorded.get("gpus") is not None:
+        shown = recorded
+    else:
+        try:
+            inventory = load_inventory(gpus)
+        except GpuSpecError as exc:
+            raise CLIError(str(exc), exit_code=2) from None
+        holders = {g.get("uuid"): g.get("holder") for g in recorded.get("gpus", [])}
+        shown = {
+            "source": inventory.source,
+            "note": inventory.note,
+            "gpus": [{**g.describe(), "mig": g.mig, "holder": holders.get(g.uuid)} for g in inventory.gpus],
+            "pending": recorded.get("pending", []),
+        }
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    if not shown["gpus"]:
+        typer.echo(f"No GPUs ({shown.get('note') or shown['source']}).", err=True)
+    for gpu in shown["gpus"]:
+        mig = "  MIG" if gpu.get("mig") else ""
+        typer.echo(
+            f"{gpu['index']}\t{gpu['name']}\t{gpu['memory_gb']:.0f} GB\t{gpu['uuid']}{mig}\t{gpu['holder'] or 'free'}"
+        )
+    for name in shown.get("pending", []):
+        typer.echo(f"pending\t{name}\twaiting for GPUs")
 
 
 def check_public_url(template: str, domain: str) -> None:
@@ -295,6 +368,7 @@ def register(app: typer.Typer) -> None:
     users = typer.Typer(help="Users of this host (run on the host machine).", no_args_is_help=True)
     keys = typer.Typer(help="API keys of this host's users (run on the host machine).", no_args_is_help=True)
     host.command("serve")(serve_host)
+    host.command("gpus")(show_gpus)
     users.command("add")(add_user)
     users.command("list")(list_users)
     keys.command("create")(create_key)

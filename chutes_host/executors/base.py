@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from chutes_host.gpus import Gpu
 from chutes_host.spec import DeploymentSpec
 
 
@@ -42,8 +44,10 @@ class Executor(Protocol):
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         """Builds what the chute needs to run (virtualenv or image); raises ExecutorError."""
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
-        """Starts instance number index, with its output appended to log_path."""
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+    ) -> InstanceHandle:
+        """Starts instance number index, with its output appended to log_path, seeing only `gpus`."""
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         """Returns the instance's exit code once it has stopped, else None."""

@@ -6,12 +6,12 @@ import asyncio
 import hashlib
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chutes.image import AptInstall, RunCommand
 from chutes_host.executors.base import ExecutorError, InstanceHandle
-from chutes_host.logs import read_tail
+from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.spec import DeploymentSpec
 
 CHUTE_PORT = 8000
@@ -79,132 +79,52 @@ class DockerExecutor:
                 stop.set()
                 raise
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
-        return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path)
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+    ) -> InstanceHandle:
+        return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path, tuple(gpus))
 
-    async def exit_code(self, handle: InstanceHandle) -> int | None:
-        return await asyncio.to_thread(self._exit_code, handle.native)
-
-    async def stop(self, handle: InstanceHandle) -> None:
-        self._containers.pop(handle.container_id, None)
-        await asyncio.to_thread(self._remove, handle.native)
-
-    async def discard(self, spec: DeploymentSpec) -> None:
-        # only this version's own tag: the image itself goes once no other version's tag names it
-        await asyncio.to_thread(self._remove_image, version_tag(spec, self.owner))
-        await asyncio.to_thread(self._remove_networks, spec.slug)
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
-        self._containers.clear()
-        self.client.close()
-
-    def _has_image(self, ref: str) -> bool:
+    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path, gpus: tuple[Gpu, ...]) -> InstanceHandle:
         import docker.errors
 
+        container = self.create(spec, index, ref, gpus=gpus)
+        self._containers[container.id] = container
         try:
-            self.client.images.get(ref)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-
-    def _ensure_image(self, ref: str, log_path: Path) -> None:
-        import docker.errors
-
-        if self._has_image(ref):
-            return
-        with open(log_path, "a") as log:
-            log.write(f"pulling {ref}\n")
-        try:
-            self.client.images.pull(ref)
+            container.start()
+            container.reload()
+            address = container.attrs["NetworkSettings"]["Networks"][self._network(spec)]["IPAddress"]
         except docker.errors.DockerException as exc:
-            raise ExecutorError(
-                f"image {ref!r} is not on the engine and pulling it failed: {exc}",
-                phase="building",
-                log_tail=read_tail(log_path),
-            ) from None
+            self._containers.pop(container.id, None)
+            self._remove(container)
+            hint = ""
+            if gpus and "nvidia" not in (self.client.info().get("Runtimes") or {}):
+                hint = " (the engine has no NVIDIA runtime; install the NVIDIA Container Toolkit)"
+            raise ExecutorError(f"cannot start a container of {ref}: {exc}{hint}", phase="starting") from None
+        threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
+        # the host reaches the container on its own network; nothing is published on the host's ports
+        return InstanceHandle(host=address, port=CHUTE_PORT, container_id=container.id, native=container)
 
-    def _tag(self, ref: str, tag: str) -> None:
-        repository, _, name = tag.rpartition(":")
-        self.client.images.get(ref).tag(repository, name)
-
-    def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path, stop: threading.Event) -> None:
-        """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps.
-
-        Setting `stop` ends the build at its next output line: leaving the engine's stream aborts it.
-        """
-        from docker.utils import parse_bytes
-
-        from chutes_cli.build.engine import build_image, require_image
-        from chutes_cli.build.plan import plan_image
-        from chutes_cli.build.recipe import RecipeError, image_from_data
-        from chutes_cli.errors import CLIError
-
-        with open(log_path, "a") as log:
-            log.write(f"building {tag}\n")
-        try:
-            recipe = spec.manifest.get("image_recipe")
-            if recipe is None:
-                raise CLIError("the bundle carries no image recipe; deploy again with a current `chutes` CLI")
-            image = image_from_data(recipe)
-            base = image.base_image or self.config.docker_base_image
-            if base:
-                check_image_ref(base, self._own_images(spec), what="the base image")
-            plan = plan_image(build_spec(spec), image, spec.app_dir, tag=tag, base_image=base, untrusted=True)
-            require_image(self.client, plan.base_image)
-            with open(log_path, "a") as log:
-
-                def on_line(line: str, step: object) -> None:
-                    if stop.is_set():
-                        raise BuildStopped
-                    log.write(line.rstrip() + "\n")
-                    log.flush()
-
-                # without apt or RUN steps the build needs no network at all
-                network = None if any(isinstance(d, AptInstall | RunCommand) for d in image.directives) else "none"
-                result = build_image(
-                    self.client,
-                    plan.context.write_tar,
-                    tag,
-                    network=network,
-                    memory=parse_bytes(self.config.docker_memory),
-                    on_line=on_line,
-                )
-                log.write(f"built {tag} ({result.image_id[:19]}); {result.cached_steps} steps from cache\n")
-        except BuildStopped:
-            with open(log_path, "a") as log:
-                log.write(f"stopped building {tag}\n")
-        except (CLIError, RecipeError) as exc:
-            with open(log_path, "a") as log:
-                log.write(f"error: {exc}\n")
-            raise ExecutorError(
-                f"building the image failed: {exc}", phase="building", log_tail=read_tail(log_path)
-            ) from None
-
-    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path) -> InstanceHandle:
+    def create(self, spec: DeploymentSpec, index: int, ref: str, *, gpus: tuple[Gpu, ...]) -> Any:
+        """Creates (does not start) an instance's container, confined, with exactly these GPUs."""
         import docker.errors
         import docker.types
 
-        wanted = int((spec.manifest.get("node_selector") or {}).get("gpu_count") or 0)
         requests = None
-        if wanted and "nvidia" in (self.client.info().get("Runtimes") or {}):
-            requests = [docker.types.DeviceRequest(count=wanted, capabilities=[["gpu"]])]
-        elif wanted:
-            with open(log_path, "a") as log:
-                log.write(f"note: the chute asks for {wanted} GPU(s) but this engine has no GPU runtime\n")
+        if gpus:
+            requests = [docker.types.DeviceRequest(device_ids=[g.uuid for g in gpus], capabilities=[["gpu"]])]
         read_only = bool(spec.manifest.get("read_only_root", True))
         try:
             uid, gid = self._run_user(ref)
-            network = self._network(spec)
-            container = self.client.containers.run(
+            return self.client.containers.create(
                 ref,
-                detach=True,
-                network=network,
+                network=self._network(spec),
                 environment={
                     **spec.env,
                     "CHUTES_INSTANCE": str(index),
                     "CHUTES_SLUG": spec.slug,
                     **({"HOME": HOME} if read_only else {}),
+                    # last: an image's own NVIDIA_VISIBLE_DEVICES=all, or a secret, must not widen the request
+                    **gpu_env(gpus),
                 },
                 labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
                 device_requests=requests,
@@ -221,14 +141,8 @@ class DockerExecutor:
                 if read_only
                 else None,
             )
-            container.reload()
-            address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         except docker.errors.DockerException as exc:
-            raise ExecutorError(f"cannot start a container of {ref}: {exc}", phase="starting") from None
-        self._containers[container.id] = container
-        threading.Thread(target=_pump_logs, args=(container, log_path), daemon=True).start()
-        # the host reaches the container on its own network; nothing is published on the host's ports
-        return InstanceHandle(host=address, port=CHUTE_PORT, container_id=container.id, native=container)
+            raise ExecutorError(f"cannot create a container of {ref}: {exc}", phase="starting") from None
 
     def _network(self, spec: DeploymentSpec) -> str:
         """Returns the chute's own bridge network, made on first use; `internal` unless it may reach out."""

@@ -15,10 +15,11 @@ import site
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.logs import read_tail
 from chutes_host.sandbox import (
     SECRET_NAME,
@@ -131,7 +132,9 @@ class ProcessExecutor:
             )
         _mark_ready(spec.directory)
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path) -> InstanceHandle:
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+    ) -> InstanceHandle:
         path = self._socket_path(spec, index)
         listener = _listen_unix(path)
         argv = [str(_python(spec.directory / "venv")), "-m", serve_module(), spec.entrypoint]
@@ -146,7 +149,7 @@ class ProcessExecutor:
                 cwd=spec.app_dir,
                 uid=self._uid(spec),
                 network=self._egress(spec),
-                devices=self._devices(spec),
+                devices=self._devices(gpus),
             )
             argv[1:1] = ["--info-fd", str(info_write)]
             pass_fds.append(info_write)
@@ -155,6 +158,7 @@ class ProcessExecutor:
         env.update(spec.env)  # the chute's own secrets
         env.update(PYTHONPATH=str(spec.app_dir), PYTHONUNBUFFERED="1", CHUTES_INSTANCE=str(index))
         env["CHUTES_SLUG"] = spec.slug
+        env.update(gpu_env(gpus))  # last, so that nothing set before (a secret, say) can widen what it sees
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(log_path, "ab") as out:
@@ -236,9 +240,9 @@ class ProcessExecutor:
     def _egress(self, spec: DeploymentSpec) -> bool:
         return bool(spec.manifest.get("allow_external_egress", False))
 
-    def _devices(self, spec: DeploymentSpec) -> list[str]:
+    def _devices(self, gpus: Sequence[Gpu]) -> list[str]:
         try:
-            return nvidia_devices(spec.gpus)
+            return nvidia_devices(g.index for g in gpus)
         except SandboxUnavailable as exc:
             raise ExecutorError(str(exc), phase="starting") from None
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
-chute = Chute(username="myuser", name="hello", image="myuser/hello:0.1", concurrency=64)
+# gpu_count=0: a CPU chute, so it deploys to any host (GPU chutes say e.g. NodeSelector(gpu_count=1))
+chute = Chute(
+    username="myuser",
+    name="hello",
+    image="myuser/hello:0.1",
+    concurrency=64,
+    node_selector=NodeSelector(gpu_count=0),
+)
 
 
 class GreetingInput(BaseModel):

@@ -16,10 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
 UPSTREAM_PORT = int(os.environ.get("UPSTREAM_PORT", "8001"))
-chute = Chute(username="myuser", name="passthrough", image="myuser/passthrough:0.1", concurrency=64)
+chute = Chute(
+    username="myuser",
+    name="passthrough",
+    image="myuser/passthrough:0.1",
+    concurrency=64,
+    node_selector=NodeSelector(gpu_count=0),
+)
 
 
 class ChatRequest(BaseModel):

@@ -7,7 +7,7 @@ import os
 
 from words import split_words
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 from chutes.image import Image
 
 image = (
@@ -16,7 +16,13 @@ image = (
     .with_label("org.example.team", "examples")
 )
 
-chute = Chute(username="myuser", name="stream-chute", image=image, tagline="Echoes and streams words")
+chute = Chute(
+    username="myuser",
+    name="stream-chute",
+    image=image,
+    tagline="Echoes and streams words",
+    node_selector=NodeSelector(gpu_count=0),
+)
 
 
 @chute.cord(public_api_path="/echo")

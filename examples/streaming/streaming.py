@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
-chute = Chute(username="myuser", name="streaming", image="myuser/streaming:0.1", concurrency=32)
+chute = Chute(
+    username="myuser",
+    name="streaming",
+    image="myuser/streaming:0.1",
+    concurrency=32,
+    node_selector=NodeSelector(gpu_count=0),
+)
 
 
 class EchoModel:

@@ -6,9 +6,15 @@ import hashlib
 
 from fastapi import File, Form, UploadFile
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
-chute = Chute(username="myuser", name="upload", image="myuser/upload:0.1", concurrency=8)
+chute = Chute(
+    username="myuser",
+    name="upload",
+    image="myuser/upload:0.1",
+    concurrency=8,
+    node_selector=NodeSelector(gpu_count=0),
+)
 
 
 @chute.cord(public_api_path="/upload")

@@ -76,7 +76,7 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
     labels = image.labels
     assert labels["ai.chutes.slug"] == "myuser-stream-chute"
     assert [c["path"] for c in json.loads(labels["ai.chutes.cords"])] == ["/echo", "/words"]
-    assert json.loads(labels["ai.chutes.node-selector"])["gpu_count"] == 1
+    assert json.loads(labels["ai.chutes.node-selector"])["gpu_count"] == 0
     assert labels["org.example.team"] == "examples"
     config = image.attrs["Config"]
     assert config["User"] == "chutes"
@@ -109,6 +109,8 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
 
 
 def test_run_image_command_serves_on_127_0_0_1(engine, chutes, example: Path) -> None:
+    source = example / "stream_chute.py"
+    source.write_text(source.read_text().replace("NodeSelector(gpu_count=0)", "NodeSelector(gpu_count=1)"))
     built = chutes("build", "stream_chute:chute", "--tag", TAG, cwd=example)
     assert built.returncode == 0, built.stderr
     port = free_port()

@@ -21,6 +21,7 @@ def hello_manifest(username: str = "alice", name: str = "hello", **extra) -> dic
         "name": name,
         "entrypoint": "host_hello:chute",
         "cords": [{"name": "say_hello", "path": "/hello", "method": "POST", "stream": False}],
+        "node_selector": {"gpu_count": 0},
         **extra,
     }
 

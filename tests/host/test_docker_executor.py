@@ -5,6 +5,7 @@ Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless CI is set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -191,3 +192,64 @@ def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: A
     assert image_tags(host, engine, "myuser-stream-chute") == []
     labels = ["ai.chutes.slug=myuser-stream-chute", f"ai.chutes.host={owner(host)}"]
     assert engine.networks.list(filters={"label": labels}) == []
+
+
+def test_container_asks_the_engine_for_exactly_its_gpus(engine, tmp_path: Path) -> None:  # noqa: ANN001
+    """Checks the request the executor sends, on the real engine.
+
+    This engine has no NVIDIA runtime, so it refuses any GPU request when a container starts: the
+    request is read back from a container the executor created but did not start, and starting one
+    is checked to fail with a message that says why.
+    """
+    import asyncio
+    import io
+
+    import docker.errors
+
+    from chutes_host.config import HostConfig
+    from chutes_host.executors import ExecutorError
+    from chutes_host.executors.docker import DockerExecutor, version_tag
+    from chutes_host.gpus import load_inventory
+    from chutes_host.spec import DeploymentSpec
+
+    base = os.environ.get("CHUTES_BASE_IMAGE") or "localhost/chutes-base:bookworm"
+    try:
+        engine.images.get(base)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{base} is not on the engine (bash .ci/engine.sh builds it)")
+    ref = "localhost/chutes-tests/gpu-request:1"
+    dockerfile = io.BytesIO(f'FROM {base}\nCMD ["sleep", "60"]\n'.encode())
+    engine.images.build(fileobj=dockerfile, tag=ref, rm=True)
+    spec = DeploymentSpec(
+        slug="alice-gpu", name="gpu", owner_id=1, owner_name="alice", version=1,
+        directory=tmp_path / "alice-gpu" / "1", entrypoint="gpu:chute", public=False, max_instances=1,
+    )  # fmt: skip
+    spec.directory.mkdir(parents=True)
+    gpus = load_inventory("NVIDIA A100:80@GPU-aaaa,NVIDIA A100:80@GPU-bbbb").gpus
+    executor = DockerExecutor(HostConfig(data_dir=tmp_path / "data"))
+    try:
+        created = [executor.create(spec, 0, ref, gpus=gpus)]
+        created.append(executor.create(spec, 1, ref, gpus=()))
+        with_gpus, cpu = (engine.containers.get(c.id).attrs for c in created)
+        (request,) = with_gpus["HostConfig"]["DeviceRequests"]
+        assert request["DeviceIDs"] == ["GPU-aaaa", "GPU-bbbb"]
+        assert request["Capabilities"] == [["gpu"]]
+        assert request["Count"] == 0  # exactly these devices, not "any N"
+        assert "NVIDIA_VISIBLE_DEVICES=GPU-aaaa,GPU-bbbb" in with_gpus["Config"]["Env"]
+        assert not cpu["HostConfig"].get("DeviceRequests")
+        assert "NVIDIA_VISIBLE_DEVICES=void" in cpu["Config"]["Env"]
+        assert "CUDA_VISIBLE_DEVICES=" in cpu["Config"]["Env"]
+        for container in created:
+            container.remove(force=True)
+
+        if "nvidia" not in (engine.info().get("Runtimes") or {}):
+            engine.images.get(ref).tag(version_tag(spec, executor.owner))
+            with pytest.raises(ExecutorError, match="the engine has no NVIDIA runtime"):
+                asyncio.run(executor.start(spec, 0, tmp_path / "instance-0.log", gpus=gpus))
+            # the refused container is not left behind
+            assert engine.containers.list(all=True, filters={"label": "ai.chutes.slug=alice-gpu"}) == []
+    finally:
+        asyncio.run(executor.aclose())
+        for tag in (ref, version_tag(spec, executor.owner)):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                engine.images.remove(tag)

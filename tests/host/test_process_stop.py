@@ -7,9 +7,9 @@ from pathlib import Path
 CHUTE = """
 from pathlib import Path
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
-chute = Chute(username="alice", name="hooks", image="tests/hooks")
+chute = Chute(username="alice", name="hooks", image="tests/hooks", node_selector=NodeSelector(gpu_count=0))
 
 
 @chute.on_shutdown()

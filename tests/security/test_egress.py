@@ -32,9 +32,15 @@ def test_only_a_chute_that_asks_for_egress_reaches_beyond_its_loopback(host: Hos
     for name, egress in (("closed", False), ("open", True)):
         project = tmp_path / name
         project.mkdir()
-        chute = f'Chute(username="eve", name="{name}", image="tests/{name}", allow_external_egress={egress})'
+        chute = (
+            f'Chute(username="eve", name="{name}", image="tests/{name}", allow_external_egress={egress}, '
+            "node_selector=NodeSelector(gpu_count=0))"
+        )
         (project / "hostile.py").write_text(
-            source.replace('Chute(username="eve", name="hostile", image="tests/hostile")', chute)
+            source.replace(
+                'Chute(username="eve", name="hostile", image="tests/hostile", node_selector=NodeSelector(gpu_count=0))',
+                chute,
+            )
         )
         deployed = host.cli("deploy", "hostile:chute", key=key, cwd=project)
         assert deployed.returncode == 0, deployed.stderr

@@ -1,0 +1,95 @@
+"""The host's /_metrics: per-GPU memory and use, and per-chute instances, requests and cold starts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from chutes.metrics import escape
+from chutes_host.gpus import Inventory, NvmlUnavailable, nvml, usage
+from chutes_host.holdings import Holdings
+
+
+@dataclass
+class ChuteCounters:
+    """What the gateway and the supervisor count for one chute, across its versions."""
+
+    in_flight: int = 0
+    cold_starts: int = 0
+    cold_start_seconds: float = 0.0
+
+
+@dataclass
+class HostCounters:
+    """Counters by chute slug; the gateway and the supervisor write, /_metrics reads."""
+
+    chutes: dict[str, ChuteCounters] = field(default_factory=dict)
+
+    def of(self, slug: str) -> ChuteCounters:
+        found = self.chutes.get(slug)
+        if found is None:
+            found = self.chutes[slug] = ChuteCounters()
+        return found
+
+
+def read_gpu_usage(inventory: Inventory) -> dict[str, tuple[int, int, int]]:
+    """Returns {uuid: (memory used, memory total, utilisation %)} from NVML (blocking; call off the loop)."""
+    if inventory.source == "--gpus (declared)" or not inventory.gpus:
+        return {}
+    try:
+        with nvml() as lib:
+            return {g.uuid: found for g in inventory.gpus if (found := usage(lib, g.uuid)) is not None}
+    except NvmlUnavailable:
+        return {}
+
+
+def render_host_metrics(
+    holdings: Holdings, live: dict, counters: HostCounters, gpu_usage: dict[str, tuple[int, int, int]]
+) -> str:
+    """Returns the host's metrics in the Prometheus text format."""
+    return "\n".join(_gpu_lines(holdings, gpu_usage)) + "\n" + "\n".join(_chute_lines(live, counters)) + "\n"
+
+
+def _gpu_lines(holdings: Holdings, gpu_usage: dict[str, tuple[int, int, int]]) -> Iterator[str]:
+    holders = {g["uuid"]: g["holder"] for g in holdings.snapshot()["gpus"]}
+    gpus = [(g, f'index="{g.index}",uuid="{escape(g.uuid)}",name="{escape(g.name)}"') for g in holdings.inventory.gpus]
+    yield "# HELP chutes_gpu_memory_total_bytes Memory of each GPU the host may place chutes on."
+    yield "# TYPE chutes_gpu_memory_total_bytes gauge"
+    for gpu, labels in gpus:
+        yield f"chutes_gpu_memory_total_bytes{{{labels}}} {gpu.memory_bytes}"
+    yield "# HELP chutes_gpu_assigned Whether an instance holds the GPU (its name in the instance label)."
+    yield "# TYPE chutes_gpu_assigned gauge"
+    for gpu, labels in gpus:
+        holder = holders.get(gpu.uuid)
+        yield f'chutes_gpu_assigned{{{labels},instance="{escape(holder or "")}"}} {int(holder is not None)}'
+    if gpu_usage:
+        yield "# HELP chutes_gpu_memory_used_bytes GPU memory in use (NVML)."
+        yield "# TYPE chutes_gpu_memory_used_bytes gauge"
+        for gpu, labels in gpus:
+            if gpu.uuid in gpu_usage:
+                yield f"chutes_gpu_memory_used_bytes{{{labels}}} {gpu_usage[gpu.uuid][0]}"
+        yield "# HELP chutes_gpu_utilization_percent Share of time the GPU was busy over NVML's last sample."
+        yield "# TYPE chutes_gpu_utilization_percent gauge"
+        for gpu, labels in gpus:
+            if gpu.uuid in gpu_usage:
+                yield f"chutes_gpu_utilization_percent{{{labels}}} {gpu_usage[gpu.uuid][2]}"
+
+
+def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
+    yield "# HELP chutes_chute_instances Instances of each chute, by phase (pending: waiting for GPUs)."
+    yield "# TYPE chutes_chute_instances gauge"
+    for slug, dep in sorted(live.items()):
+        for phase, count in sorted(Counter(i.phase for i in dep.instances).items()):
+            yield f'chutes_chute_instances{{chute="{escape(slug)}",phase="{phase}"}} {count}'
+    slugs = sorted(set(live) | set(counters.chutes))
+    yield "# HELP chutes_chute_requests_in_flight Requests the gateway is forwarding to the chute now."
+    yield "# TYPE chutes_chute_requests_in_flight gauge"
+    for slug in slugs:
+        yield f'chutes_chute_requests_in_flight{{chute="{escape(slug)}"}} {counters.of(slug).in_flight}'
+    yield "# HELP chutes_chute_cold_start_seconds Time from starting an instance to its first ready answer."
+    yield "# TYPE chutes_chute_cold_start_seconds summary"
+    for slug in slugs:
+        found = counters.of(slug)
+        yield f'chutes_chute_cold_start_seconds_count{{chute="{escape(slug)}"}} {found.cold_starts}'
+        yield f'chutes_chute_cold_start_seconds_sum{{chute="{escape(slug)}"}} {found.cold_start_seconds:.6f}'
