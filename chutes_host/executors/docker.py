@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chutes.image import AptInstall, RunCommand
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.gpus import Gpu, gpu_env
+from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 CHUTE_PORT = 8000
@@ -83,6 +85,105 @@ class DockerExecutor:
         self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
     ) -> InstanceHandle:
         return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path, tuple(gpus))
+
+    async def exit_code(self, handle: InstanceHandle) -> int | None:
+        return await asyncio.to_thread(self._exit_code, handle.native)
+
+    async def stop(self, handle: InstanceHandle) -> None:
+        self._containers.pop(handle.container_id, None)
+        await asyncio.to_thread(self._remove, handle.native)
+
+    async def discard(self, spec: DeploymentSpec) -> None:
+        # only this version's own tag: the image itself goes once no other version's tag names it
+        await asyncio.to_thread(self._remove_image, version_tag(spec, self.owner))
+        await asyncio.to_thread(self._remove_networks, spec.slug)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
+        self._containers.clear()
+        self.client.close()
+
+    def _has_image(self, ref: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _ensure_image(self, ref: str, log_path: Path) -> None:
+        import docker.errors
+
+        if self._has_image(ref):
+            return
+        with open(log_path, "a") as log:
+            log.write(f"pulling {ref}\n")
+        try:
+            self.client.images.pull(ref)
+        except docker.errors.DockerException as exc:
+            raise ExecutorError(
+                f"image {ref!r} is not on the engine and pulling it failed: {exc}",
+                phase="building",
+                log_tail=read_tail(log_path),
+            ) from None
+
+    def _tag(self, ref: str, tag: str) -> None:
+        repository, _, name = tag.rpartition(":")
+        self.client.images.get(ref).tag(repository, name)
+
+    def _build_image(self, spec: DeploymentSpec, tag: str, log_path: Path, stop: threading.Event) -> None:
+        """Builds the version's image from the manifest's recipe; tenant code runs only in `RUN` steps.
+
+        Setting `stop` ends the build at its next output line: leaving the engine's stream aborts it.
+        """
+        from docker.utils import parse_bytes
+
+        from chutes_cli.build.engine import build_image, require_image
+        from chutes_cli.build.plan import plan_image
+        from chutes_cli.build.recipe import RecipeError, image_from_data
+        from chutes_cli.errors import CLIError
+
+        with open(log_path, "a") as log:
+            log.write(f"building {tag}\n")
+        try:
+            recipe = spec.manifest.get("image_recipe")
+            if recipe is None:
+                raise CLIError("the bundle carries no image recipe; deploy again with a current `chutes` CLI")
+            image = image_from_data(recipe)
+            base = image.base_image or self.config.docker_base_image
+            if base:
+                check_image_ref(base, self._own_images(spec), what="the base image")
+            plan = plan_image(build_spec(spec), image, spec.app_dir, tag=tag, base_image=base, untrusted=True)
+            require_image(self.client, plan.base_image)
+            with open(log_path, "a") as log:
+
+                def on_line(line: str, step: object) -> None:
+                    if stop.is_set():
+                        raise BuildStopped
+                    log.write(line.rstrip() + "\n")
+                    log.flush()
+
+                # without apt or RUN steps the build needs no network at all
+                network = None if any(isinstance(d, AptInstall | RunCommand) for d in image.directives) else "none"
+                result = build_image(
+                    self.client,
+                    plan.context.write_tar,
+                    tag,
+                    network=network,
+                    memory=parse_bytes(self.config.docker_memory),
+                    on_line=on_line,
+                )
+                log.write(f"built {tag} ({result.image_id[:19]}); {result.cached_steps} steps from cache\n")
+        except BuildStopped:
+            with open(log_path, "a") as log:
+                log.write(f"stopped building {tag}\n")
+        except (CLIError, RecipeError) as exc:
+            with open(log_path, "a") as log:
+                log.write(f"error: {exc}\n")
+            raise ExecutorError(
+                f"building the image failed: {exc}", phase="building", log_tail=read_tail(log_path)
+            ) from None
 
     def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path, gpus: tuple[Gpu, ...]) -> InstanceHandle:
         import docker.errors
