@@ -195,11 +195,11 @@ def test_restart_and_crash_keep_each_instance_on_its_gpus(host: Host) -> None:
     before = devices(host, "stays")
     assert before["cuda"] == "1"
 
-    os.kill(before["pid"], signal.SIGKILL)
+    os.kill(chute(host, "stays")["instances"][0]["pid"], signal.SIGKILL)  # the pid as the host sees it
 
     def restarted() -> dict | None:
         resp = host.call("alice-stays", "/devices", key=host.alice, method="GET")
-        return resp.json() if resp.status_code == 200 and resp.json()["pid"] != before["pid"] else None
+        return resp.json() if resp.status_code == 200 and resp.json()["boot"] != before["boot"] else None
 
     after = wait_for(restarted, timeout=30, what="the killed instance to come back", host=host)
     assert after["cuda"] == "1"
