@@ -2,26 +2,85 @@
 
 from __future__ import annotations
 
+import json
 import os
-import sys
+from pathlib import Path
 from typing import Any
 
 REF_ENV = "CHUTES_REF"
 BANNER_ENV = "CHUTES_RUN_BANNER"
+PID_FILE_ENV = "CHUTES_RUN_PID_FILE"
+
+# The chute this server process loaded (None while its module is broken), for `announce`.
+loaded: Any = None
 
 
 def create_app() -> Any:
-    """Loads the chute named by $CHUTES_REF and prints its cords; exits (and waits for an edit) on error."""
+    """Loads the chute named by $CHUTES_REF; while its module is broken, serves the error instead."""
     from chutes.exceptions import ChuteLoadError
     from chutes.loader import load_chute
-    from chutes_cli.banner import print_banner
     from chutes_cli.errors import print_error
 
+    global loaded
     try:
-        chute = load_chute(os.environ[REF_ENV])
+        loaded = load_chute(os.environ[REF_ENV])
     except ChuteLoadError as exc:
-        print_error(f"{exc}\n\nWaiting for a change to reload.")
-        sys.exit(3)
-    host, port, dev = os.environ[BANNER_ENV].split(" ")
-    print_banner(chute, host=host, port=int(port), dev=dev == "dev", reload=True)
-    return chute
+        loaded = None
+        print_error(f"{exc}\n\nWaiting for a change to reload; until then every request gets this error (503).")
+        return LoadErrorApp(exc)
+    return loaded
+
+
+def announce() -> None:
+    """Prints the chute's cords and writes the pid file, once the server process serves."""
+    from chutes_cli.banner import print_banner
+    from chutes_cli.pidfile import write_pid_file
+
+    if loaded is not None:
+        host, port, mode = os.environ[BANNER_ENV].split(" ")
+        print_banner(loaded, host=host, port=int(port), dev=mode == "dev", reload=True)
+    pid_file = os.environ.get(PID_FILE_ENV)
+    if pid_file:
+        # The reloader (this process's parent) is what a user stops; it outlives each reload.
+        write_pid_file(Path(pid_file), os.getppid())
+
+
+class LoadErrorApp:
+    """An ASGI app answering every request with 503 and the chute's import error, at once.
+
+    Without it, requests to a dev server whose module is broken waited in the listen backlog
+    until the client gave up, and the client blamed a busy chute.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        summary = str(error).split("\n\n", 1)[0]
+        detail = f"the chute's module does not load, so nothing can serve this request: {summary}"
+        body: dict[str, str] = {"detail": detail}
+        trace = getattr(error, "user_traceback", None)
+        if trace:
+            body["traceback"] = trace
+        self.body = json.dumps(body).encode()
+
+    def __repr__(self) -> str:
+        return f"LoadErrorApp({len(self.body)} bytes)"
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif scope["type"] == "http":
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(self.body)).encode()),
+                (b"retry-after", b"1"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": self.body})
+        elif scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1011, "reason": "the chute's module does not load"})
