@@ -148,7 +148,10 @@ def test_a_bad_registry_is_a_clear_error(engine, chutes, example: Path) -> None:
     assert "Error: pushing" in result.stderr and "Check that the registry runs" in result.stderr
 
 
-def test_run_image_in_the_foreground_stops_and_removes_its_container(engine, build_env, example: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"])
+def test_run_image_in_the_foreground_stops_and_removes_its_container(
+    engine, build_env, example: Path, sig: int, code: int
+) -> None:
     built = subprocess.run(
         [CHUTES, "build", "stream_chute:chute", "--tag", TAG],
         cwd=example,
@@ -160,10 +163,10 @@ def test_run_image_in_the_foreground_stops_and_removes_its_container(engine, bui
     port = free_port()
     args = [CHUTES, "run-image", "stream_chute:chute", "--tag", TAG, "--port", str(port)]
     with subprocess.Popen(args, cwd=example, env=build_env, stderr=subprocess.PIPE, text=True) as process:
-        run_in_foreground(engine, process, port)
+        run_in_foreground(engine, process, port, sig=sig, code=code)
 
 
-def run_in_foreground(engine, process: subprocess.Popen, port: int) -> None:
+def run_in_foreground(engine, process: subprocess.Popen, port: int, *, sig: int, code: int) -> None:
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -176,9 +179,10 @@ def run_in_foreground(engine, process: subprocess.Popen, port: int) -> None:
         call_cords(f"http://127.0.0.1:{port}", version=1)
         started = [c for c in engine.containers.list() if c.ports.get("8000/tcp", [{}])[0].get("HostPort") == str(port)]
         assert len(started) == 1
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert "Stopped." in process.stderr.read()
+        process.send_signal(sig)
+        assert process.wait(timeout=30) == code
+        rest = process.stderr.read()
+        assert "Stopped." in rest and "Traceback" not in rest
         with pytest.raises(docker.errors.NotFound):
             engine.containers.get(started[0].id)
     finally:
