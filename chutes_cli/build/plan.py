@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,19 @@ def plan_build(
     base_image: str | None = None,
     python_version: str | None = None,
     fetch_wheels: bool = True,
+    on_fetch_line: Callable[[str], None] | None = None,
 ) -> BuildPlan:
     """Takes a loaded chute and its reference, and returns a complete build plan.
 
-    With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded.
+    With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded;
+    `on_fetch_line` gets pip's lines while wheels download.
     """
     from chutes.loader import split_ref
-    from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
+    from chutes_cli.build.wheel import build_runtime_wheel, runtime_pins
+    from chutes_cli.build.wheel import fetch_wheelhouse as fetch
+
+    def fetch_wheelhouse(reqs: list[str], *, python_version: str) -> Path:
+        return fetch(reqs, python_version=python_version, on_line=on_fetch_line)
 
     image = chute.image
     if isinstance(image, str):
