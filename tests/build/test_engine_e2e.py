@@ -71,6 +71,7 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
     built = chutes("build", "stream_chute:chute", "--tag", TAG, cwd=example)
     assert built.returncode == 0, built.stderr
     assert built.stdout.strip() == TAG
+    assert "preparing the build context and its wheels" in built.stderr  # not silent while wheels download
 
     image = engine.images.get(TAG)
     labels = image.labels
@@ -101,11 +102,24 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
 
     pushed = chutes("build", "stream_chute:chute", "--tag", TAG, "--push", REGISTRY, cwd=example)
     assert pushed.returncode == 0, pushed.stderr
+    assert (
+        f"pushing {TAG} to {REGISTRY} ..." in pushed.stderr and f"pushing {TAG} to {REGISTRY}: done in" in pushed.stderr
+    )
     remote = pushed.stdout.strip()
     assert remote == f"{REGISTRY}/chutes-e2e/stream-chute:test"
     built_id = engine.images.get(TAG).id
     engine.images.remove(remote)
     assert engine.images.pull(remote).id == built_id
+
+
+def test_a_fresh_scaffold_builds_and_serves(engine, chutes, tmp_path: Path, running) -> None:
+    assert chutes("init", "scaffolded", "--username", "tester", cwd=tmp_path).returncode == 0
+    tag = "localhost/chutes-e2e/scaffolded:test"
+    built = chutes("build", "scaffolded:chute", "--tag", tag, cwd=tmp_path / "scaffolded")
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.strip() == tag
+    chute = running(tag)
+    assert httpx.post(f"{chute.url}/hello", json={"name": "Ada"}, timeout=10).json() == {"message": "Hello, Ada!"}
 
 
 def test_run_image_command_serves_on_127_0_0_1(engine, chutes, example: Path) -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import shlex
 import signal
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.host.conftest import Host, make_project, run_cli, wait_for
+from tests.wheels import write_wheel
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +75,15 @@ def test_suggested_invoke_names_the_host_given_to_deploy(host: Host) -> None:
     assert json.loads(result.stdout) == {"message": "Hello, text!"}
 
 
-def write_wheel(directory: Path, dist: str, module: str, source: str) -> Path:
-    """Writes a minimal pure-Python wheel of one module, for an offline `pip install`."""
-    info = f"{dist.replace('-', '_')}-1.0.dist-info"
-    files = {
-        f"{module}.py": source.encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: chutes-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [f"{name},sha256={digest(data)},{len(data)}" for name, data in files.items()] + [f"{info}/RECORD,,"]
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    wheel = directory / f"{dist.replace('-', '_')}-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return wheel
-
-
-def digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+def test_a_fresh_scaffold_deploys_and_its_suggested_call_works(host: Host) -> None:
+    work = host.project.parent / "scaffolds"
+    work.mkdir()
+    assert run_cli("init", "fresh", "--username", "alice", home=host.home, cwd=work).returncode == 0
+    deployed = host.cli("deploy", "fresh:chute", key=host.alice, cwd=work / "fresh")
+    assert deployed.returncode == 0, deployed.stderr
+    result = host.cli(*suggested_command(deployed.stderr), key=host.alice)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"message": "Hello, world!"}
 
 
 def test_requirement_missing_here_is_stood_in_and_installed_on_the_host(host: Host) -> None:
