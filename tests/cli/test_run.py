@@ -241,3 +241,27 @@ def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixt
             pass
         time.sleep(0.1)
     raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
+
+
+def test_dev_server_answers_at_once_when_a_startup_hook_fails(chutes, start_server, fixture_copy):
+    source = fixture_copy("cli_startup_fails.py")
+    server = start_server("cli_startup_fails.py:chute", "--dev", cwd=source.parent, wait=False)
+    deadline = time.monotonic() + 20
+    while "Waiting for a change" not in server.stderr and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result = chutes("invoke", "/never", "--url", server.url, "--timeout", "10")
+    assert result.returncode == 1
+    assert "answered 503" in result.stderr
+    assert "the chute did not start: on_startup hook 'load_weights'" in result.stderr
+    assert "FileNotFoundError: weights.bin is missing" in result.stderr
+    assert server.stderr.count("Traceback") == 1
+    assert "serving at" not in server.stdout
+    source.write_text(source.read_text().replace('raise FileNotFoundError("weights.bin is missing")', "pass"))
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/never", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
