@@ -10,9 +10,10 @@ from typing import Any
 REF_ENV = "CHUTES_REF"
 BANNER_ENV = "CHUTES_RUN_BANNER"
 PID_FILE_ENV = "CHUTES_RUN_PID_FILE"
+WAITING = "Waiting for a change to reload; until then every request gets this error (503)."
 
-# The chute this server process loaded (None while its module is broken), for `announce`.
-loaded: Any = None
+# The guarded chute this server process serves (None while its module is broken), for `announce`.
+loaded: StartupGuard | None = None
 
 
 def create_app() -> Any:
@@ -32,9 +33,6 @@ def create_app() -> Any:
         return FailureApp(detail, getattr(exc, "user_traceback", None))
     loaded = StartupGuard(chute)
     return loaded
-
-
-WAITING = "Waiting for a change to reload; until then every request gets this error (503)."
 
 
 def announce() -> None:

@@ -190,8 +190,8 @@ def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None 
 
     def too_big() -> CLIError:
         return CLIError(
-            f"the bundle of {prepared.root} is larger than the {format_size(limit)} the host at {url} accepts "
-            f"(packed, it passed that before it was done). {largest_files(prepared)}"
+            f"the bundle of {prepared.root} is larger than the {format_size(limit)} the host at {url} accepts, "
+            f"so nothing was uploaded. {largest_files(prepared)}"
         )
 
     with Progress(f"packing {prepared.root}", total=prepared.unpacked_bytes) as progress:
