@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 POLL_SECONDS = 0.25
+CHECK_EVERY_BYTES = 1 << 20  # how often packing compares the bundle's size with the host's limit
 
 
 def deploy_chute(
@@ -194,16 +195,23 @@ def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None 
             f"so nothing was uploaded. {largest_files(prepared)}"
         )
 
+    unchecked = 0
+
     with Progress(f"packing {prepared.root}", total=prepared.unpacked_bytes) as progress:
 
-        def members():
-            for f in prepared.files:
-                if limit is not None and target.stat().st_size > limit:
+        def on_read(n: int) -> None:
+            nonlocal unchecked
+            progress.advance(n)
+            unchecked += n
+            if limit is not None and unchecked >= CHECK_EVERY_BYTES:
+                unchecked = 0
+                if target.stat().st_size > limit:
                     raise too_big()
-                yield f.path, f.rel
-                progress.advance(f.size)
 
-        pack_bundle(target, manifest=prepared.manifest, files=members(), requirements=prepared.requirements)
+        files = [(f.path, f.rel) for f in prepared.files]
+        pack_bundle(
+            target, manifest=prepared.manifest, files=files, requirements=prepared.requirements, on_read=on_read
+        )
     if limit is not None and target.stat().st_size > limit:
         target.unlink()
         raise too_big()

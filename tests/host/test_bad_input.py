@@ -226,6 +226,7 @@ def test_deploy_refuses_a_bundle_over_the_hosts_limit_before_uploading(host: Hos
     assert f"is larger than the 1.0 MiB the host at {host.url} accepts" in result.stderr
     assert "weights.bin" in result.stderr and ".chutesignore" in result.stderr
     assert "uploading" not in result.stderr and "answered 413" not in result.stderr
+    assert "packing" in result.stderr and "done in" not in result.stderr  # stopped within the big file
     assert "Traceback" not in result.stderr
     assert_nothing_written(host)
 
