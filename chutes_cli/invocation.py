@@ -36,6 +36,7 @@ def run_invocation(
     url: str | None,
     chute: str | None,
     headers: list[str],
+    host: str | None = None,
     output: Path | None,
     raw: bool,
     timeout: float,
@@ -44,7 +45,7 @@ def run_invocation(
     has_body = any((json_text is not None, data is not None, forms))
     verb = (method or ("POST" if has_body else "GET")).upper()
     payload = build_payload(verb, json_text=json_text, data=data, forms=forms)
-    base, target_headers = resolve_target(url, chute)
+    base, target_headers = resolve_target(url, chute, host=host)
     request_headers = {**target_headers, **parse_headers(headers)}
     if payload.content_type and not any(name.lower() == "content-type" for name in request_headers):
         request_headers["Content-Type"] = payload.content_type

@@ -60,7 +60,7 @@ def render_scaffold(name: str, *, template: str, username: str, parent: Path) ->
         "name": name,
         "module": module,
         "username": username,
-        "image": f"{username}/{name}:0.1.0",
+        "tag": "0.1.0",
         "template": template,
         "summary": SUMMARIES[template],
         "invoke_example": INVOKE_EXAMPLES[template],

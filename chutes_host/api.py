@@ -87,6 +87,12 @@ class SecretOut(BaseModel):
     updated_at: datetime
 
 
+class LimitsOut(BaseModel):
+    max_bundle_bytes: int = Field(description="largest deploy bundle (gzip tar) accepted, in bytes")
+    max_unpacked_bytes: int = Field(description="largest total size of a bundle's files once unpacked, in bytes")
+    max_bundle_files: int = Field(description="most members a bundle may hold")
+
+
 class KeyOut(BaseModel):
     prefix: str
     label: str
@@ -202,6 +208,15 @@ def _chutes_router(state: HostState) -> APIRouter:
             created_at=row.created_at,
             updated_at=row.updated_at,
             **status,
+        )
+
+    @router.get("/limits", response_model=LimitsOut, tags=["chutes"])
+    def limits() -> LimitsOut:
+        """Returns the bundle limits, so a client can refuse an oversized deploy before uploading it."""
+        return LimitsOut(
+            max_bundle_bytes=config.max_bundle_bytes,
+            max_unpacked_bytes=config.max_unpacked_bytes,
+            max_bundle_files=config.max_bundle_files,
         )
 
     @router.get("/me", tags=["users"])

@@ -12,7 +12,7 @@ import os
 import posixpath
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,36 @@ def pack_bundle(
     manifest: dict[str, Any],
     files: Iterable[tuple[Path, str]],
     requirements: str | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> int:
-    """Writes a bundle of (path on disk, path under app/) pairs to target; returns its size."""
+    """Writes a bundle of (path on disk, path under app/) pairs to target; returns its size.
+
+    `on_read(n)` is called as each n bytes of the files are read: to show progress, or to stop
+    packing by raising.
+    """
     with tarfile.open(target, "w:gz", compresslevel=6) as tar:
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
         if requirements:
             _add_bytes(tar, "requirements.txt", requirements.encode())
         for source, arcname in files:
-            tar.add(source, arcname=f"app/{arcname}", recursive=False)
+            info = tar.gettarinfo(source, arcname=f"app/{arcname}")
+            if info.isreg():
+                with open(source, "rb") as f:
+                    tar.addfile(info, _ReportingReader(f, on_read) if on_read else f)
+            else:
+                tar.addfile(info)
     return target.stat().st_size
+
+
+class _ReportingReader:
+    def __init__(self, f: Any, on_read: Callable[[int], None]) -> None:
+        self._f = f
+        self._on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self._on_read(len(data))
+        return data
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

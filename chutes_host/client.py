@@ -50,6 +50,15 @@ class HostClient:
         headers = {"Content-Type": "application/gzip", "Content-Length": str(size)}
         return self._call("POST", "/chutes", content=chunks(), params=params, headers=headers, timeout=600)
 
+    def limits(self) -> dict | None:
+        """Returns the host's bundle limits, or None from a host too old to tell them."""
+        try:
+            return self._call("GET", "/limits")
+        except HostAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_chutes(self) -> list[dict]:
         return self._call("GET", "/chutes")
 

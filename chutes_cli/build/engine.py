@@ -186,8 +186,11 @@ def push_target(source: str, registry: str) -> tuple[str, str]:
     return f"{registry.rstrip('/')}/{name}", tag
 
 
-def push_image(client: Any, source: str, registry: str, on_line: Callable[[str], None] | None = None) -> str:
-    """Tags `source` under `registry` and pushes it; returns the pushed reference."""
+def push_image(client: Any, source: str, registry: str, on_chunk: Callable[[dict], None] | None = None) -> str:
+    """Tags `source` under `registry` and pushes it; returns the pushed reference.
+
+    `on_chunk` gets each progress message of the engine (`id`, `status`, `progressDetail`).
+    """
     target_repo, tag = push_target(source, registry)
     with translate_errors(f"pushing to {registry} failed"):
         client.images.get(source).tag(target_repo, tag)
@@ -198,8 +201,8 @@ def push_image(client: Any, source: str, registry: str, on_line: Callable[[str],
                     "Check that the registry runs and is reachable from the engine (plain-HTTP "
                     "registries outside 127.0.0.0/8 must be listed as insecure in the engine's config)."
                 )
-            if on_line is not None and chunk.get("status"):
-                on_line(f"{chunk.get('id', '')} {chunk['status']}".strip())
+            if on_chunk is not None:
+                on_chunk(chunk)
     return f"{target_repo}:{tag}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,12 @@ def plan_build(
     base_image: str | None = None,
     python_version: str | None = None,
     fetch_wheels: bool = True,
+    on_fetch_line: Callable[[str], None] | None = None,
 ) -> BuildPlan:
     """Takes a loaded chute and its reference, and returns a complete build plan.
 
-    With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded.
+    With `fetch_wheels=False` (dry runs) wheels are listed by name but not downloaded;
+    `on_fetch_line` gets pip's lines while wheels download.
     """
     from chutes.loader import split_ref
 
@@ -112,6 +115,7 @@ def plan_build(
         base_image=base_image,
         python_version=python_version,
         fetch_wheels=fetch_wheels,
+        on_fetch_line=on_fetch_line,
     )
 
 
@@ -125,13 +129,19 @@ def plan_image(
     python_version: str | None = None,
     fetch_wheels: bool = True,
     untrusted: bool = False,
+    on_fetch_line: Callable[[str], None] | None = None,
 ) -> BuildPlan:
     """Takes a chute's spec, its Image and the folder of its code, and returns a build plan.
 
     Needs no loaded chute, so a host builds from the deploy manifest without importing tenant code;
-    `untrusted` then refuses requirements that are not plain specifiers (URLs, pip options).
+    `untrusted` then refuses requirements that are not plain specifiers (URLs, pip options);
+    `on_fetch_line` gets pip's lines while wheels download.
     """
-    from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
+    from chutes_cli.build.wheel import build_runtime_wheel, runtime_pins
+    from chutes_cli.build.wheel import fetch_wheelhouse as fetch
+
+    def fetch_wheelhouse(reqs: list[str], *, python_version: str) -> Path:
+        return fetch(reqs, python_version=python_version, on_line=on_fetch_line)
 
     python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     context = collect_context(root)

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from chutes_cli.errors import CLIError
@@ -82,10 +83,13 @@ def target_platforms() -> list[str]:
     return [f"manylinux_2_{minor}_{machine}" for minor in (28, 17)] + [f"manylinux2014_{machine}"]
 
 
-def fetch_wheelhouse(requirements: list[str], *, python_version: str | None = None) -> Path:
+def fetch_wheelhouse(
+    requirements: list[str], *, python_version: str | None = None, on_line: Callable[[str], None] | None = None
+) -> Path:
     """Downloads wheels for `requirements` (and their dependencies) once, and returns the folder.
 
     Folders are keyed by the requirements and target, so a second build reuses them offline.
+    `on_line` gets each line pip prints while it downloads (what it is fetching now).
     """
     python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     platforms = target_platforms()
@@ -94,17 +98,28 @@ def fetch_wheelhouse(requirements: list[str], *, python_version: str | None = No
     folder = wheel_cache_dir() / key
     if (folder / "requirements.txt").is_file():
         return folder
+    if not requirements:  # e.g. a requirements.txt of comments only: nothing to fetch, and pip would refuse
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "requirements.txt").write_text("")
+        return folder
     partial = folder.with_name(folder.name + f".part{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(partial)]
-    command += ["--python-version", python_version, "--implementation", "cp"]
+    command = [sys.executable, "-m", "pip", "download", "--progress-bar", "off", "--only-binary=:all:"]
+    command += ["--dest", str(partial), "--python-version", python_version, "--implementation", "cp"]
     for name in platforms:
         command += ["--platform", name]
-    result = subprocess.run([*command, *requirements], capture_output=True, text=True)
-    if result.returncode != 0:
+    lines: list[str] = []
+    with subprocess.Popen(
+        [*command, *requirements], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        for line in process.stdout:
+            lines.append(line.rstrip())
+            if on_line is not None and line.strip():
+                on_line(line.strip())
+    if process.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+        tail = "\n".join(line for line in lines[-8:] if line)
         raise CLIError(
             f"could not download wheels for {', '.join(requirements)} (Python {python_version}, "
             f"{platforms[0]}):\n{tail}\nCheck the names and versions, and that pip can reach "

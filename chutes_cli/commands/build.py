@@ -61,9 +61,24 @@ def build_chute(
         from chutes_cli.build.engine import connect_engine
 
         client = connect_engine()  # fail fast, before any wheel is fetched
-    plan = plan_build(
-        chute, ref, context_dir=context, tag=tag, base_image=base_image, python_version=python, fetch_wheels=not dry_run
-    )
+    if dry_run:
+        plan = plan_build(
+            chute, ref, context_dir=context, tag=tag, base_image=base_image, python_version=python, fetch_wheels=False
+        )
+    else:
+        from chutes_cli.progress import Progress
+
+        # A cold build downloads every wheel first (many seconds): say what is being fetched.
+        with Progress("preparing the build context and its wheels", unit="steps") as progress:
+            plan = plan_build(
+                chute,
+                ref,
+                context_dir=context,
+                tag=tag,
+                base_image=base_image,
+                python_version=python,
+                on_fetch_line=lambda line: show_fetch_line(progress, line),
+            )
     warning = check_size(plan.context)
     if warning:
         typer.echo(f"Warning: {warning}", err=True)
@@ -95,11 +110,41 @@ def build_chute(
         err=True,
     )
     if push:
-        pushed = push_image(client, plan.tag, push)
+        from chutes_cli.progress import Progress
+
+        with Progress(f"pushing {plan.tag} to {push}") as progress:
+            pushed = push_image(client, plan.tag, push, on_chunk=PushDisplay(progress))
         typer.echo(f"Pushed {pushed}", err=True)
         typer.echo(pushed)
     else:
         typer.echo(plan.tag)
+
+
+class PushDisplay:
+    """Turns the engine's per-layer push messages into one byte count and a status line."""
+
+    def __init__(self, progress) -> None:  # noqa: ANN001
+        self.progress = progress
+        self.layers: dict[str, tuple[int, int]] = {}
+
+    def __repr__(self) -> str:
+        return f"PushDisplay({len(self.layers)} layers)"
+
+    def __call__(self, chunk: dict) -> None:
+        detail = chunk.get("progressDetail") or {}
+        layer, status = chunk.get("id", ""), chunk.get("status", "")
+        if layer and detail.get("total"):
+            self.layers[layer] = (min(detail.get("current", 0), detail["total"]), detail["total"])
+            done = sum(current for current, _ in self.layers.values())
+            self.progress.update(completed=done, total=sum(total for _, total in self.layers.values()))
+        elif status and status not in ("Preparing", "Waiting", "Pushing"):
+            self.progress.update(status=f"{layer} {status}".strip())
+
+
+def show_fetch_line(progress, line: str) -> None:  # noqa: ANN001
+    """Shows what pip is fetching now ("Collecting x", "Downloading x.whl (2 MB)") as the status."""
+    if line.startswith(("Collecting ", "Downloading ", "Processing ")):
+        progress.update(status=line)
 
 
 def show_build_line(line: str, step: object) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 POLL_SECONDS = 0.25
+CHECK_EVERY_BYTES = 1 << 20  # how often packing compares the bundle's size with the host's limit
 
 
 def deploy_chute(
@@ -45,29 +46,35 @@ def deploy_chute(
     Example: chutes deploy my_chute:chute --public
     """
     from chutes_cli.errors import CLIError
+    from chutes_cli.progress import Progress
     from chutes_host.client import HostAPIError, HostClient
 
     url, api_key = resolve_host(host, key)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="chutes-deploy-") as tmp:
-        bundle, manifest = make_bundle(ref, context, Path(tmp) / "bundle.tar.gz", public=public, image=image)
-        size = bundle.stat().st_size
-        note(f"uploading {manifest['slug']} ({format_size(size)}) to {url}")
+    with tempfile.TemporaryDirectory(prefix="chutes-deploy-") as tmp, HostClient(url, api_key) as client:
         try:
-            with HostClient(url, api_key) as client:
-                chute = client.deploy(bundle, public=public, progress=upload_progress(size))
-                if sys.stderr.isatty():
-                    sys.stderr.write("\n")
-                if wait:
-                    chute = wait_until_ready(client, chute["slug"], timeout=timeout)
+            limits = client.limits()  # first: an unreachable host fails before any packing
+            prepared = prepare_bundle(ref, context, public=public, image=image)
+            if prepared.stood_in:
+                names = ", ".join(sorted(prepared.stood_in))
+                note(f"stood in for {names}: not installed here, but named in requirements.txt (the host installs it)")
+            check_limits(prepared, limits, url)
+            bundle = write_bundle(prepared, Path(tmp) / "bundle.tar.gz", limits=limits, url=url)
+            size = bundle.stat().st_size
+            slug = prepared.manifest["slug"]
+            with Progress(f"uploading {slug} to {url}", total=size) as progress:
+                chute = client.deploy(bundle, public=public, progress=progress.advance)
+            if wait:
+                chute = wait_until_ready(client, chute["slug"], timeout=timeout)
         except HostAPIError as exc:
             raise CLIError(str(exc)) from None
     if wait:
         note(f"ready in {time.monotonic() - started:.1f} s")
     typer.echo(chute["url"])
-    example = next((c for c in chute.get("cords", []) if c.get("path")), None)
-    if example:
-        note(f"try: chutes invoke {example['path']} --chute {chute['username']}/{chute['name']}")
+    if prepared.chute.cords:
+        note(f"try: {try_command(prepared.chute, chute, host=host)}")
+        if key and not chute.get("public"):
+            note("(it needs your key: put it in CHUTES_API_KEY, or set it once with `chutes config set api_key KEY`)")
 
 
 def resolve_host(host: str | None, key: str | None) -> tuple[str, str | None]:
@@ -86,16 +93,48 @@ def resolve_host(host: str | None, key: str | None) -> tuple[str, str | None]:
     return url, key or config.api_key
 
 
+@dataclass
+class PreparedBundle:
+    """What goes into a deploy bundle: the loaded chute, its manifest, files and requirements."""
+
+    chute: Any
+    manifest: dict
+    root: Path
+    files: list
+    requirements: str | None
+    stood_in: list[str]
+
+    def __repr__(self) -> str:
+        return f"PreparedBundle({self.manifest['slug']!r}, {len(self.files)} files, stood_in={self.stood_in})"
+
+    @property
+    def unpacked_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
 def make_bundle(
     ref: str, context: Path | None, target: Path, *, public: bool | None, image: str | None = None
 ) -> tuple[Path, dict]:
     """Loads the chute, and writes its manifest and its directory's files as a deploy bundle."""
+    prepared = prepare_bundle(ref, context, public=public, image=image)
+    return write_bundle(prepared, target), prepared.manifest
+
+
+def prepare_bundle(ref: str, context: Path | None, *, public: bool | None, image: str | None = None) -> PreparedBundle:
+    """Loads the chute (standing in for its missing requirements) and lists what to bundle."""
+    from chutes.exceptions import ChuteLoadError
     from chutes.loader import load_chute
     from chutes_cli.build.context import collect_context
-    from chutes_host.bundle import pack_bundle
+    from chutes_cli.errors import CLIError
+    from chutes_cli.standins import stand_ins_for
 
     root, entrypoint = locate_entrypoint(ref, context)
-    chute = load_chute(ref)
+    requirements = root / "requirements.txt"
+    try:
+        with stand_ins_for(requirements) as stood_in:
+            chute = load_chute(ref)
+    except ChuteLoadError as exc:
+        raise CLIError(explain_load_error(str(exc), stood_in, has_requirements=requirements.is_file())) from None
     manifest = dict(chute.manifest(), entrypoint=entrypoint, build_image=not isinstance(chute.image, str))
     if manifest["build_image"]:
         from chutes_cli.build.recipe import image_to_data
@@ -106,11 +145,94 @@ def make_bundle(
         manifest["deploy_image"] = image
     if public is not None:
         manifest["public"] = public
-    files = collect_context(root).files
-    requirements = root / "requirements.txt"
     reqs = requirements.read_text() if requirements.is_file() else None
-    pack_bundle(target, manifest=manifest, files=[(f.path, f.rel) for f in files], requirements=reqs)
-    return target, manifest
+    return PreparedBundle(chute, manifest, root, collect_context(root).files, reqs, list(stood_in))
+
+
+def explain_load_error(message: str, stood_in: list[str], *, has_requirements: bool) -> str:
+    """Adds to a load error how deploy treats missing modules."""
+    if "ModuleNotFoundError" in message:
+        where = "requirements.txt" if has_requirements else "a requirements.txt beside the chute"
+        message += (
+            f"\n\nA module that only the host needs may stay uninstalled here if {where} names its "
+            "package: deploy then stands in for it while it reads the chute."
+        )
+    elif stood_in:
+        message += (
+            f"\n\nNote: {', '.join(stood_in)} stood in for packages not installed here; a cord's signature "
+            "cannot use their types (install them here, or annotate with built-in types)."
+        )
+    return message
+
+
+def check_limits(prepared: PreparedBundle, limits: dict | None, url: str) -> None:
+    """Refuses, before packing, a bundle the host would refuse for its files' count or size."""
+    from chutes_cli.build.context import format_size
+    from chutes_cli.errors import CLIError
+
+    if not limits:
+        return
+    count = len(prepared.files) + 1 + (prepared.requirements is not None)
+    if count > limits["max_bundle_files"]:
+        raise CLIError(
+            f"the chute's directory {prepared.root} holds {count} files; the host at {url} takes at most "
+            f"{limits['max_bundle_files']}. List what the chute does not need in .chutesignore."
+        )
+    if prepared.unpacked_bytes > limits["max_unpacked_bytes"]:
+        raise CLIError(
+            f"the chute's directory {prepared.root} holds {format_size(prepared.unpacked_bytes)}; the host at "
+            f"{url} unpacks at most {format_size(limits['max_unpacked_bytes'])}. {largest_files(prepared)}"
+        )
+
+
+def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None = None, url: str = "") -> Path:
+    """Packs the bundle, showing progress; stops as soon as it outgrows the host's upload limit."""
+    from chutes_cli.build.context import format_size
+    from chutes_cli.errors import CLIError
+    from chutes_cli.progress import Progress
+    from chutes_host.bundle import pack_bundle
+
+    limit = limits["max_bundle_bytes"] if limits else None
+
+    def too_big() -> CLIError:
+        return CLIError(
+            f"the bundle of {prepared.root} is larger than the {format_size(limit)} the host at {url} accepts, "
+            f"so nothing was uploaded. {largest_files(prepared)}"
+        )
+
+    unchecked = 0
+
+    with Progress(f"packing {prepared.root}", total=prepared.unpacked_bytes) as progress:
+
+        def on_read(n: int) -> None:
+            nonlocal unchecked
+            progress.advance(n)
+            unchecked += n
+            if limit is not None and unchecked >= CHECK_EVERY_BYTES:
+                unchecked = 0
+                if target.stat().st_size > limit:
+                    raise too_big()
+
+        files = [(f.path, f.rel) for f in prepared.files]
+        pack_bundle(
+            target, manifest=prepared.manifest, files=files, requirements=prepared.requirements, on_read=on_read
+        )
+    if limit is not None and target.stat().st_size > limit:
+        target.unlink()
+        raise too_big()
+    return target
+
+
+def largest_files(prepared: PreparedBundle) -> str:
+    """Names the largest files, and how to leave them out."""
+    from chutes_cli.build.context import format_size
+
+    biggest = sorted(prepared.files, key=lambda f: (-f.size, f.rel))[:5]
+    listed = "\n".join(f"  {format_size(f.size):>10}  {f.rel}" for f in biggest)
+    return (
+        "Leave data and model weights out of the bundle (list them in .chutesignore; load them at "
+        f"startup instead). The largest files:\n{listed}"
+    )
 
 
 def locate_entrypoint(ref: str, context: Path | None) -> tuple[Path, str]:
@@ -165,29 +287,18 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
         time.sleep(POLL_SECONDS)
 
 
-def upload_progress(total: int):  # noqa: ANN201
-    sent = 0
+def try_command(chute: Any, deployed: dict, *, host: str | None) -> str:
+    """Returns a `chutes invoke` command that calls the deployed chute's first cord."""
+    from chutes_cli.example_call import example_command
 
-    def report(n: int) -> None:
-        nonlocal sent
-        sent += n
-        if sys.stderr.isatty():
-            sys.stderr.write(f"\r  {format_size(sent)} / {format_size(total)}")
-            sys.stderr.flush()
-
-    return report
+    target = ["--chute", f"{deployed['username']}/{deployed['name']}"]
+    if host:
+        target += ["--host", host]
+    return example_command(chute.cords[0], target)
 
 
 def note(text: str) -> None:
     typer.echo(f"  {text}", err=True)
-
-
-def format_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def register(app: typer.Typer) -> None:

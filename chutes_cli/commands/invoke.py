@@ -30,6 +30,10 @@ def invoke_cord(
     chute: Annotated[
         str | None, typer.Option("--chute", help="Call a deployed chute via the configured host.", metavar="USER/NAME")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="With --chute: the host's URL [default: config api_url].", metavar="URL"),
+    ] = None,
     header: Annotated[
         list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.", metavar="HEADER")
     ] = None,
@@ -60,6 +64,7 @@ def invoke_cord(
         method=method,
         url=url,
         chute=chute,
+        host=host,
         headers=header or [],
         output=output,
         raw=raw,

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+
 
 def run_image(
     ref: Annotated[
@@ -67,19 +69,31 @@ def run_image(
     follow_logs(running, stop_chute)
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: a request to stop, which is not a failure."""
+
+
 def follow_logs(running, stop) -> None:
-    """Prints the container's log until Ctrl-C or SIGTERM, then stops and removes it."""
+    """Prints the container's log until Ctrl-C or SIGTERM, then stops and removes it.
+
+    Exits with 130 after Ctrl-C, as an interrupted command does, and with 0 after SIGTERM.
+    """
 
     def on_term(signum, frame) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    code = 0
     try:
         for chunk in running.container.logs(stream=True, follow=True):
             typer.echo(chunk.decode(errors="replace"), nl=False, err=True)
     except KeyboardInterrupt:
+        code = INTERRUPTED
+    except Terminated:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         stop(running)
         typer.echo("Stopped.", err=True)
+    if code:
+        raise typer.Exit(code)

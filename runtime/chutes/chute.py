@@ -243,7 +243,8 @@ class Chute:
                 try:
                     await self._lifecycle.start(self, upstreams=self.upstream_ports())
                 except Exception as exc:
-                    logging.getLogger("chutes").error("%s", exc)
+                    # The server logs this message (uvicorn does, at ERROR): logging it here too
+                    # printed the hook's traceback twice.
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

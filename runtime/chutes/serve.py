@@ -10,13 +10,17 @@ import os
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from typing import Any
+
+import uvicorn
 
 from chutes.exceptions import ChutesError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 GRACEFUL_SHUTDOWN_SECONDS = 30
 STARTUP_FAILURE = 3
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT (128 + 2)
 
 
 class PortInUseError(ChutesError):
@@ -33,10 +37,21 @@ def build_log_config(log_level: str) -> dict[str, Any]:
     return config
 
 
-def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **options: Any) -> Any:
-    """Returns a uvicorn Config with the settings every chute server uses."""
-    import uvicorn
+class ChuteServer(uvicorn.Server):
+    """A uvicorn server that calls `on_started` once it listens and every startup hook has run."""
 
+    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
+
+
+def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **options: Any) -> uvicorn.Config:
+    """Returns a uvicorn Config with the settings every chute server uses."""
     return uvicorn.Config(
         app,
         host=host,
@@ -105,12 +120,22 @@ def socket_from_fd(fd: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, *, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None) -> bool:
-    """Serves `app` until SIGINT/SIGTERM, then runs its shutdown hooks; returns whether it started."""
-    import uvicorn
+def serve(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    sock: socket.socket | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> bool:
+    """Serves `app` until SIGINT/SIGTERM, then runs its shutdown hooks; returns whether it started.
 
+    `on_started` is called once the server listens and the startup hooks succeeded. After a
+    graceful stop on SIGINT, KeyboardInterrupt is raised (as uvicorn re-raises the signal).
+    """
     sock = sock or bind_socket(host, port)
-    server = uvicorn.Server(build_config(app, host=host, port=port, log_level=log_level))
+    server = ChuteServer(build_config(app, host=host, port=port, log_level=log_level), on_started=on_started)
     try:
         server.run(sockets=[sock])
     except SystemExit:
@@ -154,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chute = load_chute(args.ref)
         sock = listen(args)
+        started = serve(chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     except ChutesError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
-    started = serve(chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a server is meant to stop (its shutdown hooks already ran): no traceback.
+        return INTERRUPTED
     return 0 if started else STARTUP_FAILURE
 
 

@@ -71,6 +71,7 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
     built = chutes("build", "stream_chute:chute", "--tag", TAG, cwd=example)
     assert built.returncode == 0, built.stderr
     assert built.stdout.strip() == TAG
+    assert "preparing the build context and its wheels" in built.stderr  # not silent while wheels download
 
     image = engine.images.get(TAG)
     labels = image.labels
@@ -101,11 +102,24 @@ def test_build_run_rebuild_push_and_pull(engine, chutes, example: Path, running)
 
     pushed = chutes("build", "stream_chute:chute", "--tag", TAG, "--push", REGISTRY, cwd=example)
     assert pushed.returncode == 0, pushed.stderr
+    assert (
+        f"pushing {TAG} to {REGISTRY} ..." in pushed.stderr and f"pushing {TAG} to {REGISTRY}: done in" in pushed.stderr
+    )
     remote = pushed.stdout.strip()
     assert remote == f"{REGISTRY}/chutes-e2e/stream-chute:test"
     built_id = engine.images.get(TAG).id
     engine.images.remove(remote)
     assert engine.images.pull(remote).id == built_id
+
+
+def test_a_fresh_scaffold_builds_and_serves(engine, chutes, tmp_path: Path, running) -> None:
+    assert chutes("init", "scaffolded", "--username", "tester", cwd=tmp_path).returncode == 0
+    tag = "localhost/chutes-e2e/scaffolded:test"
+    built = chutes("build", "scaffolded:chute", "--tag", tag, cwd=tmp_path / "scaffolded")
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.strip() == tag
+    chute = running(tag)
+    assert httpx.post(f"{chute.url}/hello", json={"name": "Ada"}, timeout=10).json() == {"message": "Hello, Ada!"}
 
 
 def test_run_image_command_serves_on_127_0_0_1(engine, chutes, example: Path) -> None:
@@ -150,7 +164,10 @@ def test_a_bad_registry_is_a_clear_error(engine, chutes, example: Path) -> None:
     assert "Error: pushing" in result.stderr and "Check that the registry runs" in result.stderr
 
 
-def test_run_image_in_the_foreground_stops_and_removes_its_container(engine, build_env, example: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"])
+def test_run_image_in_the_foreground_stops_and_removes_its_container(
+    engine, build_env, example: Path, sig: int, code: int
+) -> None:
     built = subprocess.run(
         [CHUTES, "build", "stream_chute:chute", "--tag", TAG],
         cwd=example,
@@ -162,10 +179,10 @@ def test_run_image_in_the_foreground_stops_and_removes_its_container(engine, bui
     port = free_port()
     args = [CHUTES, "run-image", "stream_chute:chute", "--tag", TAG, "--port", str(port)]
     with subprocess.Popen(args, cwd=example, env=build_env, stderr=subprocess.PIPE, text=True) as process:
-        run_in_foreground(engine, process, port)
+        run_in_foreground(engine, process, port, sig=sig, code=code)
 
 
-def run_in_foreground(engine, process: subprocess.Popen, port: int) -> None:
+def run_in_foreground(engine, process: subprocess.Popen, port: int, *, sig: int, code: int) -> None:
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -178,9 +195,10 @@ def run_in_foreground(engine, process: subprocess.Popen, port: int) -> None:
         call_cords(f"http://127.0.0.1:{port}", version=1)
         started = [c for c in engine.containers.list() if c.ports.get("8000/tcp", [{}])[0].get("HostPort") == str(port)]
         assert len(started) == 1
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert "Stopped." in process.stderr.read()
+        process.send_signal(sig)
+        assert process.wait(timeout=30) == code
+        rest = process.stderr.read()
+        assert "Stopped." in rest and "Traceback" not in rest
         with pytest.raises(docker.errors.NotFound):
             engine.containers.get(started[0].id)
     finally:

@@ -22,6 +22,7 @@ from chutes_cli.build.wheel import (
     runtime_pins,
 )
 from chutes_cli.errors import CLIError
+from tests.wheels import write_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,3 +118,18 @@ def test_requirements_parse_into_name_and_extras() -> None:
     assert parse_requirement("uvicorn[standard]>=0.29") == ("uvicorn", {"standard"})
     assert parse_requirement("pkg [a, b] ; python_version >= '3.11'") == ("pkg", {"a", "b"})
     assert parse_requirement("plain") == ("plain", set())
+
+
+def test_fetch_reports_what_pip_is_fetching(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    write_wheel(links, "chutes-test-helper", "chutes_test_helper", "ANSWER = 42\n")
+    monkeypatch.setenv("CHUTES_WHEEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    lines: list[str] = []
+    house = fetch_wheelhouse(["chutes-test-helper==1.0"], on_line=lines.append)
+    assert (house / "chutes_test_helper-1.0-py3-none-any.whl").is_file()
+    assert any(line.startswith("Processing ") and "chutes_test_helper-1.0" in line for line in lines), lines
+    assert "Successfully downloaded chutes-test-helper" in lines

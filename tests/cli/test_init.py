@@ -16,8 +16,13 @@ BASIC_MODULE = '''"""demo: a chute with one JSON cord."""
 from __future__ import annotations
 
 from chutes.chute import Chute
+from chutes.image import Image
 
-chute = Chute(username="ada", name="demo", image="ada/demo:0.1.0")
+# What `chutes build` puts in the image: the chutes base image ($CHUTES_BASE_IMAGE, if set)
+# plus the packages in requirements.txt.
+image = Image("ada", "demo", "0.1.0").pip_install("requirements.txt")
+
+chute = Chute(username="ada", name="demo", image=image)
 
 
 @chute.on_startup()
@@ -55,6 +60,19 @@ def test_generated_chute_passes_its_own_tests(chutes, cli_env, tmp_path: Path, t
 def test_generated_module_text(chutes, tmp_path: Path):
     assert chutes("init", "demo", "--username", "ada", cwd=tmp_path).returncode == 0
     assert (tmp_path / "demo" / "demo.py").read_text() == BASIC_MODULE
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_generated_chute_has_an_image_to_build(chutes, tmp_path: Path, template: str):
+    assert chutes("init", "demo", "--template", template, cwd=tmp_path).returncode == 0
+    result = chutes(
+        "build", "demo:chute", "--dry-run", cwd=tmp_path / "demo", env={"CHUTES_BASE_IMAGE": "example/base:1"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to build" not in result.stderr
+    assert "\nFROM example/base:1\n" in result.stdout
+    assert 'ENTRYPOINT ["python", "-m", "chutes.serve", "demo:chute"' in result.stdout
+    assert ".chutes/wheels/pip-1/requirements.txt" in result.stdout
 
 
 def test_generated_chute_serves_its_cords(chutes, tmp_path: Path):

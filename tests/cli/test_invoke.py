@@ -150,6 +150,22 @@ def test_deployed_chute_is_called_through_the_configured_host(chutes, basic_serv
     }
 
 
+def test_host_option_names_the_host_of_a_deployed_chute(chutes, basic_server):
+    env = {"CHUTES_API_URL": "http://127.0.0.1:9", "CHUTES_API_KEY": "cpk_secret_key_1234"}
+    result = chutes("invoke", "/headers", "--chute", "tester/cli-basic", "--host", basic_server.url + "/", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["host"] == f"tester-cli-basic.localhost:{basic_server.port}"
+
+
+def test_host_option_without_chute_or_with_a_bad_url_is_a_usage_error(chutes):
+    alone = chutes("invoke", "/hello", "--host", "http://127.0.0.1:8080")
+    assert alone.returncode == 2
+    assert "--host goes with --chute" in alone.stderr
+    bad = chutes("invoke", "/hello", "--chute", "a/b", "--host", "127.0.0.1:8080")
+    assert bad.returncode == 2
+    assert "--host must be the host's http:// or https:// URL" in bad.stderr
+
+
 def test_unreachable_url(chutes):
     start = time.monotonic()
     result = chutes("invoke", "/echo", "--json", "{}", "--url", f"http://127.0.0.1:{free_port()}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
 
 import httpx
+import pytest
 
 from tests.cli.conftest import FIXTURES
 
@@ -151,6 +153,73 @@ def test_failing_startup_hook_stops_the_server_with_its_error(chutes):
     assert "weights.bin is missing" in result.stderr
     assert "load_weights" in result.stderr
     assert "Error: the chute did not start" in result.stderr
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert "serving at" not in result.stdout  # the banner waits until the server really serves
+
+
+def test_ctrl_c_stops_a_plain_server_with_130_and_no_traceback(start_server, tmp_path):
+    log = tmp_path / "events.log"
+    server = start_server("cli_lifecycle.py:chute", env={"CLI_LIFECYCLE_LOG": str(log)})
+    assert server.stop(signal.SIGINT) == 130
+    assert lifecycle_events(log) == ["startup", "shutdown"]
+    assert "Traceback" not in server.stderr
+
+
+@pytest.mark.parametrize("mode", [[], ["--dev"]], ids=["plain", "dev"])
+def test_pid_file_names_the_process_that_stops_just_this_server(start_server, tmp_path, mode):
+    log, pid_file = tmp_path / "events.log", tmp_path / "run" / "chutes.pid"
+    pid_file.parent.mkdir()
+    server = start_server(
+        "cli_lifecycle.py:chute", "--pid-file", str(pid_file), *mode, env={"CLI_LIFECYCLE_LOG": str(log)}
+    )
+    other = start_server("cli_basic.py:chute", "--pid-file", str(tmp_path / "other.pid"))
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_file.read_text() == f"{server.process.pid}\n"
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    server.process.wait(15)
+    assert lifecycle_events(log) == ["startup", "shutdown"]
+    assert not pid_file.exists()
+    assert httpx.get(f"{other.url}/hello").status_code == 200  # the other server still serves
+
+
+def test_pid_file_in_a_missing_directory_is_a_usage_error(chutes, tmp_path):
+    result = chutes("run", "cli_basic.py:chute", "--pid-file", str(tmp_path / "nowhere" / "p.pid"), cwd=FIXTURES)
+    assert result.returncode == 2
+    assert "--pid-file: directory" in result.stderr and "does not exist" in result.stderr
+
+
+def test_dev_server_answers_at_once_while_the_module_is_broken(chutes, start_server, fixture_copy):
+    source = fixture_copy("cli_reload.py")
+    original = source.read_text()
+    source.write_text(original + "\ndef broken(:\n")
+    server = start_server("cli_reload.py:chute", "--dev", cwd=source.parent, wait=False)
+    deadline = time.monotonic() + 20
+    answer = None
+    while answer is None and time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{server.url}/version", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    assert answer is not None, server.stderr
+    assert answer.status_code == 503
+    assert "SyntaxError" in answer.json()["detail"] and "def broken(:" in answer.json()["traceback"]
+    result = chutes("invoke", "/version", "--url", server.url, "--timeout", "10")
+    assert result.returncode == 1
+    assert "answered 503" in result.stderr
+    assert "the chute's module does not load" in result.stderr
+    assert "SyntaxError: invalid syntax" in result.stderr
+    assert "busy" not in result.stderr
+    source.write_text(original)
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "one"}:
+                return
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
 
 
 def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixture_copy):
@@ -167,6 +236,30 @@ def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixt
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "one"}:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
+
+
+def test_dev_server_answers_at_once_when_a_startup_hook_fails(chutes, start_server, fixture_copy):
+    source = fixture_copy("cli_startup_fails.py")
+    server = start_server("cli_startup_fails.py:chute", "--dev", cwd=source.parent, wait=False)
+    deadline = time.monotonic() + 20
+    while "Waiting for a change" not in server.stderr and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result = chutes("invoke", "/never", "--url", server.url, "--timeout", "10")
+    assert result.returncode == 1
+    assert "answered 503" in result.stderr
+    assert "the chute did not start: on_startup hook 'load_weights'" in result.stderr
+    assert "FileNotFoundError: weights.bin is missing" in result.stderr
+    assert server.stderr.count("Traceback") == 1
+    assert "serving at" not in server.stdout
+    source.write_text(source.read_text().replace('raise FileNotFoundError("weights.bin is missing")', "pass"))
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/never", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -63,3 +63,22 @@ def test_serve_does_not_import_the_cli(cli_env):
         [sys.executable, "-c", code], cwd=FIXTURES, env=cli_env, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_ctrl_c_stops_it_with_130_without_a_traceback(tmp_path, cli_env):
+    log = tmp_path / "events.log"
+    server = start_serve("cli_lifecycle:chute", tmp_path, {**cli_env, "CLI_LIFECYCLE_LOG": str(log)})
+    try:
+        wait_until_ready(server)
+    finally:
+        code = server.stop(signal.SIGINT)
+    assert code == 130
+    assert log.read_text().split() == ["startup", "shutdown"]
+    assert "Traceback" not in server.stderr and "KeyboardInterrupt" not in server.stderr
+
+
+def test_a_failing_startup_hook_prints_its_traceback_once(tmp_path, cli_env):
+    server = start_serve("cli_startup_fails:chute", tmp_path, cli_env)
+    assert server.process.wait(30) == 3
+    assert server.stderr.count("Traceback") == 1, server.stderr
+    assert "weights.bin is missing" in server.stderr

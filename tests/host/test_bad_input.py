@@ -237,3 +237,30 @@ def test_invalid_user_name_is_refused(tmp_path) -> None:  # noqa: ANN001
     assert result.returncode == 1
     assert "Error: invalid user name 'Bad.Name'" in result.stderr
     assert run_cli("host", "users", "list", "--data-dir", str(tmp_path), home=tmp_path).stdout == ""
+
+
+def test_limits_are_told_to_anyone(host: Host) -> None:
+    resp = host.api("GET", "/limits", key=None)
+    assert resp.status_code == 200
+    assert resp.json() == {"max_bundle_bytes": 1 << 20, "max_unpacked_bytes": 1024 << 20, "max_bundle_files": 20_000}
+
+
+def test_deploy_refuses_a_bundle_over_the_hosts_limit_before_uploading(host: Host) -> None:
+    project = make_project(host.work / "big", "host_hello.py")
+    (project / "weights.bin").write_bytes(os.urandom(3 << 20))
+    result = host.cli("deploy", "host_hello:chute", key=host.alice, cwd=project)
+    assert result.returncode == 1
+    assert f"is larger than the 1.0 MiB the host at {host.url} accepts" in result.stderr
+    assert "weights.bin" in result.stderr and ".chutesignore" in result.stderr
+    assert "uploading" not in result.stderr and "answered 413" not in result.stderr
+    assert "packing" in result.stderr and "done in" not in result.stderr  # stopped within the big file
+    assert "Traceback" not in result.stderr
+    assert_nothing_written(host)
+
+
+def test_a_host_without_the_limits_endpoint_is_told_apart(live_server) -> None:  # noqa: ANN001
+    from chutes_host.client import HostClient
+    from tests.fixtures.chutes.host_open import chute
+
+    with HostClient(live_server(chute), None) as client:
+        assert client.limits() is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import threading
 import time
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.host.conftest import Host, make_project, wait_for
+from tests.host.conftest import Host, make_project, run_cli, wait_for
+from tests.wheels import write_wheel
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,68 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
 def test_deploy_prints_url_phases_and_example(host: Host) -> None:
     assert host.deploy_output.stdout.strip() == f"http://alice-hello.localhost:{host.port}"
     err = host.deploy_output.stderr
-    assert err.index("uploading") < err.index("starting") < err.index("ready")
-    assert "chutes invoke /hello --chute alice/hello" in err
+    assert err.index("packing") < err.index("uploading") < err.index("starting") < err.index("ready")
+    assert "packing" in err and ": done in" in err  # plain progress lines, as stderr is not a terminal
+    assert 'try: chutes invoke /hello --chute alice/hello --json \'{"name": "text"}\'' in err
+
+
+def suggested_command(stderr: str) -> list[str]:
+    """Returns the arguments of the `try: chutes invoke ...` line deploy printed."""
+    line = next(line for line in stderr.splitlines() if line.strip().startswith("try: chutes invoke"))
+    return shlex.split(line.strip().removeprefix("try: chutes "))
+
+
+def test_suggested_invoke_works_for_a_post_cord(host: Host) -> None:
+    result = host.cli(*suggested_command(host.deploy_output.stderr), key=host.alice)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"message": "Hello, text!"}
+
+
+def test_suggested_invoke_names_the_host_given_to_deploy(host: Host) -> None:
+    project = make_project(host.project.parent / "with-host", "host_open.py")
+    deployed = run_cli(
+        "deploy", "host_open:chute", "--host", host.url, home=host.home, cwd=project, CHUTES_API_KEY=host.alice
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    args = suggested_command(deployed.stderr)
+    assert args[args.index("--host") + 1] == host.url
+    result = run_cli(*args, home=host.home, CHUTES_API_KEY=host.alice)  # no api_url configured
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"message": "Hello, text!"}
+
+
+def test_a_fresh_scaffold_deploys_and_its_suggested_call_works(host: Host) -> None:
+    work = host.project.parent / "scaffolds"
+    work.mkdir()
+    assert run_cli("init", "fresh", "--username", "alice", home=host.home, cwd=work).returncode == 0
+    deployed = host.cli("deploy", "fresh:chute", key=host.alice, cwd=work / "fresh")
+    assert deployed.returncode == 0, deployed.stderr
+    result = host.cli(*suggested_command(deployed.stderr), key=host.alice)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"message": "Hello, world!"}
+
+
+def test_requirement_missing_here_is_stood_in_and_installed_on_the_host(host: Host) -> None:
+    project = make_project(host.project.parent / "helper", "host_needs_helper.py")
+    wheels = project.parent / "helper-wheels"
+    wheels.mkdir()
+    write_wheel(wheels, "chutes-test-helper", "chutes_test_helper", "ANSWER = 42\n")
+    (project / "requirements.txt").write_text(f"--no-index\n--find-links {wheels}\nchutes-test-helper==1.0\n")
+    result = host.cli("deploy", "host_needs_helper:chute", key=host.alice, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "stood in for chutes_test_helper" in result.stderr
+    answer = host.call("alice-helper", "/answer", key=host.alice, json={"question": "?"})
+    assert answer.json() == {"question": "?", "answer": 42}
+
+
+def test_missing_module_not_in_requirements_fails_before_upload(host: Host) -> None:
+    project = make_project(host.project.parent / "unlisted", "host_needs_helper.py")
+    (project / "requirements.txt").write_text("rich\n")
+    result = host.cli("deploy", "host_needs_helper:chute", key=host.alice, cwd=project)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: No module named 'chutes_test_helper'" in result.stderr
+    assert "names its package" in result.stderr
+    assert "uploading" not in result.stderr and "stood in" not in result.stderr
 
 
 def test_json_cord_through_gateway(host: Host) -> None:
