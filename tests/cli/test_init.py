@@ -15,14 +15,15 @@ BASIC_MODULE = '''"""demo: a chute with one JSON cord."""
 
 from __future__ import annotations
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 from chutes.image import Image
 
 # What `chutes build` puts in the image: the chutes base image ($CHUTES_BASE_IMAGE, if set)
 # plus the packages in requirements.txt.
 image = Image("ada", "demo", "0.1.0").pip_install("requirements.txt")
 
-chute = Chute(username="ada", name="demo", image=image)
+# gpu_count=0: runs on any host; a model that needs a GPU asks, e.g. NodeSelector(gpu_count=1, min_vram_gb_per_gpu=24)
+chute = Chute(username="ada", name="demo", image=image, node_selector=NodeSelector(gpu_count=0))
 
 
 @chute.on_startup()
