@@ -8,13 +8,13 @@ import shutil
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes_host import accounts
-from chutes_host.auth import read_key
+from chutes_host.admission import USER_SCOPE_KEY, ControlAdmission
 from chutes_host.bundle import BundleError
 from chutes_host.deployments import (
     DeployError,
@@ -85,6 +85,14 @@ def create_control_api(state: HostState) -> FastAPI:
     )
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
+    api.add_middleware(
+        ControlAdmission,
+        prefix=PREFIX + "/",
+        open_paths=frozenset({f"{PREFIX}/openapi.json", f"{PREFIX}/docs", f"{PREFIX}/docs/oauth2-redirect"}),
+        keys=state.keys,
+        failures=state.failures,
+        streamed=lambda method, path: method == "POST" and path == f"{PREFIX}/chutes",
+    )
 
     @api.exception_handler(DeployError)
     async def _deploy_error(_request: Request, exc: DeployError) -> JSONResponse:
@@ -108,21 +116,9 @@ def create_control_api(state: HostState) -> FastAPI:
 
 
 def current_user(request: Request) -> User:
-    """Returns the user whose key the request carries; 401 when it has none or a bad one."""
-    key = read_key(request.scope["headers"])
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if key is None:
-        raise HTTPException(
-            401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", headers=challenge
-        )
-    found = request.app.state.host.keys.lookup(key)
-    if found is None:
-        raise HTTPException(
-            401,
-            "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)",
-            headers=challenge,
-        )
-    return User(id=found[0], name=found[1])
+    """Returns the user whose key ControlAdmission found on this request."""
+    user_id, name = request.scope[USER_SCOPE_KEY]
+    return User(id=user_id, name=name)
 
 
 UserDep = Annotated[User, Depends(current_user)]
@@ -213,7 +209,7 @@ def _chutes_router(state: HostState) -> APIRouter:
     ) -> StreamingResponse:
         """Streams the build log and each instance's log (text); `follow` keeps streaming."""
         slug = (await run_in_threadpool(_get, user, ref)).slug
-        lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow)
+        lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow, stop=state.stopping)
         return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
     router.include_router(_keys_router(db, state))
@@ -233,7 +229,7 @@ def _keys_router(db, state: HostState) -> APIRouter:  # noqa: ANN001
             ]
 
     @router.post("/keys", status_code=201)
-    def create_key(user: UserDep, label: str = "") -> dict[str, str]:
+    def create_key(user: UserDep, label: Annotated[str, Query(max_length=accounts.MAX_LABEL)] = "") -> dict[str, str]:
         """Creates a key for the caller; the key is in this answer only."""
         with db.session() as session:
             return {"key": accounts.create_key(session, session.get(User, user.id), label=label)}

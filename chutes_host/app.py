@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import threading
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
+
+import uvicorn
 
 from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
@@ -30,7 +34,7 @@ def create_app(config: HostConfig) -> Gateway:
     executor = create_executor(config.executor, config)
     supervisor = Supervisor(executor, start_timeout=config.start_timeout, health_interval=config.health_interval)
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
-    proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)
+    proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)
     api = create_control_api(state)
 
     @contextlib.asynccontextmanager
@@ -48,4 +52,20 @@ def create_app(config: HostConfig) -> Gateway:
 
     api.router.lifespan_context = lifespan
     api.state.host = state
-    return Gateway(api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy)
+    gateway = Gateway(
+        api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy, failures=state.failures
+    )
+    gateway.state = state
+    return gateway
+
+
+class HostServer(uvicorn.Server):
+    """uvicorn's Server that also sets `stopping` on SIGINT/SIGTERM, so endless responses end."""
+
+    def __init__(self, config: uvicorn.Config, *, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().handle_exit(sig, frame)

@@ -120,14 +120,12 @@ def find_deployment(session: Session, slug: str) -> Deployment | None:
 
 
 def find_own_deployment(session: Session, user: User, ref: str) -> Deployment:
-    """Finds a chute of this user by slug or by name; raises DeployError 404 or 403."""
+    """Finds a chute of this user by slug or by name; raises DeployError 404 when there is none."""
     rows = [find_deployment(session, s) for s in (f"{user.name}-{ref}", ref)]
-    rows = [r for r in rows if r is not None]
     for row in rows:
-        if row.owner_id == user.id:
+        if row is not None and row.owner_id == user.id:
             return row
-    if rows:
-        raise DeployError(f"chute {ref!r} belongs to another user", status=403)
+    # another user's chute gets the same answer as none: slugs of other users stay unknown
     raise DeployError(f"no chute {ref!r}; list yours with `chutes chutes list`", status=404)
 
 

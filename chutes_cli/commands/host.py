@@ -59,9 +59,10 @@ def serve_host(
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
+    from chutes.protocol import server_options
     from chutes.serve import bind_socket
     from chutes_cli.errors import CLIError
-    from chutes_host.app import create_app
+    from chutes_host.app import HostServer, create_app
     from chutes_host.executors import ExecutorError
 
     if public_url is not None:
@@ -94,7 +95,12 @@ def serve_host(
         f"executor {executor.value}, data in {config.data_dir}",
         err=True,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    options = server_options()
+    server = HostServer(
+        # proxy_headers off: the host is the edge, and the gateway sets X-Forwarded-For from the real peer
+        uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, proxy_headers=False, **options),
+        stopping=app.state.stopping,
+    )
     server.run(sockets=[sock])
 
 

@@ -24,6 +24,9 @@ from chutes.routes import builtin_routes
 __all__ = ["Chute", "NodeSelector"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# No '-' in user names: the slug `{username}-{name}` then splits at its first '-', so no user can
+# take another's hostnames (user 'alice' with chute 'x-foo' vs user 'alice-x' with chute 'foo').
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 access_log = logging.getLogger("chutes.access")
 
 
@@ -56,7 +59,7 @@ class Chute:
         passthrough_headers: dict[str, str] | None = None,
         max_body_size: int | None = None,
     ) -> None:
-        self.username = check_name("username", username)
+        self.username = check_username(username)
         self.name = check_name("name", name)
         self.image = check_image(image)
         self.tagline = tagline
@@ -253,6 +256,15 @@ def check_name(field: str, value: Any) -> str:
         raise ChuteDefinitionError(
             f"{field} {value!r} may hold only lowercase letters, digits, '-' and '_', "
             f"start with a letter or digit and be at most 63 characters, e.g. 'my-chute'"
+        )
+    return value
+
+
+def check_username(value: Any) -> str:
+    if not isinstance(value, str) or not USERNAME_PATTERN.fullmatch(value):
+        raise ChuteDefinitionError(
+            f"username {value!r} may hold only lowercase letters, digits and '_' (no '-'), start with a "
+            "letter or digit and be at most 63 characters, e.g. 'my_user'"
         )
     return value
 

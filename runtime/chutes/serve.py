@@ -34,6 +34,8 @@ def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **o
     """Returns a uvicorn Config with the settings every chute server uses."""
     import uvicorn
 
+    from chutes.protocol import server_options
+
     return uvicorn.Config(
         app,
         host=host,
@@ -43,7 +45,7 @@ def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **o
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         loop="auto",
-        http="auto",
+        **server_options(),
         **options,
     )
 

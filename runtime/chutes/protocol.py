@@ -1,0 +1,105 @@
+"""uvicorn's httptools protocol with bounded request heads: a size cap (431) and a time box (408).
+
+uvicorn bounds heads only on its h11 protocol; with httptools one client could send a header of
+any size, or a byte of head every few seconds, and hold the server's loop or a connection forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT = 10.0
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES, and 408 (or closes an idle
+    connection) when a head is not complete HEAD_TIMEOUT seconds after the connection opened or
+    after the previous response ended."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    head_timeout = HEAD_TIMEOUT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes: int | None = 0  # None while a request's body or response is under way
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_bytes is None:
+            return super().data_received(data)
+        room = self.max_head_bytes - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            return super().data_received(data)
+        self._head_bytes = self.max_head_bytes
+        if room:
+            super().data_received(data[:room])  # the head may end inside the allowed part
+        if self.transport.is_closing():
+            return None
+        if self._head_bytes is not None:
+            return self._refuse(431, f"request line and headers are larger than {self.max_head_bytes} bytes")
+        return self.data_received(data[room:])
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self._head_bytes is None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # still answering the previous request; its end re-arms the timer
+        if self._head_bytes:
+            self._refuse(408, f"request head not received within {self.head_timeout:g} s")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        body = message.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self.transport.close()
+
+
+def server_options() -> dict[str, Any]:
+    """Returns the uvicorn Config options that bound request heads, with httptools or h11."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
+    return {"http": BoundedHttpToolsProtocol}
