@@ -11,14 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from chutes.body import DEFAULT_MAX_BODY_SIZE
+from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
 from chutes.cord import Cord, define_cord
-from chutes.endpoint import Endpoint, make_endpoint
+from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
 from chutes.exceptions import ChuteDefinitionError, CordDefinitionError
 from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
 from chutes.node_selector import NodeSelector
-from chutes.responses import send_json
+from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
 
 __all__ = ["Chute", "NodeSelector"]
@@ -215,16 +215,25 @@ class Chute:
             await send_json(send, 405, {"detail": detail}, [(b"allow", allow)])
             return
         cord, endpoint = entry
+        start = perf_counter()
+        try:
+            body = await endpoint.read(scope, receive)  # before taking a slot: slow senders hold none
+        except ClientDisconnect:
+            self._metrics.observe(cord.name, method, CLIENT_CLOSED, perf_counter() - start)
+            return
+        except Exception as exc:
+            status = await send_error(send, exc, cord.where, dev=self.dev)
+            self._metrics.observe(cord.name, method, status, perf_counter() - start)
+            return
         if self._in_flight >= self.concurrency:
             detail = f"this chute is serving its limit of {self.concurrency} concurrent requests; retry shortly"
             await send_json(send, 429, {"detail": detail}, [(b"retry-after", b"1")])
             self._metrics.observe(cord.name, method, 429, 0.0)
             return
         self._in_flight += 1
-        start = perf_counter()
         status = 500
         try:
-            status = await endpoint(scope, receive, send)
+            status = await endpoint.run(scope, receive, send, body)
         finally:
             self._in_flight -= 1
             elapsed = perf_counter() - start

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from chutes.body import ClientDisconnect, read_body, too_large
+from chutes.body import BODY_IDLE_TIMEOUT, ClientDisconnect, body_timeout, read_body, receive_within, too_large
 from chutes.invocation import first_item, iterate
 from chutes.responses import send_error, send_result
 from chutes.streaming import send_stream
@@ -18,28 +18,44 @@ if TYPE_CHECKING:
     from chutes.chute import Chute
     from chutes.cord import Cord
 
-Endpoint = Callable[[dict, Callable, Callable], Awaitable[int]]
 CLIENT_CLOSED = 499
+Reader = Callable[[dict, Callable], Awaitable[bytes | None]]
+Runner = Callable[[dict, Callable, Callable, "bytes | None"], Awaitable[int]]
+
+
+class Endpoint(NamedTuple):
+    """A cord's two phases: `read` takes the whole body (None when the cord streams it), `run` answers.
+
+    The chute counts a request against its concurrency only from `run` on, so a client that sends
+    its body slowly holds no slot while it does.
+    """
+
+    read: Reader
+    run: Runner
+
+
+async def no_body(scope, receive) -> None:
+    return None
 
 
 def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
-    """Takes a chute and one of its cords, and returns an ASGI handler that returns the status it sent."""
+    """Takes a chute and one of its cords, and returns its Endpoint; `run` returns the status it sent."""
     if cord.passthrough:
         return make_passthrough_endpoint(chute, cord)
     binding = cord.binding
     if binding.kind == "fastapi":
         return make_bridged_endpoint(chute, cord)
     fn = cord.fn
-    reads_body = not binding.from_query
     checks_json = binding.kind != "raw"
     request_param = binding.request_param
     is_async = cord.is_async
 
-    async def endpoint(scope, receive, send) -> int:
+    async def read(scope, receive) -> bytes:
+        return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         try:
-            body = b""
-            if reads_body:
-                body = await read_checked_body(scope, receive, chute.max_body_size, checks_json)
+            body = body or b""
             kwargs = binding.bind(body, scope["query_string"])
             if request_param is not None:
                 request = Request(scope, receive)
@@ -60,11 +76,12 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return await send_stream(cord, items, first, receive, send, dev=chute.dev)
         return await send_result(result, cord, scope, receive, send)
 
-    return endpoint
+    return Endpoint(no_body if binding.from_query else read, run)
 
 
 async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> bytes:
-    """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON."""
+    """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON,
+    408 when it stalls."""
     length = None
     content_type = None
     for name, value in scope["headers"]:
@@ -111,28 +128,47 @@ def capture_status(send: Callable) -> tuple[Callable, list[int]]:
 
 
 def make_bridged_endpoint(chute: Chute, cord: Cord) -> Endpoint:
-    async def endpoint(scope, receive, send) -> int:
+    async def read(scope, receive) -> bytes:
+        # read here, within max_body_size, so FastAPI never spools an oversized upload to disk
+        return await read_checked_body(scope, receive, chute.max_body_size, False)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         app = chute.bridge_app()
         capturing_send, status = capture_status(send)
         try:
-            await app(scope, receive, capturing_send)
+            await app(scope, replay_body(body or b"", receive), capturing_send)
         except Exception:  # already answered and logged by the bridge's error handler
             if not status[0]:
                 raise
         return status[0]
 
-    return endpoint
+    return Endpoint(read, run)
+
+
+def replay_body(body: bytes, receive: Callable) -> Callable:
+    """Returns a receive that gives the already read `body` once, then passes on to `receive`."""
+    sent = False
+
+    async def replayed() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     binding = cord.binding
+    reads_body = binding is not None and not binding.from_query
 
-    async def endpoint(scope, receive, send) -> int:
-        body = None
+    async def read(scope, receive) -> bytes:
+        return await read_checked_body(scope, receive, chute.max_body_size, True)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         exceeded = [False]
         try:
-            if binding is not None and not binding.from_query:
-                body = await read_checked_body(scope, receive, chute.max_body_size, True)
             if binding is not None:
                 binding.bind(body or b"", scope["query_string"])
             else:
@@ -152,27 +188,33 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             scope, receive, capturing_send,
             host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body, extra_headers=extra,
         )  # fmt: skip
-        if not status[0] and exceeded[0]:  # the upload was cut at the limit before any answer
-            return await send_error(send, too_large(chute.max_body_size), cord.where)
+        if not status[0] and exceeded[0]:  # the upload was cut at the limit (or stalled) before any answer
+            error = too_large(chute.max_body_size) if exceeded[0] == "large" else body_timeout()
+            return await send_error(send, error, cord.where)
         return status[0]
 
-    return endpoint
+    return Endpoint(read if reads_body else no_body, run)
 
 
 def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:
-    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes.
+    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes
+    or a part of it takes longer than BODY_IDLE_TIMEOUT seconds to come.
 
-    `exceeded[0]` becomes True when that happens, so the caller can answer 413.
+    `exceeded[0]` becomes "large" or "slow" when that happens, so the caller can answer 413 or 408.
     """
     check_declared_length(next((v for n, v in scope["headers"] if n == b"content-length"), None), limit)
     seen = 0
 
     async def limited() -> dict:
         nonlocal seen
-        message = await receive()
+        try:
+            message = await receive_within(receive, BODY_IDLE_TIMEOUT)
+        except HTTPException:
+            exceeded[0] = "slow"
+            return {"type": "http.disconnect"}
         seen += len(message.get("body", b""))
         if seen > limit:
-            exceeded[0] = True
+            exceeded[0] = "large"
             return {"type": "http.disconnect"}
         return message
 
