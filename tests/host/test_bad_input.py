@@ -82,6 +82,30 @@ def test_oversized_upload_is_413(host: Host) -> None:
     assert_nothing_written(host)
 
 
+def test_deeply_nested_manifest_is_400_and_leaves_nothing(host: Host) -> None:
+    import json
+
+    deep = json.dumps(hello_manifest())[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    weights = file_member("app/weights.bin", bytes(64 * 1024 * 1024))  # unpacked before the manifest is read
+    source = file_member("app/host_hello.py", b"x = 1\n")
+    data = make_tar(host.work / "deep.tgz", [weights, source, file_member("manifest.json", deep.encode())])
+    resp = upload(host, data, key=host.alice)
+    assert resp.status_code == 400, resp.text
+    assert "nested more than 32 levels" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_huge_manifest_is_413(host: Host) -> None:
+    import json
+
+    manifest = json.dumps(hello_manifest(readme="r" * (2 * 1024 * 1024))).encode()
+    data = make_tar(host.work / "readme.tgz", [file_member("manifest.json", manifest)])
+    resp = upload(host, data, key=host.alice)
+    assert resp.status_code == 413
+    assert "manifest.json is" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
 def test_oversized_streamed_upload_without_length_is_413(host: Host) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
