@@ -16,7 +16,7 @@ from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.deployments import load_specs
+from chutes_host.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
 from chutes_host.state import HostState
@@ -32,7 +32,12 @@ def create_app(config: HostConfig) -> Gateway:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(config.database_url)
     executor = create_executor(config.executor, config)
-    supervisor = Supervisor(executor, start_timeout=config.start_timeout, health_interval=config.health_interval)
+    supervisor = Supervisor(
+        executor,
+        start_timeout=config.start_timeout,
+        health_interval=config.health_interval,
+        on_ready=lambda spec: record_ready(db, spec),
+    )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)
     api = create_control_api(state)

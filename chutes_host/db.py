@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from chutes_host.models import Base
@@ -19,6 +19,7 @@ class Database:
         self.url = url
         self.engine = open_engine(url)
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -32,6 +33,24 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database(url={self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Adds the nullable columns that newer versions of the tables have to a database made by an older one.
+
+    New tables are made by create_all; a new column must be nullable (or have a server default).
+    """
+    present = inspect(engine)
+    tables = set(present.get_table_names())
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
 
 
 def with_driver(url: str) -> str:

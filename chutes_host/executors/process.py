@@ -161,7 +161,12 @@ async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str,
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT
+            *argv,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # a pip build must not outlive a killed host
         )
         try:
             code = await proc.wait()
@@ -174,7 +179,7 @@ async def _run_logged(argv: list[str], log_path: Path, *, phase: str, what: str,
 
 
 def _die_with_parent() -> None:
-    """Asks Linux to SIGTERM the instance if the host dies, so no orphan keeps its port."""
+    """Asks Linux to SIGTERM the child (instance or build) if the host dies, so no orphan lives on."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
