@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chutes.responses import send_json
-from chutes_host.auth import FailureLimiter, KeyCache, read_key
+from chutes_host.auth import FailureLimiter, KeyCache, check_key, read_key
 
 USER_SCOPE_KEY = "chutes.user"
 SMALL_BODY = 64 * 1024
@@ -54,14 +54,12 @@ class ControlAdmission:
             detail = "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
             return await send_json(send, 401, {"detail": detail}, [CHALLENGE, CLOSE])
         client = scope["client"][0] if scope.get("client") else ""
-        wait = self.failures.blocked(client)
-        if wait:
+        found = await check_key(self.keys, self.failures, key, client)
+        if isinstance(found, float):
             detail = "too many requests with unknown API keys from this address; retry later"
-            retry = (b"retry-after", str(int(wait) + 1).encode())
+            retry = (b"retry-after", str(int(found) + 1).encode())
             return await send_json(send, 429, {"detail": detail}, [retry, CLOSE])
-        found = await self.keys.lookup_off_loop(key)
         if found is None:
-            self.failures.failed(client)
             detail = (
                 "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)"
             )

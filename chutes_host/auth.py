@@ -149,12 +149,31 @@ class KeyCache:
         self._hits[digest] = (*found, now + self._ttl)
         return found
 
-    async def lookup_off_loop(self, key: str) -> tuple[int, str] | None:
-        """Like lookup, but a cache miss queries the database in a worker thread, not on the event loop."""
+    def cached(self, key: str) -> tuple[int, str] | None:
+        """Returns (user id, user name) when the key was found valid in the last `ttl` seconds, else None."""
         hit = self._hits.get(digest_key(key))
         if hit is not None and hit[2] > time.monotonic():
             return hit[0], hit[1]
-        return await anyio.to_thread.run_sync(self.lookup, key)
+        return None
+
+    async def lookup_off_loop(self, key: str) -> tuple[int, str] | None:
+        """Like lookup, but a cache miss queries the database in a worker thread, not on the event loop."""
+        return self.cached(key) or await anyio.to_thread.run_sync(self.lookup, key)
 
     def forget(self) -> None:
         self._hits.clear()
+
+
+async def check_key(keys: KeyCache, failures: FailureLimiter, key: str, client: str) -> tuple[int, str] | float | None:
+    """Returns (user id, user name) for a valid key, None for a bad one, or the seconds `client`
+    must wait before its key is looked up, after too many bad ones (a recently valid key never waits)."""
+    found = keys.cached(key)
+    if found is not None:
+        return found
+    wait = failures.blocked(client)
+    if wait:
+        return wait
+    found = await keys.lookup_off_loop(key)
+    if found is None:
+        failures.failed(client)
+    return found

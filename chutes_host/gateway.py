@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chutes.responses import send_json
-from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, read_key
+from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.supervisor import Supervisor
 
 Scope = dict[str, Any]
@@ -80,13 +80,11 @@ class Gateway:
                 challenge,
             )
         client = scope["client"][0] if scope.get("client") else ""
-        wait = self.failures.blocked(client)
-        if wait:
+        found = await check_key(self.keys, self.failures, key, client)  # off the loop: a miss queries the database
+        if isinstance(found, float):
             detail = "too many requests with unknown API keys from this address; retry later"
-            return 429, {"detail": detail}, [(b"retry-after", str(int(wait) + 1).encode())]
-        found = await self.keys.lookup_off_loop(key)  # an unknown key would otherwise block every chute
+            return 429, {"detail": detail}, [(b"retry-after", str(int(found) + 1).encode())]
         if found is None:
-            self.failures.failed(client)
             return 401, {"detail": "unknown or revoked API key"}, challenge
         if found[0] != owner_id:  # the same answer as for no chute: other users' slugs stay unknown
             return 404, _no_chute(slug), []

@@ -13,6 +13,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = 10.0
+# After a refusal the rest of what the client sends is read and dropped for a moment before the
+# socket closes: closing with unread bytes would reset the connection and lose the answer.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -27,6 +31,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_bytes: int | None = 0  # None while a request's body or response is under way
         self._head_timer: asyncio.TimerHandle | None = None
+        self._lingering: int | None = None  # bytes dropped since a refusal
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -37,6 +42,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self.transport.close()
+            return None
         if self._head_bytes is None:
             return super().data_received(data)
         room = self.max_head_bytes - self._head_bytes
@@ -93,7 +103,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
-        self.transport.close()
+        self._cancel_head_timer()
+        self._lingering = 0
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def server_options() -> dict[str, Any]:

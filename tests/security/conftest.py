@@ -1,0 +1,3 @@
+"""Security tests reuse the host fixtures."""
+
+from tests.host.conftest import host_factory  # noqa: F401
