@@ -85,7 +85,7 @@ def test_instance_does_not_see_the_hosts_environment(host: Host) -> None:
 def test_chute_never_sees_its_callers_host_key(host: Host) -> None:
     sent = {"X-Trace": "t1", "X-API-Key": host.alice}
     seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
-    assert seen == {"authorization": None, "x_api_key": None, "x_trace": "t1"}
+    assert seen == {"authorization": None, "x_api_key": None, "x_trace": "t1", "x_forwarded_for": "127.0.0.1"}
     # the chute's own auth scheme passes through untouched
     sent = {"Authorization": "Bearer sk-chute-own-token", "X-API-Key": host.alice}
     seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
