@@ -132,7 +132,8 @@ def add_user(
     from chutes_host import accounts
 
     with _session(data_dir, db) as session:
-        _, key = _account_call(accounts.add_user, session, name)
+        user, key = _account_call(accounts.add_user, session, name)
+        name = user.name  # case-folded
     typer.echo(key)
     typer.echo(f"Created user {name!r}. Keep the key above: it is not stored and cannot be shown again.", err=True)
 

@@ -236,3 +236,26 @@ def test_invalid_user_name_is_refused(tmp_path) -> None:  # noqa: ANN001
     assert result.returncode == 1
     assert "Error: invalid user name 'Bad.Name'" in result.stderr
     assert run_cli("host", "users", "list", "--data-dir", str(tmp_path), home=tmp_path).stdout == ""
+
+
+def test_user_names_are_case_folded(tmp_path) -> None:  # noqa: ANN001
+    from tests.host.conftest import run_cli
+
+    added = run_cli("host", "users", "add", "Dave_2", "--data-dir", str(tmp_path), home=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "'dave_2'" in added.stderr
+    listed = run_cli("host", "users", "list", "--data-dir", str(tmp_path), home=tmp_path).stdout
+    assert listed.startswith("dave_2\t")
+
+
+def test_key_labels_are_bounded(host: Host) -> None:
+    long = "x" * 5000
+    refused = host.api("POST", "/keys", key=host.alice, params={"label": long})
+    assert refused.status_code == 422
+    from tests.host.conftest import run_cli
+
+    made = run_cli("host", "keys", "create", "alice", "--label", long, "--data-dir", str(host.data_dir), home=host.home)
+    assert made.returncode == 1
+    assert "at most 128" in made.stderr
+    listed = run_cli("host", "keys", "list", "alice", "--data-dir", str(host.data_dir), home=host.home).stdout
+    assert long not in listed
