@@ -8,13 +8,14 @@ import shutil
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes_host import accounts
 from chutes_host.admission import USER_SCOPE_KEY, ControlAdmission
+from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
 from chutes_host.deployments import (
     DeployError,
@@ -116,9 +117,24 @@ def create_control_api(state: HostState) -> FastAPI:
 
 
 def current_user(request: Request) -> User:
-    """Returns the user whose key ControlAdmission found on this request."""
-    user_id, name = request.scope[USER_SCOPE_KEY]
-    return User(id=user_id, name=name)
+    """Returns the user whose key the request carries (ControlAdmission found it already under
+    /api/v1); 401 when it has none or a bad one."""
+    found = request.scope.get(USER_SCOPE_KEY)
+    if found is None:
+        key = read_key(request.scope["headers"])
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if key is None:
+            raise HTTPException(
+                401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", headers=challenge
+            )
+        found = request.app.state.host.keys.lookup(key)
+        if found is None:
+            raise HTTPException(
+                401,
+                "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)",
+                headers=challenge,
+            )
+    return User(id=found[0], name=found[1])
 
 
 UserDep = Annotated[User, Depends(current_user)]
