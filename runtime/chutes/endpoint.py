@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chutes.cord import Cord
 
 CLIENT_CLOSED = 499
+BUFFERED_PASSTHROUGH = 1024 * 1024
 Reader = Callable[[dict, Callable], Awaitable[bytes | None]]
 Runner = Callable[[dict, Callable, Callable, "bytes | None"], Awaitable[int]]
 
@@ -166,12 +167,20 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     async def read(scope, receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, True)
 
+    async def read_if_small(scope, receive) -> bytes | None:
+        # a body of known, small size is read before the request takes a slot (as for every other
+        # cord); a larger or chunked one streams through while it holds one
+        length = next((v for n, v in scope["headers"] if n == b"content-length"), None)
+        if length is None or not length.isdigit() or int(length) > min(BUFFERED_PASSTHROUGH, chute.max_body_size):
+            return None
+        return await read_checked_body(scope, receive, chute.max_body_size, False)
+
     async def run(scope, receive, send, body: bytes | None) -> int:
         exceeded = [False]
         try:
             if binding is not None:
                 binding.bind(body or b"", scope["query_string"])
-            else:
+            elif body is None:
                 receive = limit_receive(scope, receive, chute.max_body_size, exceeded)
         except ClientDisconnect:
             return CLIENT_CLOSED
@@ -193,7 +202,7 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return await send_error(send, error, cord.where)
         return status[0]
 
-    return Endpoint(read if reads_body else no_body, run)
+    return Endpoint(read if reads_body else no_body if binding is not None else read_if_small, run)
 
 
 def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:

@@ -210,3 +210,17 @@ async def test_nan_and_infinity_are_refused_unless_a_cord_opts_in() -> None:
         assert (r.status_code, r.content) == (200, b'{"x":null}')  # and never echoed as a bare NaN
         r = await c.post("/opted", content=b'{"value": Infinity}', headers={"content-type": "application/json"})
         assert r.json() == {"finite": False}
+
+
+def test_a_passthrough_input_schema_opts_in_to_nan_by_its_config() -> None:
+    relay = Chute(username="tests", name="relay", image="tests/relay")
+
+    @relay.cord(public_api_path="/loose", passthrough=True, passthrough_port=9, input_schema=Loose)
+    async def loose(self, data: Loose) -> Loose:
+        return data
+
+    @relay.cord(public_api_path="/strict", passthrough=True, passthrough_port=9, input_schema=Point)
+    async def strict(self, data: Point) -> Point:
+        return data
+
+    assert [c.binding.finite for c in relay.cords] == [False, True]

@@ -122,6 +122,32 @@ async def test_slow_bodies_hold_no_concurrency_slot(live_server) -> None:
     assert statuses == [200] * 5  # the chute has 2 slots and 4 slow clients: none of them holds one
 
 
+async def test_slow_bodies_to_a_passthrough_cord_hold_no_slot(live_server) -> None:
+    async def upstream(scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            return
+        size = 0
+        while (message := await receive())["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    upstream_port = port_of(live_server(upstream))
+    chute = Chute(username="tests", name="relay", image="tests/relay", concurrency=2)
+
+    @chute.cord(public_api_path="/v1/chat", passthrough=True, passthrough_port=upstream_port)
+    async def chat(self, data):  # noqa: ANN001, ANN202
+        return data
+
+    url = live_server(chute, **server_options())
+    head = b"POST /v1/chat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    async with slow_senders(port_of(url), 4, head, every=0.3), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        answers = [await client.post("/v1/chat", json={"prompt": "victim"}) for _ in range(5)]
+    assert [(a.status_code, a.text) for a in answers] == [(200, "19")] * 5  # {"prompt":"victim"}, relayed whole
+
+
 async def test_a_stalled_body_gets_408(live_server, monkeypatch) -> None:
     monkeypatch.setattr(body_module, "BODY_IDLE_TIMEOUT", 0.5)
     url = live_server(victim_chute(), **server_options())
