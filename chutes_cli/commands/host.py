@@ -49,6 +49,14 @@ def serve_host(
             help="docker executor: image chute builds start FROM [default: $CHUTES_BASE_IMAGE].", show_default=False
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Behind a TLS proxy: the proxy's addresses (comma-separated), whose X-Forwarded-For names the "
+            "client. By default the connection's peer is the client.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -95,10 +103,15 @@ def serve_host(
         f"executor {executor.value}, data in {config.data_dir}",
         err=True,
     )
+    # the client is the connection's peer unless it is a proxy named here; the gateway then sets
+    # X-Forwarded-For for instances from that client, never from what the client sent
     options = server_options()
+    if forwarded_allow_ips:
+        options.update(proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
+    else:
+        options.update(proxy_headers=False)
     server = HostServer(
-        # proxy_headers off: the host is the edge, and the gateway sets X-Forwarded-For from the real peer
-        uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, proxy_headers=False, **options),
+        uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, **options),
         stopping=app.state.stopping,
     )
     server.run(sockets=[sock])

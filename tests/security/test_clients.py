@@ -298,6 +298,17 @@ def test_forwarded_for_is_the_real_peer(host: Host) -> None:
     assert seen["x_forwarded_for"] == "127.0.0.1"
 
 
+def test_a_named_proxys_forwarded_for_names_the_client(host_factory, tmp_path) -> None:  # noqa: ANN001
+    behind = host_factory("--forwarded-allow-ips", "127.0.0.1")
+    key = behind.add_user("alice")
+    bundle = hello_bundle(tmp_path / "h.tgz")
+    assert behind.api("POST", "/chutes", key=key, params={"public": "true"}, content=bundle).status_code == 202
+    wait_for(lambda: victim_call(behind) == 200, timeout=60, what="the chute to be ready", host=behind)
+    headers = {"X-Forwarded-For": "203.0.113.9"}
+    seen = behind.call("alice-hello", "/headers", method="GET", headers=headers).json()
+    assert seen["x_forwarded_for"] == "203.0.113.9"
+
+
 def test_failed_key_checks_are_rate_limited_per_client(host: Host) -> None:
     statuses = [host.api("GET", "/me", key=f"cpk_{i:08x}_wrong").status_code for i in range(40)]
     assert statuses[0] == 401
