@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_streams.py [--streams 2000] [--events 100] [--interval 0.05]
 
-It starts a real `chutes host serve` (process executor, pinned to core 1) on a temporary data dir,
+It starts a real `chutes host serve` (process executor, pinned to --host-cores) on a temporary data dir,
 deploys one public chute (its instance pinned to core 0), and opens --streams SSE streams of --events
 events, one every --interval seconds, first straight to the instance's port and then through the
 gateway, in one run. Each event carries the time the instance produced it; the client (plain asyncio
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=2000, help="SSE streams open at once")
     parser.add_argument("--events", type=int, default=100, help="events per stream")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's events")
+    parser.add_argument("--host-cores", default="1", help="cores the host may use, for taskset (e.g. 0,1)")
     args = parser.parse_args()
     if shutil.which("taskset") is None:
         raise SystemExit("Error: needs taskset; install it with: apt-get install -y util-linux")
@@ -162,6 +163,7 @@ def main() -> None:
         bench.deploy("llm", public=True)
         port, pid = bench.instance("llm")
         subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+        subprocess.run(["taskset", "-pc", args.host_cores, str(bench.host.pid)], check=True, capture_output=True)
         via_host = f"bench-llm.localhost:{bench.port}"
         common = dict(streams=args.streams, events=args.events, interval=args.interval)
         asyncio.run(run_streams(port, "x", **{**common, "streams": 50}, sample=lambda: 0))  # warm-up
