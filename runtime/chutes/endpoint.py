@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from chutes.body import BODY_IDLE_TIMEOUT, ClientDisconnect, body_timeout, read_body, receive_within, too_large
+from chutes.body import ClientDisconnect, read_body, too_large
 from chutes.invocation import first_item, iterate
 from chutes.responses import send_error, send_result
 from chutes.streaming import send_stream
@@ -81,8 +81,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
 
 
 async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> bytes:
-    """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON,
-    408 when it stalls."""
+    """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON."""
     length = None
     content_type = None
     for name, value in scope["headers"]:
@@ -197,33 +196,27 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             scope, receive, capturing_send,
             host="127.0.0.1", port=cord.passthrough_port, path=cord.passthrough_path, body=body, extra_headers=extra,
         )  # fmt: skip
-        if not status[0] and exceeded[0]:  # the upload was cut at the limit (or stalled) before any answer
-            error = too_large(chute.max_body_size) if exceeded[0] == "large" else body_timeout()
-            return await send_error(send, error, cord.where)
+        if not status[0] and exceeded[0]:  # the upload was cut at the limit before any answer
+            return await send_error(send, too_large(chute.max_body_size), cord.where)
         return status[0]
 
     return Endpoint(read if reads_body else no_body if binding is not None else read_if_small, run)
 
 
 def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:
-    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes
-    or a part of it takes longer than BODY_IDLE_TIMEOUT seconds to come.
+    """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes.
 
-    `exceeded[0]` becomes "large" or "slow" when that happens, so the caller can answer 413 or 408.
+    `exceeded[0]` becomes True when that happens, so the caller can answer 413.
     """
     check_declared_length(next((v for n, v in scope["headers"] if n == b"content-length"), None), limit)
     seen = 0
 
     async def limited() -> dict:
         nonlocal seen
-        try:
-            message = await receive_within(receive, BODY_IDLE_TIMEOUT)
-        except HTTPException:
-            exceeded[0] = "slow"
-            return {"type": "http.disconnect"}
+        message = await receive()
         seen += len(message.get("body", b""))
         if seen > limit:
-            exceeded[0] = "large"
+            exceeded[0] = True
             return {"type": "http.disconnect"}
         return message
 

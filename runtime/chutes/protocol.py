@@ -1,7 +1,9 @@
-"""uvicorn's httptools protocol with bounded request heads: a size cap (431) and a time box (408).
+"""uvicorn's httptools protocol with bounded requests: a head size cap (431), and time boxes (408) for
+the head and for a body that stalls.
 
-uvicorn bounds heads only on its h11 protocol; with httptools one client could send a header of
-any size, or a byte of head every few seconds, and hold the server's loop or a connection forever.
+uvicorn bounds heads only on its h11 protocol, and bodies not at all; with httptools one client
+could send a header of any size, or a byte every few seconds, and hold the server's loop or a
+connection forever. Timing the body here costs nothing for a request that arrives in one read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = 10.0
+BODY_IDLE_TIMEOUT = 30.0  # a body that sends nothing for this long (while it is being read) gets 408
 # After a refusal the rest of what the client sends is read and dropped for a moment before the
 # socket closes: closing with unread bytes would reset the connection and lose the answer.
 LINGER_SECONDS = 1.0
@@ -20,17 +23,20 @@ LINGER_BYTES = 8 * 1024 * 1024
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES, and 408 (or closes an idle
+    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES; 408 (or closes an idle
     connection) when a head is not complete HEAD_TIMEOUT seconds after the connection opened or
-    after the previous response ended."""
+    after the previous response ended; and 408 when a body being read sends nothing for
+    BODY_IDLE_TIMEOUT seconds (the app then sees a disconnect)."""
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout = HEAD_TIMEOUT
+    body_timeout = BODY_IDLE_TIMEOUT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes: int | None = 0  # None while a request's body or response is under way
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._lingering: int | None = None  # bytes dropped since a refusal
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -39,6 +45,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -46,7 +53,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._lingering += len(data)
             if self._lingering > LINGER_BYTES:
                 self.transport.close()
-            return None
+            return
+        self._feed(data)
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_complete and self._head_bytes is None:
+            self._arm_body_timer()  # the body is still coming: time the wait for its next part
+        elif self._body_timer is not None:
+            self._cancel_body_timer()
+
+    def _feed(self, data: bytes) -> None:
         if self._head_bytes is None:
             return super().data_received(data)
         room = self.max_head_bytes - self._head_bytes
@@ -60,7 +75,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return None
         if self._head_bytes is not None:
             return self._refuse(431, f"request line and headers are larger than {self.max_head_bytes} bytes")
-        return self.data_received(data[room:])
+        return self._feed(data[room:])
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -85,6 +100,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _arm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        if self.flow.read_paused:  # the app is not reading: not the client's stall
+            return self._arm_body_timer()
+        started = cycle.response_started
+        cycle.disconnected = True  # the app's receive now reports a disconnect, and its sends are dropped
+        cycle.message_event.set()
+        if started:
+            self.transport.close()
+        else:
+            self._refuse(408, f"the request body stalled: nothing arrived for {self.body_timeout:g} s")
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.transport.is_closing() or self._head_bytes is None:
@@ -104,6 +144,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
         self._cancel_head_timer()
+        self._cancel_body_timer()
         self._lingering = 0
         if self.transport.can_write_eof():
             self.transport.write_eof()

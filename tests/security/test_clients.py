@@ -11,7 +11,6 @@ import httpx
 import pytest
 from fastapi import UploadFile
 
-from chutes import body as body_module
 from chutes.chute import Chute
 from chutes.protocol import BoundedHttpToolsProtocol, server_options
 from chutes.proxy import Proxy
@@ -24,6 +23,10 @@ BIG_HEADER = b"x-big: " + b"a" * (1024 * 1024) + b"\r\n"
 
 class QuickHeads(BoundedHttpToolsProtocol):
     head_timeout = 1.0
+
+
+class QuickBodies(BoundedHttpToolsProtocol):
+    body_timeout = 0.5
 
 
 def victim_chute() -> Chute:
@@ -148,13 +151,17 @@ async def test_slow_bodies_to_a_passthrough_cord_hold_no_slot(live_server) -> No
     assert [(a.status_code, a.text) for a in answers] == [(200, "19")] * 5  # {"prompt":"victim"}, relayed whole
 
 
-async def test_a_stalled_body_gets_408(live_server, monkeypatch) -> None:
-    monkeypatch.setattr(body_module, "BODY_IDLE_TIMEOUT", 0.5)
-    url = live_server(victim_chute(), **server_options())
-    head = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+@pytest.mark.parametrize("path", ["/echo", "/upload"])
+async def test_a_stalled_body_gets_408(live_server, path: str) -> None:
+    chute = victim_chute()
+    url = live_server(chute, http=QuickBodies)
+    head = b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" % path.encode()
+    head += b"content-length: 100\r\n\r\n{"
     answer = await raw_request(port_of(url), head)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"stalled" in answer
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:  # and the chute serves on
+        assert (await client.post("/echo", json={"text": "ok"})).status_code == 200
 
 
 async def test_max_body_size_bounds_fastapi_uploads(live_server, tmp_path) -> None:
