@@ -23,10 +23,10 @@ LINGER_BYTES = 8 * 1024 * 1024
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES; 408 (or closes an idle
-    connection) when a head is not complete HEAD_TIMEOUT seconds after the connection opened or
-    after the previous response ended; and 408 when a body being read sends nothing for
-    BODY_IDLE_TIMEOUT seconds (the app then sees a disconnect)."""
+    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES; 408 when a head is not
+    complete HEAD_TIMEOUT seconds after its first part came (a new connection that sends nothing
+    is closed then); and 408 when a body being read sends nothing for BODY_IDLE_TIMEOUT seconds
+    (the app then sees a disconnect). Idle keep-alive connections are uvicorn's timeout_keep_alive."""
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout = HEAD_TIMEOUT
@@ -55,6 +55,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         self._feed(data)
+        if self._head_bytes:  # part of a head came: it has head_timeout from now to be complete
+            if self._head_timer is None and not self.transport.is_closing():
+                self._arm_head_timer()
+            return
         cycle = self.cycle
         if cycle is not None and cycle.more_body and not cycle.response_complete and self._head_bytes is None:
             self._arm_body_timer()  # the body is still coming: time the wait for its next part
@@ -85,11 +89,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_bytes = 0
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
@@ -130,7 +129,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._head_bytes is None:
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            return  # still answering the previous request; its end re-arms the timer
+            return  # still answering the previous request (idle keep-alive is uvicorn's to time)
         if self._head_bytes:
             self._refuse(408, f"request head not received within {self.head_timeout:g} s")
         else:

@@ -113,6 +113,15 @@ async def test_runtime_answers_a_slow_head_408_and_closes_idle_connections(live_
     answer = await raw_request(port_of(url), b"POST /echo HTTP/1.1\r\nhost: x\r\n", read_timeout=10)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert await raw_request(port_of(url), b"", read_timeout=10) == b""  # closed, not held open
+    # on a kept-alive connection too: a full request, then half a head
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(url))
+    writer.write(b'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 12\r\n\r\n{"text": ""}')
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+    await reader.readexactly(10)  # {"size":0}
+    writer.write(b"POST /echo HTTP/1.1\r\nhost: x\r\n")
+    async with asyncio.timeout(10):
+        assert (await reader.read(-1)).startswith(b"HTTP/1.1 408 ")
+    writer.close()
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         assert (await client.post("/echo", json={"text": "ok"})).status_code == 200
 
