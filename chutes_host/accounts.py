@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 from chutes_host.auth import generate_key
 from chutes_host.models import ApiKey, User, utcnow
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # what Chute(username=...) accepts
+# What Chute(username=...) accepts. No '-': the slug `{username}-{name}` splits at its first '-',
+# so user 'alice' with chute 'x-foo' cannot take the hostname of user 'alice-x' with chute 'foo'.
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+MAX_LABEL = 128  # the api_keys.label column
 
 
 class AccountError(Exception):
@@ -18,18 +21,27 @@ class AccountError(Exception):
 
 
 def check_username(name: str) -> str:
-    """Returns the name if it can be part of a subdomain, else raises AccountError."""
-    if not USERNAME_RE.match(name):
+    """Returns the name, case-folded, if it can be part of a subdomain, else raises AccountError."""
+    folded = name.lower()
+    if not USERNAME_RE.match(folded):
+        hint = " ('-' separates the user from the chute name in hostnames; use '_')" if "-" in name else ""
         raise AccountError(
-            f"invalid user name {name!r}: use 1-63 lowercase letters, digits, '-' or '_', starting with a "
-            "letter or digit (it becomes part of the hostnames of the user's chutes)"
+            f"invalid user name {name!r}: use 1-63 letters, digits or '_', starting with a letter or digit; "
+            f"it becomes part of the hostnames of the user's chutes{hint}"
         )
-    return name
+    return folded
+
+
+def check_label(label: str) -> str:
+    """Returns the key label if it fits, else raises AccountError."""
+    if len(label) > MAX_LABEL:
+        raise AccountError(f"key label is {len(label)} characters long; use at most {MAX_LABEL}")
+    return label
 
 
 def add_user(session: Session, name: str) -> tuple[User, str]:
     """Creates a user with a first key; returns (user, key). The key is shown only now."""
-    check_username(name)
+    name = check_username(name)
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
         raise AccountError(f"user {name!r} already exists; create another key with `keys create`")
     user = User(name=name)
@@ -52,6 +64,7 @@ def list_users(session: Session) -> list[User]:
 
 def create_key(session: Session, user: User, *, label: str = "") -> str:
     """Adds a key for a user and returns it in full (only its digest is stored)."""
+    check_label(label)
     key, prefix, digest = generate_key()
     session.add(ApiKey(user_id=user.id, prefix=prefix, digest=digest, label=label))
     session.flush()

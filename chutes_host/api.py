@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from chutes.node_selector import NodeSelector
 from chutes_host import accounts, secrets
+from chutes_host.admission import USER_SCOPE_KEY, ControlAdmission
 from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
 from chutes_host.deployments import (
@@ -111,6 +112,17 @@ def create_control_api(state: HostState) -> FastAPI:
     )
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
+    api.add_middleware(
+        ControlAdmission,
+        prefix=PREFIX + "/",
+        open_paths=frozenset(
+            {f"{PREFIX}/openapi.json", f"{PREFIX}/docs", f"{PREFIX}/docs/oauth2-redirect", f"{PREFIX}/limits"}
+        ),
+        keys=state.keys,
+        failures=state.failures,
+        streamed=lambda method, path: method == "POST" and path == f"{PREFIX}/chutes",
+    )
+
     api.include_router(create_docs_router(PREFIX))
     api.include_router(create_web_router(state.config))
 
@@ -164,20 +176,23 @@ def current_user(
     _bearer: Annotated[Any, Depends(BEARER)] = None,
     _api_key: Annotated[Any, Depends(API_KEY)] = None,
 ) -> User:
-    """Returns the user whose key the request carries; 401 when it has none or a bad one."""
-    key = read_key(request.scope["headers"])
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if key is None:
-        raise HTTPException(
-            401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", headers=challenge
-        )
-    found = request.app.state.host.keys.lookup(key)
+    """Returns the user whose key the request carries (ControlAdmission found it already under
+    /api/v1); 401 when it has none or a bad one."""
+    found = request.scope.get(USER_SCOPE_KEY)
     if found is None:
-        raise HTTPException(
-            401,
-            "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)",
-            headers=challenge,
-        )
+        key = read_key(request.scope["headers"])
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if key is None:
+            raise HTTPException(
+                401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", headers=challenge
+            )
+        found = request.app.state.host.keys.lookup(key)
+        if found is None:
+            raise HTTPException(
+                401,
+                "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)",
+                headers=challenge,
+            )
     return User(id=found[0], name=found[1])
 
 
@@ -292,7 +307,7 @@ def _chutes_router(state: HostState) -> APIRouter:
     ) -> StreamingResponse:
         """Streams the build log and each instance's log (text); `follow` keeps streaming."""
         slug = (await run_in_threadpool(_get, user, ref)).slug
-        lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow)
+        lines = follow_logs(config.chutes_dir / slug / "logs", tail=tail, follow=follow, stop=state.stopping)
         return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
     router.include_router(_secrets_router(state))
@@ -362,7 +377,7 @@ def _keys_router(db, state: HostState) -> APIRouter:  # noqa: ANN001
             ]
 
     @router.post("/keys", status_code=201)
-    def create_key(user: UserDep, label: str = "") -> dict[str, str]:
+    def create_key(user: UserDep, label: Annotated[str, Query(max_length=accounts.MAX_LABEL)] = "") -> dict[str, str]:
         """Creates a key for the caller; the key is in this answer only."""
         with db.session() as session:
             return {"key": accounts.create_key(session, session.get(User, user.id), label=label)}

@@ -6,15 +6,19 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import uvicorn
 
 from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.deployments import load_specs
+from chutes_host.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
 from chutes_host.gpus import load_inventory
@@ -41,9 +45,10 @@ def create_app(config: HostConfig) -> Gateway:
         start_timeout=config.start_timeout,
         health_interval=config.health_interval,
         holdings=Holdings(inventory, config.gpus_file),
+        on_ready=lambda spec: record_ready(db, spec),
     )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
-    proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)
+    proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)
     api = create_control_api(state)
 
     def read_secrets(session: Any, owner_id: int, chute: str) -> dict[str, str]:
@@ -72,7 +77,23 @@ def create_app(config: HostConfig) -> Gateway:
 
     api.router.lifespan_context = lifespan
     api.state.host = state
-    return Gateway(api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy)
+    gateway = Gateway(
+        api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy, failures=state.failures
+    )
+    gateway.state = state
+    return gateway
+
+
+class HostServer(uvicorn.Server):
+    """uvicorn's Server that also sets `stopping` on SIGINT/SIGTERM, so endless responses end."""
+
+    def __init__(self, config: uvicorn.Config, *, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().handle_exit(sig, frame)
 
 
 def make_data_dir_private(config: HostConfig) -> None:

@@ -19,6 +19,9 @@ from typing import Any
 from chutes_host.manifest import Manifest, ManifestError, parse_manifest
 
 ALLOWED_TOP = ("manifest.json", "requirements.txt", "app")
+MAX_MANIFEST_BYTES = 1024 * 1024  # it becomes a database row
+MAX_MANIFEST_DEPTH = 32
+TOO_DEEP = object()
 
 
 class BundleError(ValueError):
@@ -86,15 +89,17 @@ def unpack_bundle(archive: Path, target: Path, *, max_bytes: int, max_files: int
             members = _checked_members(tar, max_bytes=max_bytes, max_files=max_files)
             tar.extractall(target, members=members, filter="data")
         return _read_manifest(target)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except BaseException as exc:  # whatever went wrong, nothing stays behind
         shutil.rmtree(target, ignore_errors=True)
         if isinstance(exc, BundleError):
             raise
         if isinstance(exc, ManifestError):
             raise BundleError(str(exc)) from None
-        raise BundleError(
-            f"the bundle is not a readable gzip tar ({exc}); upload the file `chutes deploy` makes"
-        ) from None
+        if isinstance(exc, tarfile.TarError | EOFError | OSError | ValueError):
+            raise BundleError(
+                f"the bundle is not a readable gzip tar ({exc}); upload the file `chutes deploy` makes"
+            ) from None
+        raise
 
 
 def _checked_members(tar: tarfile.TarFile, *, max_bytes: int, max_files: int) -> list[tarfile.TarInfo]:
@@ -113,6 +118,12 @@ def _checked_members(tar: tarfile.TarFile, *, max_bytes: int, max_files: int) ->
             raise BundleError(
                 f"unexpected bundle member {member.name!r}: a bundle holds only "
                 "manifest.json, requirements.txt and app/"
+            )
+        if name == "manifest.json" and member.size > MAX_MANIFEST_BYTES:
+            raise BundleError(
+                f"manifest.json is {member.size} bytes; at most {MAX_MANIFEST_BYTES} are accepted "
+                "(keep the readme short, or link to a longer one)",
+                status=413,
             )
         total += member.size
         if total > max_bytes:
@@ -152,6 +163,12 @@ def _read_manifest(root: Path) -> Manifest:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"manifest.json is not valid JSON: {exc}") from None
+    except RecursionError:
+        data = TOO_DEEP
+    if data is TOO_DEEP or nesting_depth(data) > MAX_MANIFEST_DEPTH:
+        raise BundleError(
+            f"manifest.json is nested more than {MAX_MANIFEST_DEPTH} levels deep; build it with `chutes deploy`"
+        )
     manifest = parse_manifest(data)
     if (
         not (root / "app" / manifest.module_path).is_file()
@@ -162,3 +179,17 @@ def _read_manifest(root: Path) -> Manifest:
             "which is not in the bundle"
         )
     return manifest
+
+
+def nesting_depth(value: Any, limit: int = MAX_MANIFEST_DEPTH) -> int:
+    """Returns how deeply lists and objects nest in decoded JSON, counting no further than limit + 1."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        depth += 1
+    return depth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -15,9 +16,11 @@ from sqlalchemy.orm import Session
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.manifest import Manifest
+from chutes_host.manifest import Manifest, parse_manifest
 from chutes_host.models import ChuteSecret, Deployment, User
 from chutes_host.spec import DeploymentSpec
+
+log = logging.getLogger("chutes.host")
 
 
 class DeployError(Exception):
@@ -136,14 +139,12 @@ def find_deployment(session: Session, slug: str) -> Deployment | None:
 
 
 def find_own_deployment(session: Session, user: User, ref: str) -> Deployment:
-    """Finds a chute of this user by slug or by name; raises DeployError 404 or 403."""
+    """Finds a chute of this user by slug or by name; raises DeployError 404 when there is none."""
     rows = [find_deployment(session, s) for s in (f"{user.name}-{ref}", ref)]
-    rows = [r for r in rows if r is not None]
     for row in rows:
-        if row.owner_id == user.id:
+        if row is not None and row.owner_id == user.id:
             return row
-    if rows:
-        raise DeployError(f"chute {ref!r} belongs to another user", status=403)
+    # another user's chute gets the same answer as none: slugs of other users stay unknown
     raise DeployError(f"no chute {ref!r}; list yours with `chutes chutes list`", status=404)
 
 
@@ -157,18 +158,56 @@ def delete_deployment(config: HostConfig, db: Database, user: User, ref: str) ->
     return slug
 
 
+def record_ready(db: Database, spec: DeploymentSpec) -> None:
+    """Records that a version of a chute had a ready instance: the version a restarted host serves."""
+    with db.session() as session:
+        row = find_deployment(session, spec.slug)
+        if row is not None and spec.version <= row.version and (row.ready_version or 0) < spec.version:
+            row.ready_version = spec.version
+
+
 def load_specs(
     config: HostConfig, db: Database, *, read_env: Callable[[Session, int, str], dict[str, str]] | None = None
 ) -> list[DeploymentSpec]:
     """Returns every recorded deployment whose files are present, to bring back after a restart.
 
+    A chute comes back at the last version that was ready: a newer one that never was (the host
+    stopped while it started) is dropped, as are the files of every other version.
     `read_env(session, owner_id, chute_name)` gives each spec's environment (the chute's secrets).
     """
+    specs = []
     with db.session() as session:
-        rows = session.execute(select(Deployment).order_by(Deployment.id)).scalars()
-        specs = []
-        for row in rows:
+        for row in session.execute(select(Deployment).order_by(Deployment.id)).scalars():
+            if row.ready_version is not None and row.ready_version != row.version:
+                _roll_back(row, config)
             spec = DeploymentSpec.from_row(row, config.chutes_dir)
             if spec.directory.is_dir():
+                remove_other_versions(spec)
                 specs.append(replace(spec, env=read_env(session, row.owner_id, row.name)) if read_env else spec)
     return specs
+
+
+def _roll_back(row: Deployment, config: HostConfig) -> None:
+    directory = config.chutes_dir / row.slug / str(row.ready_version)
+    try:
+        manifest = parse_manifest(json.loads((directory / "manifest.json").read_text()))
+    except (OSError, ValueError):
+        return  # its files are gone: the newer version is all there is
+    log.warning(
+        "%s: version %d was never ready, so version %d is served again; deploy again to retry",
+        row.slug,
+        row.version,
+        row.ready_version,
+    )
+    row.version = row.ready_version
+    row.name = manifest.name
+    row.entrypoint = manifest.entrypoint
+    row.manifest_json = json.dumps(manifest.model_dump(mode="json"))
+    row.image = manifest.image if isinstance(manifest.image, str) else None
+
+
+def remove_other_versions(spec: DeploymentSpec) -> None:
+    """Removes the unpacked files of every version of the chute but `spec`'s (left by a crash)."""
+    for child in spec.directory.parent.iterdir():
+        if child.name.isdigit() and child != spec.directory:
+            shutil.rmtree(child, ignore_errors=True)

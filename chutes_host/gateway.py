@@ -5,29 +5,46 @@ from __future__ import annotations
 from typing import Any
 
 from chutes.responses import send_json
-from chutes_host.auth import KeyCache, read_key
+from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import serve_private_docs
 from chutes_host.supervisor import Supervisor
 
 Scope = dict[str, Any]
-AUTH_HEADERS = (b"authorization", b"x-api-key")
 RETRY_AFTER = b"2"
+# Set by the gateway from the real peer; what a client sends in it is never passed on.
+FORWARDED_FOR = b"x-forwarded-for"
 
 
 class Gateway:
     """Plain ASGI middleware: chute hosts go to the proxy, every other request to `app`."""
 
-    def __init__(self, app: Any, *, domain: str, supervisor: Supervisor, keys: KeyCache, proxy: Any) -> None:
+    state: Any = None  # the HostState, for the server that runs this app
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        domain: str,
+        supervisor: Supervisor,
+        keys: KeyCache,
+        proxy: Any,
+        failures: FailureLimiter | None = None,
+    ) -> None:
         self.app = app
         self.suffix = "." + domain.lower()
         self.supervisor = supervisor
         self.keys = keys
         self.proxy = proxy
+        self.failures = failures or FailureLimiter()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        slug = slug_from_host(_header(scope, b"host"), self.suffix)
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        if len(hosts) > 1:
+            detail = "the request has more than one Host header; send exactly one"
+            return await send_json(send, 400, {"detail": detail}, [(b"connection", b"close")])
+        slug = slug_from_host(hosts[0].decode("latin-1") if hosts else None, self.suffix)
         if slug is None:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
@@ -37,21 +54,18 @@ class Gateway:
     async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any) -> None:
         """Answers 404/401/403/503 itself, or forwards the request to one ready instance."""
         dep = self.supervisor.route(slug)
+        # a static page with no chute data: it asks for the key, then sends it in headers; served for
+        # unknown slugs too, so that it tells nobody which private chutes exist
+        if (dep is None or not dep.spec.public) and await serve_private_docs(scope, send, slug):
+            return
         if dep is None:
-            return await send_json(
-                send,
-                404,
-                {"detail": f"no chute {slug!r} on this host; check the name, or deploy it with `chutes deploy`"},
-            )
-        if not dep.spec.public and await serve_private_docs(scope, send, slug):
-            return  # a static page with no chute data: it asks for the key, then sends it in headers
+            return await send_json(send, 404, _no_chute(slug))
         if not dep.spec.public:
             refusal = await self._check_owner(scope, dep.spec.owner_id, slug)
             if refusal is not None:
                 return await send_json(send, *refusal)
-        headers = without_host_keys(scope["headers"])
-        if headers is not scope["headers"]:  # a chute, public or private, never sees its callers' host keys
-            scope = dict(scope, headers=headers)
+        # a chute, public or private, never sees its callers' host keys, nor a forged X-Forwarded-For
+        scope = dict(scope, headers=forwarded_headers(scope["headers"]))
         target = dep.next_ready()
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
@@ -75,19 +89,22 @@ class Gateway:
                 },
                 challenge,
             )
-        found = await self.keys.lookup_off_loop(key)  # an unknown key would otherwise block every chute
+        client = scope["client"][0] if scope.get("client") else ""
+        found = await check_key(self.keys, self.failures, key, client)  # off the loop: a miss queries the database
+        if isinstance(found, float):
+            detail = "too many requests with unknown API keys from this address; retry later"
+            return 429, {"detail": detail}, [(b"retry-after", str(int(found) + 1).encode())]
         if found is None:
             return 401, {"detail": "unknown or revoked API key"}, challenge
-        if found[0] != owner_id:
-            return 403, {"detail": f"chute {slug!r} is private and this key's user does not own it"}, []
+        if found[0] != owner_id:  # the same answer as for no chute: other users' slugs stay unknown
+            return 404, _no_chute(slug), []
         return None
 
 
-def without_host_keys(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Returns the headers without those carrying a host API key (the same list when there are none)."""
-    if not any(name in AUTH_HEADERS for name, _ in headers):
-        return headers
-    return [(n, v) for n, v in headers if n not in AUTH_HEADERS or not v.rsplit(b" ", 1)[-1].startswith(b"cpk_")]
+def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Returns the headers to pass to an instance: without host API keys or X-Forwarded-For (the
+    proxy sets that one from the real peer)."""
+    return [(n, v) for n, v in headers if n != FORWARDED_FOR and not carries_host_key(n, v)]
 
 
 def slug_from_host(host: str | None, suffix: str) -> str | None:
@@ -102,11 +119,8 @@ def slug_from_host(host: str | None, suffix: str) -> str | None:
     return slug if slug and "." not in slug else None
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+def _no_chute(slug: str) -> dict[str, str]:
+    return {"detail": f"no chute {slug!r} on this host; check the name, or deploy it with `chutes deploy`"}
 
 
 def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:

@@ -58,6 +58,7 @@ class LiveDeployment:
     instances: list[Instance] = field(default_factory=list)
     previous: LiveDeployment | None = field(default=None, repr=False)
     stopping: bool = False
+    proven: bool = False  # had a ready instance at least once
     task: asyncio.Task | None = field(default=None, repr=False)
     _ready: list[InstanceHandle] = field(default_factory=list, repr=False)
     _turn: itertools.count = field(default_factory=itertools.count, repr=False)

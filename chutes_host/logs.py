@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,15 +39,18 @@ def log_files(logs_dir: Path) -> list[Path]:
     return [logs_dir / "build.log", *sorted(logs_dir.glob("instance-*.log"))]
 
 
-async def follow_logs(logs_dir: Path, *, tail: int, follow: bool, poll: float = 0.2) -> AsyncIterator[bytes]:
-    """Yields the last `tail` lines of each log, then (when follow) new bytes as they arrive, new files included."""
+async def follow_logs(
+    logs_dir: Path, *, tail: int, follow: bool, stop: threading.Event | None = None, poll: float = 0.2
+) -> AsyncIterator[bytes]:
+    """Yields the last `tail` lines of each log, then (when follow) new bytes as they arrive, new files
+    included, until `stop` is set."""
     offsets: dict[Path, int] = {}
     for path in log_files(logs_dir):
         text = read_tail(path, tail)
         if text:
             yield _label(path, text + "\n")
         offsets[path] = path.stat().st_size if path.exists() else 0
-    while follow:
+    while follow and not (stop is not None and stop.is_set()):
         await asyncio.sleep(poll)
         for path in log_files(logs_dir):
             if not path.exists():

@@ -58,6 +58,8 @@ class Deployment(Base):
     name: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # the newest version that had a ready instance: what a restarted host serves
+    ready_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     entrypoint: Mapped[str] = mapped_column(String(256))
     manifest_json: Mapped[str] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from chutes.chute import NAME_PATTERN as CHUTE_NAME
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.deployments import DeployError, find_deployment, find_own_deployment
 from chutes_host.models import ChuteSecret, User
 
 KEY_FILE = "secrets.key"
@@ -127,13 +127,15 @@ def check_value(value: str) -> str:
 def own_chute_name(session: Session, user: User, ref: str) -> str:
     """Returns the name of the user's chute `ref` (a name or slug; it may not be deployed yet).
 
-    Raises SecretError 403 when `ref` is another user's chute, 422 when it is no chute name.
+    Raises SecretError 404 when `ref` is another user's chute (as for none), 422 when it is no chute name.
     """
     try:
         return find_own_deployment(session, user, ref).name
     except DeployError as exc:
         if exc.status != 404:
             raise SecretError(str(exc), status=exc.status) from None
+        if find_deployment(session, ref) is not None:  # another user's slug: the same answer as no chute
+            raise SecretError(str(exc), status=404) from None
     if not CHUTE_NAME.fullmatch(ref):
         raise SecretError(f"{ref!r} is not a chute name (lowercase letters, digits, '-' and '_')", status=422)
     return ref

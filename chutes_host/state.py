@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
-from chutes_host.auth import KeyCache
+from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
 from chutes_host.supervisor import Supervisor
@@ -16,3 +17,7 @@ class HostState:
     db: Database
     supervisor: Supervisor
     keys: KeyCache
+    failures: FailureLimiter = field(default_factory=FailureLimiter)  # failed key checks, per client
+    # set (from a signal handler, hence a threading.Event) when the host starts to stop, so
+    # endless responses such as followed logs end instead of holding the shutdown
+    stopping: threading.Event = field(default_factory=threading.Event)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -38,8 +39,11 @@ class Supervisor:
         start_timeout: float,
         health_interval: float,
         holdings: Holdings | None = None,
+        on_ready: Callable[[DeploymentSpec], None] | None = None,
     ) -> None:
+        """`on_ready` is called (in a worker thread) the first time each version has a ready instance."""
         self.executor = executor
+        self.on_ready = on_ready
         self.gpus = holdings or Holdings(Inventory((), "none"))
         self.counters = HostCounters()
         self.start_timeout = start_timeout
@@ -247,6 +251,7 @@ class Supervisor:
             inst.phase = "ready"
             dep.refresh()
             await self._retire_previous(dep)
+            await self._record_ready(dep)
             outcome = await self._watch(inst)
         inst.phase = outcome
         dep.refresh()
@@ -255,6 +260,15 @@ class Supervisor:
         if inst.last_exit_code is None:
             inst.last_exit_code = await self.executor.exit_code(inst.handle)
         return outcome
+
+    async def _record_ready(self, dep: LiveDeployment) -> None:
+        if dep.proven or self.on_ready is None:
+            return
+        dep.proven = True
+        try:
+            await asyncio.to_thread(self.on_ready, dep.spec)
+        except Exception:  # the version serves either way; a restart would try the older one again
+            log.exception("recording that %s version %d is ready failed", dep.spec.slug, dep.spec.version)
 
     async def _discard_handle(self, inst: Instance) -> None:
         if inst.handle is None:

@@ -99,6 +99,14 @@ def serve_host(
             show_default=False,
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Behind a TLS proxy: the proxy's addresses (comma-separated), whose X-Forwarded-For names the "
+            "client. By default the connection's peer is the client.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -109,9 +117,10 @@ def serve_host(
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
+    from chutes.protocol import server_options
     from chutes.serve import bind_socket
     from chutes_cli.errors import CLIError
-    from chutes_host.app import create_app
+    from chutes_host.app import HostServer, create_app
     from chutes_host.executors import ExecutorError
     from chutes_host.gpus import GpuSpecError
 
@@ -162,7 +171,17 @@ def serve_host(
         f"executor {executor.value}, data in {config.data_dir}",
         err=True,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    # the client is the connection's peer unless it is a proxy named here; the gateway then sets
+    # X-Forwarded-For for instances from that client, never from what the client sent
+    options = server_options()
+    if forwarded_allow_ips:
+        options.update(proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
+    else:
+        options.update(proxy_headers=False)
+    server = HostServer(
+        uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, **options),
+        stopping=app.state.stopping,
+    )
     server.run(sockets=[sock])
 
 
@@ -261,7 +280,8 @@ def add_user(
     from chutes_host import accounts
 
     with _session(data_dir, db) as session:
-        _, key = _account_call(accounts.add_user, session, name)
+        user, key = _account_call(accounts.add_user, session, name)
+        name = user.name  # case-folded
     typer.echo(key)
     typer.echo(f"Created user {name!r}. Keep the key above: it is not stored and cannot be shown again.", err=True)
 

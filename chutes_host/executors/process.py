@@ -385,6 +385,7 @@ async def _run_logged(
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # a pip build must not outlive a killed host
         )
         try:
             code = await proc.wait()
@@ -397,7 +398,7 @@ async def _run_logged(
 
 
 def _die_with_parent() -> None:
-    """Asks Linux to SIGTERM the instance if the host dies, so no orphan keeps running."""
+    """Asks Linux to SIGTERM the child (instance or build) if the host dies, so no orphan lives on."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic_core import from_json
 from starlette.background import BackgroundTasks
 from starlette.datastructures import UploadFile
 from starlette.requests import HTTPConnection
@@ -37,6 +39,7 @@ class Binding:
     request_param: str | None = None
     from_query: bool = False
     list_fields: frozenset[str] = frozenset()
+    finite: bool = True  # refuse NaN and Infinity literals, which are not JSON (a model opts in by its config)
 
     def bind(self, body: bytes, query_string: bytes) -> dict[str, Any]:
         """Takes the body and query string, and returns the keyword arguments (raises ValidationError)."""
@@ -46,6 +49,8 @@ class Binding:
             value = self.model.__pydantic_validator__.validate_python(parse_query(query_string, self.list_fields))
         elif body:
             value = self.model.__pydantic_validator__.validate_json(body)
+            if self.finite and (b"NaN" in body or b"Infinity" in body):
+                refuse_non_finite(body, self.model.__name__)
         else:
             value = self.model.__pydantic_validator__.validate_python({})
         if self.kind == "fields":
@@ -55,6 +60,26 @@ class Binding:
     @property
     def location(self) -> str:
         return "query" if self.from_query else "body"
+
+
+def refuse_non_finite(body: bytes, title: str) -> None:
+    """Raises a 422-shaped ValidationError at the first NaN or Infinity in a JSON body, if any."""
+    stack: list[tuple[tuple, Any]] = [((), from_json(body))]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError.from_exception_data(title, [{"type": "finite_number", "loc": loc, "input": value}])
+        if isinstance(value, dict):
+            stack.extend(((*loc, k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), v) for i, v in reversed(list(enumerate(value))))
+
+
+def allows_inf_nan(model: type[BaseModel]) -> bool:
+    """Returns whether a model opted in to NaN and Infinity (its config, or a field's allow_inf_nan)."""
+    if model.model_config.get("allow_inf_nan") is True:
+        return True
+    return any(getattr(m, "allow_inf_nan", None) is True for f in model.model_fields.values() for m in f.metadata)
 
 
 def parse_query(query_string: bytes, list_fields: frozenset[str]) -> dict[str, Any]:
@@ -102,15 +127,22 @@ def analyse_parameters(
         if direct:
             check_schema_annotation(direct[0], input_schema, fail)
         param = direct[0].name if direct else None
-        return Binding("model", input_schema, param, request_param, from_query, list_fields_of(input_schema))
+        return model_binding("model", input_schema, param, request_param, from_query)
     if len(direct) == 1:
         ann = direct[0].annotation
         if is_model(ann):
-            return Binding("model", ann, direct[0].name, request_param, from_query, list_fields_of(ann))
+            return model_binding("model", ann, direct[0].name, request_param, from_query)
         if ann is bytes and not from_query:
             return Binding("raw", param=direct[0].name, request_param=request_param)
     model = build_fields_model(direct, model_name, fail)
-    return Binding("fields", model, None, request_param, from_query, list_fields_of(model))
+    return model_binding("fields", model, None, request_param, from_query)
+
+
+def model_binding(
+    kind: str, model: type[BaseModel], param: str | None, request_param: str | None, from_query: bool
+) -> Binding:
+    finite = not allows_inf_nan(model)
+    return Binding(kind, model, param, request_param, from_query, list_fields_of(model), finite)
 
 
 def build_fields_model(
@@ -125,7 +157,8 @@ def build_fields_model(
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, default)
     try:
-        return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+        # allow_inf_nan=False also refuses "nan" and "inf" as strings; Field(allow_inf_nan=True) opts a parameter in
+        return create_model(model_name, __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields)
     except Exception as exc:  # pydantic raises several types for unusable annotations
         raise fail(f"its parameters cannot be validated: {exc}") from exc
 

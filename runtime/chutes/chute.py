@@ -11,19 +11,22 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from chutes.body import DEFAULT_MAX_BODY_SIZE
+from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
 from chutes.cord import Cord, define_cord
-from chutes.endpoint import Endpoint, make_endpoint
+from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
 from chutes.exceptions import ChuteDefinitionError, CordDefinitionError
 from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
 from chutes.node_selector import NodeSelector
-from chutes.responses import send_json
+from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
 
 __all__ = ["Chute", "NodeSelector"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# No '-' in user names: the slug `{username}-{name}` then splits at its first '-', so no user can
+# take another's hostnames (user 'alice' with chute 'x-foo' vs user 'alice-x' with chute 'foo').
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 access_log = logging.getLogger("chutes.access")
 
 
@@ -57,7 +60,7 @@ class Chute:
         passthrough_headers: dict[str, str] | None = None,
         max_body_size: int | None = None,
     ) -> None:
-        self.username = check_name("username", username)
+        self.username = check_username(username)
         self.name = check_name("name", name)
         self.image = check_image(image)
         self.tagline = tagline
@@ -219,16 +222,25 @@ class Chute:
             await send_json(send, 405, {"detail": detail}, [(b"allow", allow)])
             return
         cord, endpoint = entry
+        start = perf_counter()
+        try:
+            body = await endpoint.read(scope, receive)  # before taking a slot: slow senders hold none
+        except ClientDisconnect:
+            self._metrics.observe(cord.name, method, CLIENT_CLOSED, perf_counter() - start)
+            return
+        except Exception as exc:
+            status = await send_error(send, exc, cord.where, dev=self.dev)
+            self._metrics.observe(cord.name, method, status, perf_counter() - start)
+            return
         if self._in_flight >= self.concurrency:
             detail = f"this chute is serving its limit of {self.concurrency} concurrent requests; retry shortly"
             await send_json(send, 429, {"detail": detail}, [(b"retry-after", b"1")])
             self._metrics.observe(cord.name, method, 429, 0.0)
             return
         self._in_flight += 1
-        start = perf_counter()
         status = 500
         try:
-            status = await endpoint(scope, receive, send)
+            status = await endpoint.run(scope, receive, send, body)
         finally:
             self._in_flight -= 1
             elapsed = perf_counter() - start
@@ -261,6 +273,15 @@ def check_name(field: str, value: Any) -> str:
         raise ChuteDefinitionError(
             f"{field} {value!r} may hold only lowercase letters, digits, '-' and '_', "
             f"start with a letter or digit and be at most 63 characters, e.g. 'my-chute'"
+        )
+    return value
+
+
+def check_username(value: Any) -> str:
+    if not isinstance(value, str) or not USERNAME_PATTERN.fullmatch(value):
+        raise ChuteDefinitionError(
+            f"username {value!r} may hold only lowercase letters, digits and '_' (no '-'), start with a "
+            "letter or digit and be at most 63 characters, e.g. 'my_user'"
         )
     return value
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chutes.binding import Binding, analyse_parameters, is_model
+from chutes.binding import Binding, analyse_parameters, is_model, model_binding
 from chutes.exceptions import CordDefinitionError
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -102,7 +102,8 @@ def define_cord(
         target = passthrough_path or route
         if not PATH_PATTERN.fullmatch(target):
             raise fail(f"passthrough_path {target!r} must start with '/' and hold only URL path characters")
-        binding = Binding("model", input_schema, None, from_query=verb in ("GET", "DELETE")) if input_schema else None
+        from_query = verb in ("GET", "DELETE")
+        binding = model_binding("model", input_schema, None, None, from_query) if input_schema else None
         return Cord(
             name, route, verb, fn, binding, stream, True, target, port, output_content_type,
             input_schema, minimal_input_schema, True, filename, lineno,

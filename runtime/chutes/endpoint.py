@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -18,28 +18,45 @@ if TYPE_CHECKING:
     from chutes.chute import Chute
     from chutes.cord import Cord
 
-Endpoint = Callable[[dict, Callable, Callable], Awaitable[int]]
 CLIENT_CLOSED = 499
+BUFFERED_PASSTHROUGH = 1024 * 1024
+Reader = Callable[[dict, Callable], Awaitable[bytes | None]]
+Runner = Callable[[dict, Callable, Callable, "bytes | None"], Awaitable[int]]
+
+
+class Endpoint(NamedTuple):
+    """A cord's two phases: `read` takes the whole body (None when the cord streams it), `run` answers.
+
+    The chute counts a request against its concurrency only from `run` on, so a client that sends
+    its body slowly holds no slot while it does.
+    """
+
+    read: Reader
+    run: Runner
+
+
+async def no_body(scope, receive) -> None:
+    return None
 
 
 def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
-    """Takes a chute and one of its cords, and returns an ASGI handler that returns the status it sent."""
+    """Takes a chute and one of its cords, and returns its Endpoint; `run` returns the status it sent."""
     if cord.passthrough:
         return make_passthrough_endpoint(chute, cord)
     binding = cord.binding
     if binding.kind == "fastapi":
         return make_bridged_endpoint(chute, cord)
     fn = cord.fn
-    reads_body = not binding.from_query
     checks_json = binding.kind != "raw"
     request_param = binding.request_param
     is_async = cord.is_async
 
-    async def endpoint(scope, receive, send) -> int:
+    async def read(scope, receive) -> bytes:
+        return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         try:
-            body = b""
-            if reads_body:
-                body = await read_checked_body(scope, receive, chute.max_body_size, checks_json)
+            body = body or b""
             kwargs = binding.bind(body, scope["query_string"])
             if request_param is not None:
                 request = Request(scope, receive)
@@ -60,7 +77,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return await send_stream(cord, items, first, receive, send, dev=chute.dev)
         return await send_result(result, cord, scope, receive, send)
 
-    return endpoint
+    return Endpoint(no_body if binding.from_query else read, run)
 
 
 async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> bytes:
@@ -111,31 +128,58 @@ def capture_status(send: Callable) -> tuple[Callable, list[int]]:
 
 
 def make_bridged_endpoint(chute: Chute, cord: Cord) -> Endpoint:
-    async def endpoint(scope, receive, send) -> int:
+    async def read(scope, receive) -> bytes:
+        # read here, within max_body_size, so FastAPI never spools an oversized upload to disk
+        return await read_checked_body(scope, receive, chute.max_body_size, False)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         app = chute.bridge_app()
         capturing_send, status = capture_status(send)
         try:
-            await app(scope, receive, capturing_send)
+            await app(scope, replay_body(body or b"", receive), capturing_send)
         except Exception:  # already answered and logged by the bridge's error handler
             if not status[0]:
                 raise
         return status[0]
 
-    return endpoint
+    return Endpoint(read, run)
+
+
+def replay_body(body: bytes, receive: Callable) -> Callable:
+    """Returns a receive that gives the already read `body` once, then passes on to `receive`."""
+    sent = False
+
+    async def replayed() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     binding = cord.binding
+    reads_body = binding is not None and not binding.from_query
 
-    async def endpoint(scope, receive, send) -> int:
-        body = None
+    async def read(scope, receive) -> bytes:
+        return await read_checked_body(scope, receive, chute.max_body_size, True)
+
+    async def read_if_small(scope, receive) -> bytes | None:
+        # a body of known, small size is read before the request takes a slot (as for every other
+        # cord); a larger or chunked one streams through while it holds one
+        length = next((v for n, v in scope["headers"] if n == b"content-length"), None)
+        if length is None or not length.isdigit() or int(length) > min(BUFFERED_PASSTHROUGH, chute.max_body_size):
+            return None
+        return await read_checked_body(scope, receive, chute.max_body_size, False)
+
+    async def run(scope, receive, send, body: bytes | None) -> int:
         exceeded = [False]
         try:
-            if binding is not None and not binding.from_query:
-                body = await read_checked_body(scope, receive, chute.max_body_size, True)
             if binding is not None:
                 binding.bind(body or b"", scope["query_string"])
-            else:
+            elif body is None:
                 receive = limit_receive(scope, receive, chute.max_body_size, exceeded)
         except ClientDisconnect:
             return CLIENT_CLOSED
@@ -156,7 +200,7 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return await send_error(send, too_large(chute.max_body_size), cord.where)
         return status[0]
 
-    return endpoint
+    return Endpoint(read if reads_body else no_body if binding is not None else read_if_small, run)
 
 
 def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:

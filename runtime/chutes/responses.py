@@ -39,7 +39,7 @@ async def send_body(send, status: int, body: bytes, content_type: bytes, headers
 
 
 async def send_json(send, status: int, content: Any, headers=()) -> int:
-    return await send_body(send, status, to_json(content, fallback=str), JSON_TYPE, headers)
+    return await send_body(send, status, to_json(content, fallback=str, inf_nan_mode="null"), JSON_TYPE, headers)
 
 
 async def send_result(result: Any, cord: Cord, scope, receive, send) -> int:
@@ -53,7 +53,7 @@ async def send_result(result: Any, cord: Cord, scope, receive, send) -> int:
     if isinstance(result, str) and cord.output_content_type:
         return await send_body(send, 200, result.encode(), content_type_of(cord.output_content_type))
     try:
-        body = to_json(result)
+        body = to_json(result, inf_nan_mode="null")
     except PydanticSerializationError as exc:
         logger.error("%s returned a value that is not JSON: %s", cord.where, exc)
         detail = f"{cord.where} returned a {type(result).__name__}, which cannot be sent as JSON"

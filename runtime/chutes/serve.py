@@ -52,6 +52,9 @@ class ChuteServer(uvicorn.Server):
 
 def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **options: Any) -> uvicorn.Config:
     """Returns a uvicorn Config with the settings every chute server uses."""
+
+    from chutes.protocol import server_options
+
     return uvicorn.Config(
         app,
         host=host,
@@ -61,7 +64,7 @@ def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **o
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         loop="auto",
-        http="auto",
+        **server_options(),
         **options,
     )
 

@@ -23,7 +23,7 @@ def frame_sse(item: Any) -> bytes:
         return item
     if isinstance(item, str):
         return item.encode()
-    return b"data: " + to_json(item) + b"\n\n"
+    return b"data: " + to_json(item, inf_nan_mode="null") + b"\n\n"
 
 
 def frame_line(item: Any) -> bytes:
@@ -31,7 +31,7 @@ def frame_line(item: Any) -> bytes:
         return item
     if isinstance(item, str):
         return item.encode()
-    return to_json(item) + b"\n"
+    return to_json(item, inf_nan_mode="null") + b"\n"
 
 
 def framing_for(cord: Cord) -> tuple[str, Callable[[Any], bytes]]:

@@ -21,7 +21,6 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.start()
     host.alice = host.add_user("alice")
     host.carol = host.add_user("carol")
-    host.carol_x = host.add_user("carol-x")
     host.work = base / "work"
     host.work.mkdir()
     yield host
@@ -80,6 +79,30 @@ def test_oversized_upload_is_413(host: Host) -> None:
     resp = upload(host, gzip.compress(noise, compresslevel=0), key=host.alice)
     assert resp.status_code == 413
     assert "larger than 1 MiB" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_deeply_nested_manifest_is_400_and_leaves_nothing(host: Host) -> None:
+    import json
+
+    deep = json.dumps(hello_manifest())[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    weights = file_member("app/weights.bin", bytes(64 * 1024 * 1024))  # unpacked before the manifest is read
+    source = file_member("app/host_hello.py", b"x = 1\n")
+    data = make_tar(host.work / "deep.tgz", [weights, source, file_member("manifest.json", deep.encode())])
+    resp = upload(host, data, key=host.alice)
+    assert resp.status_code == 400, resp.text
+    assert "nested more than 32 levels" in resp.json()["detail"]
+    assert_nothing_written(host)
+
+
+def test_huge_manifest_is_413(host: Host) -> None:
+    import json
+
+    manifest = json.dumps(hello_manifest(readme="r" * (2 * 1024 * 1024))).encode()
+    data = make_tar(host.work / "readme.tgz", [file_member("manifest.json", manifest)])
+    resp = upload(host, data, key=host.alice)
+    assert resp.status_code == 413
+    assert "manifest.json is" in resp.json()["detail"]
     assert_nothing_written(host)
 
 
@@ -174,15 +197,18 @@ def test_chute_of_another_username_is_403(host: Host) -> None:
     assert_nothing_written(host)
 
 
-def test_name_taken_by_another_user_is_409(host: Host) -> None:
+def test_no_user_can_take_another_users_hostnames(host: Host) -> None:
     first = upload(host, hello_bundle(host.work / "c1.tgz", hello_manifest("carol", "x-bot")), key=host.carol)
     assert first.status_code == 202, first.text
     host.expected_dirs = ["carol-x-bot"]
-    clash = upload(host, hello_bundle(host.work / "c2.tgz", hello_manifest("carol-x", "bot")), key=host.carol_x)
-    assert clash.status_code == 409
-    assert "already taken" in clash.json()["detail"]
+    # 'carol-x' + 'bot' would be the same hostname: user names cannot hold '-'
+    from tests.host.conftest import run_cli
+
+    refused = run_cli("host", "users", "add", "carol-x", "--data-dir", str(host.data_dir), home=host.home)
+    assert refused.returncode == 1
+    assert "invalid user name 'carol-x'" in refused.stderr
+    assert "use '_'" in refused.stderr
     assert_nothing_written(host)
-    assert host.api("GET", "/chutes", key=host.carol_x).json() == []
 
 
 def test_deploy_without_a_host_is_a_usage_error(host: Host) -> None:
@@ -264,3 +290,26 @@ def test_a_host_without_the_limits_endpoint_is_told_apart(live_server) -> None: 
 
     with HostClient(live_server(chute), None) as client:
         assert client.limits() is None
+
+
+def test_user_names_are_case_folded(tmp_path) -> None:  # noqa: ANN001
+    from tests.host.conftest import run_cli
+
+    added = run_cli("host", "users", "add", "Dave_2", "--data-dir", str(tmp_path), home=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "'dave_2'" in added.stderr
+    listed = run_cli("host", "users", "list", "--data-dir", str(tmp_path), home=tmp_path).stdout
+    assert listed.startswith("dave_2\t")
+
+
+def test_key_labels_are_bounded(host: Host) -> None:
+    long = "x" * 5000
+    refused = host.api("POST", "/keys", key=host.alice, params={"label": long})
+    assert refused.status_code == 422
+    from tests.host.conftest import run_cli
+
+    made = run_cli("host", "keys", "create", "alice", "--label", long, "--data-dir", str(host.data_dir), home=host.home)
+    assert made.returncode == 1
+    assert "at most 128" in made.stderr
+    listed = run_cli("host", "keys", "list", "alice", "--data-dir", str(host.data_dir), home=host.home).stdout
+    assert long not in listed

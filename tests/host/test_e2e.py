@@ -147,7 +147,7 @@ def test_instance_does_not_see_the_hosts_environment(host: Host) -> None:
 def test_chute_never_sees_its_callers_host_key(host: Host) -> None:
     sent = {"X-Trace": "t1", "X-API-Key": host.alice}
     seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
-    assert seen == {"authorization": None, "x_api_key": None, "x_trace": "t1"}
+    assert seen == {"authorization": None, "x_api_key": None, "x_trace": "t1", "x_forwarded_for": "127.0.0.1"}
     # the chute's own auth scheme passes through untouched
     sent = {"Authorization": "Bearer sk-chute-own-token", "X-API-Key": host.alice}
     seen = host.call("alice-hello", "/headers", method="GET", headers=sent).json()
@@ -163,8 +163,10 @@ def test_private_chute_refuses_missing_unknown_and_foreign_keys(host: Host) -> N
     unknown = host.call("alice-hello", "/hello", key="cpk_00000000_nope", json={"name": "x"})
     assert unknown.status_code == 401
     foreign = host.call("alice-hello", "/hello", key=host.bob, json={"name": "x"})
-    assert foreign.status_code == 403
-    assert foreign.json()["detail"]
+    nowhere = host.call("alice-nothing", "/hello", key=host.bob, json={"name": "x"})
+    # another user's private chute looks exactly like no chute: slugs do not leak
+    assert (foreign.status_code, nowhere.status_code) == (404, 404)
+    assert foreign.json()["detail"] == nowhere.json()["detail"].replace("alice-nothing", "alice-hello")
 
 
 def test_public_chute_is_open(host: Host) -> None:
@@ -210,9 +212,12 @@ def test_killed_instance_is_restarted(host: Host) -> None:
 
     def new_pid() -> str | None:
         resp = host.call("alice-hello", "/whoami", key=host.alice, method="GET")
+        # never a 502 while the instance restarts: 503 with Retry-After, from the gateway's routing or,
+        # in the moment between the death and the supervisor noticing it, from its proxy
+        assert resp.status_code in (200, 503), resp.text
         if resp.status_code == 503:
             assert resp.headers["retry-after"]
-            assert resp.json()["phase"] == "starting"
+            assert resp.json().get("phase", "starting") == "starting"
         return resp.json()["boot"] if resp.status_code == 200 and resp.json()["boot"] != before else None
 
     wait_for(new_pid, timeout=20, what="the killed instance to be restarted", host=host)
@@ -272,8 +277,8 @@ def test_scaled_chute_spreads_calls_over_its_instances(host: Host) -> None:
 
 def test_users_see_and_change_only_their_own_chutes(host: Host) -> None:
     assert host.api("GET", "/chutes", key=host.bob).json() == []
-    assert host.api("GET", "/chutes/alice-hello", key=host.bob).status_code == 403
-    assert host.api("DELETE", "/chutes/alice-hello", key=host.bob).status_code == 403
+    assert host.api("GET", "/chutes/alice-hello", key=host.bob).status_code == 404
+    assert host.api("DELETE", "/chutes/alice-hello", key=host.bob).status_code == 404
     refused = host.cli("deploy", "host_hello:chute", key=host.bob, cwd=host.project)
     assert refused.returncode == 1
     assert "belongs to user 'alice'" in refused.stderr

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
+from chutes.chute import Chute
 from chutes.testing import client
 from tests.fixtures.chutes.inputs import chute
 
@@ -156,3 +159,68 @@ async def test_unknown_path_is_404_and_wrong_method_is_405_with_allow() -> None:
         assert (r.status_code, r.headers["content-type"]) == (200, "application/json")
         r = await c.post("/_ping")
         assert r.status_code == 405
+
+
+class Point(BaseModel):
+    x: float
+    meta: dict = {}
+
+
+class Loose(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=True)
+    x: float
+
+
+def nan_chute() -> Chute:
+    nan = Chute(username="tests", name="nan", image="tests/nan")
+
+    @nan.cord(public_api_path="/scale")
+    async def scale(self, factor: float, extra: dict | None = None) -> dict:
+        return {"factor": factor}
+
+    @nan.cord(public_api_path="/point")
+    async def point(self, p: Point) -> dict:
+        return {"x": p.x}
+
+    @nan.cord(public_api_path="/loose")
+    async def loose(self, p: Loose) -> dict:
+        return {"x": p.x}
+
+    @nan.cord(public_api_path="/opted")
+    async def opted(self, value: Annotated[float, Field(allow_inf_nan=True)]) -> dict:
+        return {"finite": value == value and abs(value) != float("inf")}
+
+    return nan
+
+
+async def test_nan_and_infinity_are_refused_unless_a_cord_opts_in() -> None:
+    async with client(nan_chute()) as c:
+        for body in (b'{"factor": NaN}', b'{"factor": Infinity}', b'{"factor": -Infinity}', b'{"factor": "nan"}'):
+            r = await c.post("/scale", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 422, body
+            assert fields(r) == [(["body", "factor"], "finite_number")]
+            assert b"NaN" not in r.content  # the answer is valid JSON
+        r = await c.post("/scale", content=b'{"factor": 1, "extra": {"a": [1, NaN]}}')
+        assert fields(r) == [(["body", "extra", "a", 1], "finite_number")]
+        r = await c.post("/point", content=b'{"x": NaN}', headers={"content-type": "application/json"})
+        assert fields(r) == [(["body", "x"], "finite_number")]
+        assert (await c.post("/point", json={"x": 1.5, "meta": {"note": "NaN"}})).json() == {"x": 1.5}
+        # opting in: a model's config, or one parameter's Field
+        r = await c.post("/loose", content=b'{"x": NaN}', headers={"content-type": "application/json"})
+        assert (r.status_code, r.content) == (200, b'{"x":null}')  # and never echoed as a bare NaN
+        r = await c.post("/opted", content=b'{"value": Infinity}', headers={"content-type": "application/json"})
+        assert r.json() == {"finite": False}
+
+
+def test_a_passthrough_input_schema_opts_in_to_nan_by_its_config() -> None:
+    relay = Chute(username="tests", name="relay", image="tests/relay")
+
+    @relay.cord(public_api_path="/loose", passthrough=True, passthrough_port=9, input_schema=Loose)
+    async def loose(self, data: Loose) -> Loose:
+        return data
+
+    @relay.cord(public_api_path="/strict", passthrough=True, passthrough_port=9, input_schema=Point)
+    async def strict(self, data: Point) -> Point:
+        return data
+
+    assert [c.binding.finite for c in relay.cords] == [False, True]

@@ -416,6 +416,14 @@ async def test_502_when_upstream_is_down(proxy_factory, client):
     assert "refused" in detail.lower()
 
 
+async def test_unreachable_upstream_is_503_with_retry_after_for_a_gateway(proxy_factory, client):
+    base = proxy_factory(free_port(), unreachable_retry_after=1)
+    response = await client.get(base + "/anything")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "is not reachable" in response.json()["detail"]
+
+
 async def test_504_when_upstream_sends_no_headers_in_time(upstream, proxy_factory, client):
     _, port = upstream
     base = proxy_factory(port, read_timeout=0.3)

@@ -16,6 +16,9 @@ HIGH_WATER = 256 * 1024
 # A response with a content-length up to this is relayed once complete: one wake-up, not two,
 # when the upstream writes head and body separately (uvicorn does).
 HOLD_LIMIT = 64 * 1024
+# A response's status line and headers beyond this are refused (502): one chute's endless head
+# must not hold the proxy's loop or memory.
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -52,6 +55,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.received_any = False
         self.spoiled = False
         self._buffered = 0
+        self._head_bytes = 0
         self._reading_paused = False
         self._interim = False
         self._head_request = False
@@ -74,7 +78,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.received_any = True
         self._last_activity = self.loop.time()
         try:
-            self._parser.feed_data(data)
+            if self.headers_done or self._head_bytes + len(data) <= MAX_HEAD_BYTES:
+                self._head_bytes += len(data)
+                self._parser.feed_data(data)
+            else:
+                room = MAX_HEAD_BYTES - self._head_bytes
+                self._head_bytes = MAX_HEAD_BYTES
+                self._parser.feed_data(data[:room])  # the head may end inside the allowed part
+                if not self.headers_done:
+                    raise httptools.HttpParserError(f"response head larger than {MAX_HEAD_BYTES} bytes")
+                self._parser.feed_data(data[room:])
         except httptools.HttpParserError as exc:
             self.fail(exc)
             return

@@ -8,7 +8,7 @@ from typing import Any
 
 import httptools
 
-from chutes.proxy.errors import ClientDisconnected, UpstreamError, translate_error
+from chutes.proxy.errors import ClientDisconnected, UpstreamError, UpstreamUnreachable, translate_error
 from chutes.proxy.exchange import Exchange
 from chutes.proxy.head import build_request_head
 from chutes.proxy.pool import ConnectionPool
@@ -37,8 +37,12 @@ class Proxy:
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
         max_idle_per_upstream: int = 64,
+        unreachable_retry_after: int | None = None,
     ) -> None:
+        """`unreachable_retry_after` set answers an unreachable upstream 503 with that Retry-After, not
+        502: for a gateway, whose upstream is an instance that may just have died and is restarting."""
         self.connect_timeout = connect_timeout
+        self.unreachable_retry_after = unreachable_retry_after
         self.read_timeout = read_timeout
         self._pool = ConnectionPool(
             connect_timeout=connect_timeout, read_timeout=read_timeout, max_idle=max_idle_per_upstream
@@ -109,7 +113,7 @@ class Proxy:
                 raise error from exc
             if exchange.body_pending:
                 await drain_request_body(receive)  # else the client's unsent body resets the socket
-            await send_error(send, error)
+            await send_error(send, error, retry_after=self.unreachable_retry_after)
             return
         self._pool.release(conn, host, port)
 
@@ -126,9 +130,14 @@ async def drain_request_body(receive: Receive) -> None:
             return
 
 
-async def send_error(send: Send, exc: UpstreamError) -> None:
-    """Sends the JSON error response for an upstream failure."""
+async def send_error(send: Send, exc: UpstreamError, *, retry_after: int | None = None) -> None:
+    """Sends the JSON error response for an upstream failure (503 + Retry-After for an unreachable
+    one when `retry_after` is set)."""
     body = json.dumps({"detail": exc.detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode("ascii"))]
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    status = exc.status
+    if retry_after is not None and isinstance(exc, UpstreamUnreachable):
+        status = 503
+        headers.append((b"retry-after", str(retry_after).encode("ascii")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

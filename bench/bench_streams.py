@@ -1,0 +1,206 @@
+"""Benchmark of the LLM streaming shape: thousands of slow SSE streams open through the gateway at once.
+
+    .venv/bin/python bench/bench_streams.py [--streams 2000] [--events 100] [--interval 0.05]
+
+It starts a real `chutes host serve` (process executor, pinned to --host-cores) on a temporary data dir,
+deploys one public chute (its instance pinned to core 0), and opens --streams SSE streams of --events
+events, one every --interval seconds, first straight to the instance's port and then through the
+gateway, in one run. Each event carries the time the instance produced it; the client (plain asyncio
+protocols, unpinned) records when it arrived. It reports failed streams, the host's RSS growth per
+open stream (the host's VmRSS with every stream open minus before, over --streams), and the event
+delay p50/p99 of both runs: the gateway's share is the difference.
+
+Goals (issue 9): no errors; under 50 KiB of host memory per open stream; event delay p99 added by
+the gateway under 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_gateway import Bench  # noqa: E402
+
+# Connections opened per batch, and the pause between batches, so the listen backlog never overflows.
+BATCH = 100
+BATCH_PAUSE = 0.02
+
+
+class SSEStream(asyncio.Protocol):
+    """One POST /ticks; decodes the chunked response and records each event's delay from its
+    `"t": <epoch>` field."""
+
+    def __init__(self, request: bytes, delays: list[float], done: asyncio.Future) -> None:
+        self.request = request
+        self.delays = delays
+        self.done = done
+        self.raw = b""
+        self.body = b""
+        self.status = b""
+        self.events = 0
+        self.in_head = True
+        self.finished = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        raw = self.raw + data
+        if self.in_head:
+            end = raw.find(b"\r\n\r\n")
+            if end < 0:
+                self.raw = raw
+                return
+            self.status, raw, self.in_head = raw[9:12], raw[end + 4 :], False
+        while True:  # chunked transfer coding: "<hex size>\r\n<data>\r\n"
+            line = raw.find(b"\r\n")
+            if line < 0:
+                break
+            size = int(raw[:line].split(b";")[0], 16)
+            if len(raw) < line + 2 + size + 2:
+                break
+            if size == 0:
+                self.finished = True
+                raw = b""
+                break
+            self.body += raw[line + 2 : line + 2 + size]
+            raw = raw[line + 2 + size + 2 :]
+        self.raw = raw
+        frames = self.body.split(b"\n\n")
+        self.body = frames.pop()
+        for frame in frames:
+            mark = frame.find(b'"t":')
+            if mark >= 0:
+                self.delays.append((now - float(frame[mark + 4 : frame.index(b"}", mark)])) * 1000)
+                self.events += 1
+        if self.finished and not self.done.done():
+            self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def run_streams(
+    port: int, host_header: str, *, streams: int, events: int, interval: float, sample: callable
+) -> tuple[list[float], int, float]:
+    """Opens the streams; returns (delays in ms, failed streams, what `sample()` gave with all open)."""
+    body = b'{"count": %d, "interval": %s}' % (events, str(interval).encode())
+    request = (
+        b"POST /ticks HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (host_header.encode(), len(body), body)
+    )
+    loop = asyncio.get_running_loop()
+    delays: list[float] = []
+    protocols: list[SSEStream] = []
+    failures = 0
+    for first in range(0, streams, BATCH):
+        batch = []
+        for _ in range(first, min(first + BATCH, streams)):
+            done = loop.create_future()
+            batch.append(loop.create_connection(lambda d=done: SSEStream(request, delays, d), "127.0.0.1", port))
+        for result in await asyncio.gather(*batch, return_exceptions=True):
+            if isinstance(result, BaseException):
+                failures += 1
+            else:
+                protocols.append(result[1])
+        await asyncio.sleep(BATCH_PAUSE)
+    await asyncio.sleep(interval * 5)  # every stream is flowing
+    sampled = sample()
+    await asyncio.wait_for(asyncio.gather(*(p.done for p in protocols)), timeout=events * interval * 4 + 60)
+    failures += sum(1 for p in protocols if p.status != b"200" or p.events != events)
+    return delays, failures, sampled
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Returns the user + system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raise_open_files(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise SystemExit(f"Error: needs {needed} open files, the hard limit is {hard}; raise it (ulimit -Hn)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=2000, help="SSE streams open at once")
+    parser.add_argument("--events", type=int, default=100, help="events per stream")
+    parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's events")
+    parser.add_argument("--host-cores", default="1", help="cores the host may use, for taskset (e.g. 0,1)")
+    args = parser.parse_args()
+    if shutil.which("taskset") is None:
+        raise SystemExit("Error: needs taskset; install it with: apt-get install -y util-linux")
+    raise_open_files(args.streams * 3 + 1024)  # the host and its instance inherit it
+    root = Path(tempfile.mkdtemp(prefix="chutes-bench-streams-"))
+    bench = Bench(root)
+    try:
+        bench.deploy("llm", public=True)
+        port, pid = bench.instance("llm")
+        subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+        subprocess.run(["taskset", "-pc", args.host_cores, str(bench.host.pid)], check=True, capture_output=True)
+        via_host = f"bench-llm.localhost:{bench.port}"
+        common = dict(streams=args.streams, events=args.events, interval=args.interval)
+        asyncio.run(run_streams(port, "x", **{**common, "streams": 50}, sample=lambda: 0))  # warm-up
+        asyncio.run(run_streams(bench.port, via_host, **{**common, "streams": 50}, sample=lambda: 0))
+        direct, direct_failed, _ = asyncio.run(run_streams(port, "x", **common, sample=lambda: 0))
+        before, cpu_before = rss_kib(bench.host.pid), cpu_seconds(bench.host.pid)
+        via, via_failed, peak = asyncio.run(
+            run_streams(bench.port, via_host, **common, sample=lambda: rss_kib(bench.host.pid))
+        )
+        cpu_per_event = (cpu_seconds(bench.host.pid) - cpu_before) / max(len(via), 1) * 1e6
+    finally:
+        bench.close()
+        shutil.rmtree(root, ignore_errors=True)
+    report(args, direct, direct_failed, via, via_failed, (peak - before) / args.streams)
+    print(f"host CPU per relayed event: {cpu_per_event:.1f} us (all host work during the gateway run)")
+
+
+def report(args, direct: list[float], direct_failed: int, via: list[float], via_failed: int, per_stream: float) -> None:  # noqa: ANN001
+    d50, v50 = statistics.median(direct), statistics.median(via)
+    d99, v99 = (statistics.quantiles(x, n=100)[98] for x in (direct, via))
+    print(
+        f"\n{args.streams} SSE streams x {args.events} events, one every {args.interval * 1000:.0f} ms "
+        f"({args.streams / args.interval:.0f} events/s)"
+    )
+    print(f"{'path':<10}{'failed streams':>16}{'events':>9}{'delay p50 ms':>14}{'delay p99 ms':>14}")
+    print(f"{'direct':<10}{direct_failed:>16}{len(direct):>9}{d50:>14.2f}{d99:>14.2f}")
+    print(f"{'gateway':<10}{via_failed:>16}{len(via):>9}{v50:>14.2f}{v99:>14.2f}")
+    errors = direct_failed + via_failed
+    print(f"\nerrors: {errors} (goal 0: {_verdict(errors == 0)})")
+    print(f"host memory per open stream: {per_stream:.1f} KiB (goal < 50 KiB: {_verdict(per_stream < 50)})")
+    added = v99 - d99
+    print(f"event delay p99 added by the gateway: {added:.2f} ms (goal < 5 ms: {_verdict(added < 5)})")
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""uvicorn's httptools protocol with bounded requests: a head size cap (431), and time boxes (408) for
+the head and for a body that stalls.
+
+uvicorn bounds heads only on its h11 protocol, and bodies not at all; with httptools one client
+could send a header of any size, or a byte every few seconds, and hold the server's loop or a
+connection forever. Timing the body here costs nothing for a request that arrives in one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT = 10.0
+BODY_IDLE_TIMEOUT = 30.0  # a body that sends nothing for this long (while it is being read) gets 408
+# After a refusal the rest of what the client sends is read and dropped for a moment before the
+# socket closes: closing with unread bytes would reset the connection and lose the answer.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 8 * 1024 * 1024
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Answers 431 to a request line plus headers over MAX_HEAD_BYTES; 408 when a head is not
+    complete HEAD_TIMEOUT seconds after its first part came (a new connection that sends nothing
+    is closed then); and 408 when a body being read sends nothing for BODY_IDLE_TIMEOUT seconds
+    (the app then sees a disconnect). Idle keep-alive connections are uvicorn's timeout_keep_alive."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    head_timeout = HEAD_TIMEOUT
+    body_timeout = BODY_IDLE_TIMEOUT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes: int | None = 0  # None while a request's body or response is under way
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._lingering: int | None = None  # bytes dropped since a refusal
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self.transport.close()
+            return
+        self._feed(data)
+        if self._head_bytes:  # part of a head came: it has head_timeout from now to be complete
+            if self._head_timer is None and not self.transport.is_closing():
+                self._arm_head_timer()
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_complete and self._head_bytes is None:
+            self._arm_body_timer()  # the body is still coming: time the wait for its next part
+        elif self._body_timer is not None:
+            self._cancel_body_timer()
+
+    def _feed(self, data: bytes) -> None:
+        if self._head_bytes is None:
+            return super().data_received(data)
+        room = self.max_head_bytes - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            return super().data_received(data)
+        self._head_bytes = self.max_head_bytes
+        if room:
+            super().data_received(data[:room])  # the head may end inside the allowed part
+        if self.transport.is_closing():
+            return None
+        if self._head_bytes is not None:
+            return self._refuse(431, f"request line and headers are larger than {self.max_head_bytes} bytes")
+        return self._feed(data[room:])
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _arm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        if self.flow.read_paused:  # the app is not reading: not the client's stall
+            return self._arm_body_timer()
+        started = cycle.response_started
+        cycle.disconnected = True  # the app's receive now reports a disconnect, and its sends are dropped
+        cycle.message_event.set()
+        if started:
+            self.transport.close()
+        else:
+            self._refuse(408, f"the request body stalled: nothing arrived for {self.body_timeout:g} s")
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self._head_bytes is None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # still answering the previous request (idle keep-alive is uvicorn's to time)
+        if self._head_bytes:
+            self._refuse(408, f"request head not received within {self.head_timeout:g} s")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        body = message.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        self._lingering = 0
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def server_options() -> dict[str, Any]:
+    """Returns the uvicorn Config options that bound request heads, with httptools or h11."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
+    return {"http": BoundedHttpToolsProtocol}
