@@ -76,6 +76,7 @@ class ProcessExecutor:
     def __init__(self, config) -> None:  # noqa: ANN001
         self.config = config
         self._handles: dict[int, InstanceHandle] = {}
+        self._lifelines: dict[int, int] = {}  # bwrap's (or the instance's) pid -> the pipe end the host holds
         self._owners: dict[tuple[str, int], int] = {}
         self.sandbox: Sandbox | None = None
         self.unsandboxed_reason: str | None = None
@@ -129,6 +130,7 @@ class ProcessExecutor:
                 log_path,
                 what="installing requirements.txt",
                 network=True,
+                cwd=spec.app_dir,  # as on the author's machine: relative paths are the project's
             )
         _mark_ready(spec.directory)
 
@@ -138,9 +140,11 @@ class ProcessExecutor:
         path = self._socket_path(spec, index)
         listener = _listen_unix(path)
         argv = [str(_python(spec.directory / "venv")), "-m", serve_module(), spec.entrypoint]
-        argv += ["--fd", str(listener.fileno())]
+        # the instance exits when this pipe closes: when the host dies, even by SIGKILL
+        life_read, life_write = os.pipe()
+        argv += ["--fd", str(listener.fileno()), "--lifeline", str(life_read)]
         info_read, info_write = os.pipe()
-        pass_fds = [listener.fileno()]
+        pass_fds = [listener.fileno(), life_read]
         if self.sandbox is not None:
             env = sandbox_env(os.environ, network=self._egress(spec))
             argv = self.sandbox.wrap(
@@ -175,10 +179,13 @@ class ProcessExecutor:
                 )
         except BaseException:
             os.close(info_read)
+            os.close(life_write)
             raise
         finally:
             listener.close()  # the instance holds it now; once it exits, connecting fails at once
             os.close(info_write)
+            os.close(life_read)
+        self._lifelines[proc.pid] = life_write
         try:
             pid = await _read_child_pid(info_read) if self.sandbox is not None else proc.pid
         finally:
@@ -189,6 +196,8 @@ class ProcessExecutor:
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         code = handle.native.returncode
+        if code is not None:
+            self._close_lifeline(handle.native.pid)
         if code is not None and self.sandbox is not None and 128 < code < 160:
             return 128 - code  # bwrap reports a child killed by signal N as 128+N; say -N as subprocess does
         return code
@@ -206,9 +215,15 @@ class ProcessExecutor:
                 for pid in {handle.pid, proc.pid}:
                     _signal_group(pid, signal.SIGKILL)
                 await proc.wait()
+        self._close_lifeline(proc.pid)
         if handle.uds:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(handle.uds)
+
+    def _close_lifeline(self, pid: int) -> None:
+        fd = self._lifelines.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
 
     async def discard(self, spec: DeploymentSpec) -> None:
         self._owners.pop((spec.slug, spec.version), None)
@@ -259,18 +274,19 @@ class ProcessExecutor:
         what: str,
         network: bool = False,
         shown: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         env = sandbox_env(os.environ, build=True, network=network)
         inner = argv
         if self.sandbox is not None:
             read_only = build_read_only(os.environ) if network else []
             argv = self.sandbox.wrap(
-                argv, directory=spec.directory, uid=self._uid(spec), network=network, read_only=read_only
+                argv, directory=spec.directory, uid=self._uid(spec), network=network, read_only=read_only, cwd=cwd
             )
         else:  # its own user's PATH, HOME (pip's cache) and TMPDIR, as before the sandbox existed
             env.update({k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ})
             env.pop("TMPDIR", None)
-        await _run_logged(argv, log_path, phase="building", what=what, env=env, shown=shown or inner)
+        await _run_logged(argv, log_path, phase="building", what=what, env=env, shown=shown or inner, cwd=cwd)
 
 
 def instance_env(host_env: Mapping[str, str]) -> dict[str, str]:

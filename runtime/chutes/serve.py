@@ -150,6 +150,29 @@ def serve(
     return server.started
 
 
+LIFELINE_LOST = 137  # as if killed by SIGKILL
+
+
+def watch_lifeline(fd: int) -> None:
+    """Kills this process as soon as the pipe `fd` reaches end of file: its writer, the host, is gone.
+
+    A parent-death signal is not enough here: a sandbox that switches uid clears it, and a host
+    killed with SIGKILL must not leave its chutes holding GPUs and sockets.
+    """
+    import threading
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            return  # not a pipe we were given: nothing to watch
+        # not kill(getpid(), SIGKILL): as pid 1 of its sandbox's namespace, the server ignores that
+        os._exit(LIFELINE_LOST)
+
+    threading.Thread(target=watch, name="chutes-lifeline", daemon=True).start()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Reads the command line of `python -m chutes.serve`."""
     parser = argparse.ArgumentParser(
@@ -161,6 +184,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--uds", metavar="PATH", help="listen on this Unix socket instead of --host/--port")
     parser.add_argument("--fd", type=int, help="serve on this inherited listening socket (how a host starts it)")
+    parser.add_argument(
+        "--lifeline",
+        type=int,
+        metavar="FD",
+        help="the read end of a pipe whose writer is the host: when it closes (the host died), exit at once",
+    )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="log level (default: info)")
     return parser.parse_args(argv)
 
@@ -177,6 +206,8 @@ def listen(args: argparse.Namespace) -> socket.socket:
 def main(argv: list[str] | None = None) -> int:
     """Loads and serves a chute; returns the process exit code."""
     args = parse_args(argv)
+    if args.lifeline is not None:
+        watch_lifeline(args.lifeline)
     from chutes.loader import load_chute
 
     try:

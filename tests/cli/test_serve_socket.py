@@ -103,3 +103,16 @@ def test_a_descriptor_that_is_no_listening_socket_is_one_error_line(cli_env: dic
         os.close(write_end)
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: file descriptor {read_end} is not a socket")
+
+
+def test_lifeline_closing_ends_the_server_at_once(cli_env, tmp_path: Path) -> None:  # noqa: ANN001
+    """The host holds the write end; when it dies (even by SIGKILL) the pipe closes, and so does the server."""
+    path = tmp_path / "chute.sock"
+    read_end, write_end = os.pipe()
+    process = start(["--uds", str(path), "--lifeline", str(read_end)], cli_env, tmp_path, pass_fds=[read_end])
+    os.close(read_end)
+    try:
+        assert get_over_socket(path, "/_ping", process, tmp_path).status_code == 200
+    finally:
+        os.close(write_end)
+    assert process.wait(timeout=30) == 137

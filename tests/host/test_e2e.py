@@ -88,10 +88,11 @@ def test_a_fresh_scaffold_deploys_and_its_suggested_call_works(host: Host) -> No
 
 def test_requirement_missing_here_is_stood_in_and_installed_on_the_host(host: Host) -> None:
     project = make_project(host.project.parent / "helper", "host_needs_helper.py")
-    wheels = project.parent / "helper-wheels"
+    # the wheel travels in the bundle: pip runs sandboxed on the host and sees no host path
+    wheels = project / "wheels"
     wheels.mkdir()
     write_wheel(wheels, "chutes-test-helper", "chutes_test_helper", "ANSWER = 42\n")
-    (project / "requirements.txt").write_text(f"--no-index\n--find-links {wheels}\nchutes-test-helper==1.0\n")
+    (project / "requirements.txt").write_text("--no-index\n--find-links wheels\nchutes-test-helper==1.0\n")
     result = host.cli("deploy", "host_needs_helper:chute", key=host.alice, cwd=project)
     assert result.returncode == 0, result.stderr
     assert "stood in for chutes_test_helper" in result.stderr

@@ -25,13 +25,16 @@ def upload(host: Host, body: bytes, key: str) -> int:
 
 
 def pids_alive(pids: list[int]) -> list[int]:
+    """The pids still running: a zombie (dead, not yet reaped by an init that may never reap it) is not."""
     alive = []
     for pid in pids:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            with open(f"/proc/{pid}/status") as status:
+                state = next(line for line in status if line.startswith("State:"))
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        alive.append(pid)
+        if "Z" not in state.split()[1]:
+            alive.append(pid)
     return alive
 
 
@@ -45,7 +48,8 @@ def test_killed_host_restarts_on_its_port_serving_the_last_ready_version(host_fa
         return host.call("alice-hello", "/hello", key=key, json={"name": "v1"}).status_code == 200
 
     wait_for(ready, timeout=60, what="version 1 to be ready", host=host)
-    serving = host.call("alice-hello", "/whoami", key=key, method="GET").json()["pid"]
+    # the pid as the host sees it (inside its sandbox an instance is pid 1)
+    (serving,) = [i["pid"] for i in host.api("GET", "/chutes/hello", key=key).json()["instances"]]
     never_ready = make_tar(
         work / "v2.tgz",
         [
@@ -55,7 +59,7 @@ def test_killed_host_restarts_on_its_port_serving_the_last_ready_version(host_fa
     )
     assert upload(host, never_ready, key) == 202
     chute = wait_for(
-        lambda: (c := host.api("GET", "/chutes/hello", key=key).json())["instances"] and c,
+        lambda: (c := host.api("GET", "/chutes/hello", key=key).json())["instances"] and c["instances"][0]["pid"] and c,
         timeout=30,
         what="version 2 to start",
     )
