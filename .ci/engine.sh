@@ -52,21 +52,8 @@ if [ "${1:-}" = stop ]; then
     exit 0
 fi
 
-# Another apt (an unattended upgrade, a second checkout's setup) may hold the lock for a while:
-# wait for it, bounded, instead of failing at once and letting the engine tests skip.
-APT_LOCK_WAIT=${CHUTES_APT_LOCK_WAIT:-600}
-apt_get() {
-    local deadline=$((SECONDS + APT_LOCK_WAIT)) out
-    while :; do
-        if out=$(apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1); then return 0; fi
-        if ! grep -qiE 'could not (get|open) lock|unable to lock' <<<"$out" || ((SECONDS >= deadline)); then
-            printf '%s\n' "$out" | tail -n 20 >&2
-            return 1
-        fi
-        log "apt is locked by another process; waiting (up to ${APT_LOCK_WAIT}s in all)"
-        sleep 5
-    done
-}
+# shellcheck source=.ci/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 install_packages() {
     local missing=()

@@ -14,20 +14,8 @@ if command -v bwrap >/dev/null; then
 fi
 [ "$(id -u)" = 0 ] || die "need root to apt-get install bubblewrap (or install it yourself: apt-get install bubblewrap)"
 
-# Another apt (an unattended upgrade, the engine setup of a second checkout) may hold the lock: wait, bounded.
-APT_LOCK_WAIT=${CHUTES_APT_LOCK_WAIT:-600}
-apt_get() {
-    local deadline=$((SECONDS + APT_LOCK_WAIT)) out
-    while :; do
-        if out=$(apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1); then return 0; fi
-        if ! grep -qiE 'could not (get|open) lock|unable to lock' <<<"$out" || ((SECONDS >= deadline)); then
-            printf '%s\n' "$out" | tail -n 20 >&2
-            return 1
-        fi
-        log "apt is locked by another process; waiting (up to ${APT_LOCK_WAIT}s in all)"
-        sleep 5
-    done
-}
+# shellcheck source=.ci/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 log "installing bubblewrap"
 export DEBIAN_FRONTEND=noninteractive

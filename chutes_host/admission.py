@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from chutes.endpoint import replay_body
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, check_key, read_key
 
@@ -77,7 +78,7 @@ class ControlAdmission:
             return await send_json(send, exc.status, {"detail": str(exc)}, [CLOSE])
         if body is None:  # the client went away
             return None
-        return await self.app(scope, replay(body, receive), send)
+        return await self.app(scope, replay_body(body, receive), send)
 
 
 class BodyRefused(Exception):
@@ -123,17 +124,3 @@ async def read_small_body(receive: Callable, limit: int) -> bytes | None:
                     return b"".join(chunks)
     except TimeoutError:
         raise BodyRefused(f"the request body did not arrive within {BODY_TIMEOUT:g} s", 408) from None
-
-
-def replay(body: bytes, receive: Callable) -> Callable:
-    """Returns a receive that gives `body` once, then passes on to `receive` (for disconnects)."""
-    sent = False
-
-    async def replayed() -> dict:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
