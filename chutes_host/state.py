@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from chutes_host.auth import KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.metrics import GpuHistory
 from chutes_host.supervisor import Supervisor
 
 
@@ -16,3 +18,5 @@ class HostState:
     db: Database
     supervisor: Supervisor
     keys: KeyCache
+    started_at: float = field(default_factory=time.time)
+    gpu_history: GpuHistory = field(default_factory=GpuHistory)
