@@ -26,5 +26,5 @@ def mount_web(api: FastAPI, state: HostState) -> None:
     api.state.web_sessions = sessions
     api.include_router(create_index_router())
     api.include_router(create_pages_router(state, sessions))
-    api.include_router(create_feeds_router(state, sessions))
+    api.include_router(create_feeds_router(state))
     api.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static")

@@ -17,7 +17,7 @@ from chutes_host.logs import follow_logs
 from chutes_host.metrics import ChuteCounters, read_gpu_usage
 from chutes_host.models import Deployment
 from chutes_host.state import HostState
-from chutes_host.web.sessions import COOKIE, SessionStore, WebSession, check_csrf
+from chutes_host.web.sessions import COOKIE, WebSession, check_csrf
 
 PREFIX = "/dashboard/api"
 # what a browser's Try it may pass on to a cord; cookies, the CSRF token and any key stay behind
@@ -29,23 +29,28 @@ class ScaleIn(BaseModel):
     max_instances: int = Field(ge=1, le=64)
 
 
-def create_feeds_router(state: HostState, sessions: SessionStore) -> APIRouter:
+def signed_in(request: Request) -> WebSession:
+    """Returns the request's dashboard session; 401 without a live one."""
+    session = request.app.state.web_sessions.find(request.cookies.get(COOKIE))
+    if session is None:
+        raise HTTPException(401, "your dashboard session ended; sign in again at /")
+    return session
+
+
+def changing(request: Request, session: Annotated[WebSession, Depends(signed_in)]) -> WebSession:
+    """Returns the session of a request that changes something, once its CSRF token checks out."""
+    check_csrf(request, session)
+    return session
+
+
+SessionDep = Annotated[WebSession, Depends(signed_in)]
+ChangeDep = Annotated[WebSession, Depends(changing)]
+
+
+def create_feeds_router(state: HostState) -> APIRouter:
     """Returns the JSON and streaming routes the dashboard's pages call, each for the signed-in user only."""
     router = APIRouter(include_in_schema=False)
     config, db, supervisor = state.config, state.db, state.supervisor
-
-    def signed_in(request: Request) -> WebSession:
-        session = sessions.find(request.cookies.get(COOKIE))
-        if session is None:
-            raise HTTPException(401, "your dashboard session ended; sign in again at /")
-        return session
-
-    def changing(request: Request, session: Annotated[WebSession, Depends(signed_in)]) -> WebSession:
-        check_csrf(request, session)
-        return session
-
-    SessionDep = Annotated[WebSession, Depends(signed_in)]
-    ChangeDep = Annotated[WebSession, Depends(changing)]
 
     def summary(row: Deployment) -> dict[str, Any]:
         chute = describe_chute(state, row).model_dump(mode="json")
@@ -60,6 +65,11 @@ def create_feeds_router(state: HostState, sessions: SessionStore) -> APIRouter:
     def own_row(session: WebSession, slug: str) -> dict[str, Any]:
         with db.session() as db_session:
             return summary(find_own_deployment(db_session, session.user, slug))
+
+    def own_slugs(session: WebSession) -> set[str]:
+        with db.session() as db_session:
+            rows = db_session.query(Deployment.slug).filter(Deployment.owner_id == session.user_id)
+            return {slug for (slug,) in rows}
 
     @router.get(f"{PREFIX}/chutes")
     def list_chutes(session: SessionDep) -> list[dict[str, Any]]:
@@ -93,17 +103,17 @@ def create_feeds_router(state: HostState, sessions: SessionStore) -> APIRouter:
         from chutes import __version__
 
         usage = await run_in_threadpool(read_gpu_usage, supervisor.gpus.inventory)
+        own = await run_in_threadpool(own_slugs, session)
         snapshot = supervisor.gpus.snapshot()
-        own = f"{session.user_name}-"
         gpus = []
         for gpu in snapshot["gpus"]:
-            holder = gpu["holder"]
+            holder = gpu["holder"]  # e.g. 'alice-llm#0'
             used = usage.get(gpu["uuid"])
             gpus.append(
                 {
                     **gpu,
                     # another user's chute names are theirs: say only that the GPU is taken
-                    "holder": holder if holder is None or holder.startswith(own) else "another user's chute",
+                    "holder": holder if holder is None or holder.rsplit("#", 1)[0] in own else "another user's chute",
                     "memory_used_bytes": used[0] if used else None,
                     "memory_total_bytes": used[1] if used else None,
                     "utilization_percent": used[2] if used else None,

@@ -27,7 +27,7 @@ function card(chute) {
     reason ? el("p", { class: "reason", text: reason }) : null,
     el("dl", { class: "facts compact" },
       el("dt", { text: "Instances" }), el("dd", { class: "instances", text: `${chute.ready_instances} ready of ${chute.instances.length}` }),
-      el("dt", { text: "GPUs / instance" }), el("dd", { text: String(gpus) }),
+      el("dt", { text: "GPUs / instance" }), el("dd", { class: "gpus", text: String(gpus) }),
       el("dt", { text: "Last deploy" }), el("dd", { text: `v${chute.version}, ${ago(chute.updated_at)}` }),
       el("dt", { text: "Requests / min" }), el("dd", { class: "rpm", text: String(stats.requests_per_minute) }),
       el("dt", { text: "Error rate" }), el("dd", { class: "error-rate", text: percent(stats.error_rate) })),

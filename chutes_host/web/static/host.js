@@ -28,7 +28,9 @@ async function refresh() {
     }
     gpuPlot.update([host.gpu_history.map((s) => s.time), ...host.gpus.map((_, i) => host.gpu_history.map((s) => (s.used[i] ?? null) === null ? null : s.used[i] / 2 ** 30))]);
     $("gpu-history-note").textContent = "";
+    $("plot-gpu").hidden = false;
   } else {
+    $("plot-gpu").hidden = true;
     $("gpu-history-note").textContent = "No readings: the host samples GPU memory every 30 s from NVML, and has none here (no GPUs, GPUs declared with --gpus, or no driver).";
   }
 }
