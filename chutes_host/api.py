@@ -204,7 +204,15 @@ def _chutes_router(state: HostState) -> APIRouter:
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
                 spec = await run_in_threadpool(
-                    install_bundle, archive, config, db, user.id, public=public, read_env=read_secrets, check=check_gpus
+                    install_bundle,
+                    archive,
+                    config,
+                    db,
+                    user.id,
+                    public=public,
+                    read_env=read_secrets,
+                    check=check_gpus,
+                    outcome_of=replaced_outcome,
                 )
                 await supervisor.launch(spec)
         finally:
@@ -219,6 +227,13 @@ def _chutes_router(state: HostState) -> APIRouter:
         if refused is not None:
             status, reason = refused
             raise DeployError(f"cannot deploy {manifest.slug!r}: {reason}", status=status)
+
+    def replaced_outcome(slug: str) -> str:
+        """Says how the running version of a chute ends as a deploy replaces it (run in a worker thread)."""
+        live = anyio.from_thread.run_sync(supervisor.route, slug)
+        if live is None or live.phase in ("ready", "stopped"):
+            return "replaced"
+        return live.phase if live.phase == "failed" else f"replaced while {live.phase}"
 
     def _get(user: User, ref: str) -> ChuteOut:
         with db.session() as session:

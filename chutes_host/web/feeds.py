@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes_host.api import describe_chute, remove_chute, scale_own_chute
-from chutes_host.deployments import find_own_deployment
+from chutes_host.deployments import deploy_history, find_own_deployment
 from chutes_host.logs import follow_logs
 from chutes_host.metrics import ChuteCounters, read_gpu_usage
 from chutes_host.models import Deployment
@@ -79,7 +79,13 @@ def create_feeds_router(state: HostState) -> APIRouter:
 
     @router.get(f"{PREFIX}/chutes/{{slug}}")
     def get_chute(slug: str, session: SessionDep) -> dict[str, Any]:
-        return own_row(session, slug)
+        chute = own_row(session, slug)
+        with db.session() as db_session:
+            chute["history"] = [
+                {"version": r.version, "deployed_at": r.created_at.isoformat(), "outcome": r.outcome}
+                for r in deploy_history(db_session, chute["slug"])
+            ]
+        return chute
 
     @router.get(f"{PREFIX}/chutes/{{slug}}/logs")
     async def chute_logs(

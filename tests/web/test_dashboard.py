@@ -247,6 +247,19 @@ def test_scale_from_the_chute_page(alice, host: Host, screenshot) -> None:  # no
     screenshot(alice, "chute-scaled")
 
 
+def test_a_redeploy_shows_in_the_versions_with_their_status(alice, host: Host) -> None:  # noqa: ANN001
+    open_chute(alice)
+    versions = alice.locator("#versions li")
+    expect(versions).to_have_count(1)
+    expect(versions.first).to_contain_text("v1 ready")
+    deployed = host.cli("deploy", "web_demo:chute", key=host.alice, cwd=host.project)
+    assert deployed.returncode == 0, deployed.stderr
+    expect(versions).to_have_count(2)
+    expect(alice.locator('#versions li[data-version="2"]')).to_contain_text("v2 ready")
+    expect(alice.locator('#versions li[data-version="1"]')).to_contain_text("v1 replaced")
+    expect(alice.locator("#version")).to_have_text("v2")
+
+
 def test_the_host_page(alice, screenshot) -> None:  # noqa: ANN001
     alice.goto("/dashboard/host")
     expect(alice.locator("#host-executor")).to_have_text("process")

@@ -27,9 +27,7 @@ async function refresh() {
   $("gpus").textContent = chute.gpus_per_instance ?? "–";
   $("rpm").textContent = chute.stats.requests_per_minute;
   $("errors").textContent = percent(chute.stats.error_rate);
-  const versions = [el("li", {}, el("strong", { text: `v${chute.version}` }), ` ${chute.phase}, deployed ${ago(chute.updated_at)}`)];
-  if (chute.previous) versions.push(el("li", { text: `v${chute.previous.version} ${chute.previous.phase} (serving until v${chute.version} is ready)` }));
-  $("versions").replaceChildren(...versions);
+  $("versions").replaceChildren(...versionItems(chute));
   $("instance-list").replaceChildren(...chute.instances.map((i) => el("li", {},
     el("span", { class: "phase small", "data-phase": i.phase, text: i.phase }),
     ` #${i.index}`, i.gpus.length ? ` on ${i.gpus.map((g) => `GPU ${g.index}`).join(", ")}` : "",
@@ -45,6 +43,18 @@ async function refresh() {
   } else if (!cordsShown) {
     $("cords-status").textContent = `The cords appear once the chute is ready (now: ${chute.phase}).`;
   }
+}
+
+// The deploy history, newest first: the current version's status is its live phase.
+function versionItems(chute) {
+  const history = chute.history.length ? chute.history : [{ version: chute.version, deployed_at: chute.updated_at, outcome: null }];
+  return history.map((v) => {
+    let status = v.outcome;
+    if (v.version === chute.version) status = chute.phase;
+    else if (chute.previous && v.version === chute.previous.version) status = `${chute.previous.phase}, serving until v${chute.version} is ready`;
+    const badge = el("span", { class: "phase small", "data-phase": status.split(/[ ,]/)[0], text: status });
+    return el("li", { "data-version": v.version }, el("strong", { text: `v${v.version}` }), " ", badge, ` deployed ${ago(v.deployed_at)}`);
+  });
 }
 
 // ---- cords, from the chute's own OpenAPI document ----
