@@ -23,6 +23,13 @@ PREFIX = "/dashboard/api"
 # what a browser's Try it may pass on to a cord; cookies, the CSRF token and any key stay behind
 TRY_HEADERS = (b"content-type", b"content-length", b"accept", b"transfer-encoding")
 ERROR_WINDOW_MINUTES = 5
+# a cord's answer arrives on the dashboard's own origin: it may set no cookies there, and a page
+# opened from it runs no scripts and is sniffed as nothing else
+ANSWER_HEADERS_DROPPED = {b"set-cookie", b"content-security-policy", b"x-content-type-options"}
+ANSWER_HEADERS_ADDED = [
+    (b"content-security-policy", b"sandbox; default-src 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
 
 
 class ScaleIn(BaseModel):
@@ -162,7 +169,14 @@ class GatewayCall(Response):
         headers = [(n, v) for n, v in scope["headers"] if n in TRY_HEADERS]
         headers += [(b"host", self.host.encode()), (b"authorization", f"Bearer {self.key}".encode())]
         inner = dict(scope, path=self.path, raw_path=quote(self.path).encode(), root_path="", headers=headers)
-        await self.gateway.route_request(self.slug, inner, receive, send)
+
+        async def send_guarded(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() not in ANSWER_HEADERS_DROPPED]
+                message = {**message, "headers": kept + ANSWER_HEADERS_ADDED}
+            await send(message)
+
+        await self.gateway.route_request(self.slug, inner, receive, send_guarded)
 
 
 def chute_stats(counters: ChuteCounters | None) -> dict[str, Any]:

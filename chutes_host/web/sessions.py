@@ -6,6 +6,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
@@ -99,7 +100,8 @@ def set_session_cookie(response: Response, session: WebSession, *, secure: bool)
 def check_csrf(request: Request, session: WebSession) -> None:
     """Refuses (403) a change that does not carry the session's CSRF token, or comes from another origin."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != str(request.base_url).rstrip("/"):
+    # the host part only: behind a proxy that ends TLS the scheme the host sees is not the browser's
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise HTTPException(403, f"refused: this change came from another site ({origin})")
     given = request.headers.get(CSRF_HEADER, "")
     if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):

@@ -15,8 +15,10 @@ from tests.conftest import free_port
 from tests.host.conftest import CHUTES, Host, cli_env, make_project, wait_for
 from tests.web.conftest import Console
 
-pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips (or, under CI, fails) saying how to install it
+    expect = None
 
 SLUG = "alice-demo"
 READY_TIMEOUT = 180_000  # ms; a shared, busy machine builds the chute's virtualenv
@@ -169,6 +171,21 @@ def test_a_streaming_cord_shows_its_events_one_by_one(alice, host: Host) -> None
     assert released.status_code == 200, released.text
     expect(events).to_have_count(3)
     expect(ticks.locator("text=3 event(s), stream ended")).to_be_visible()
+
+
+def test_a_cords_answer_can_neither_script_the_dashboard_nor_set_its_cookies(alice, host: Host) -> None:  # noqa: ANN001
+    (before,) = [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"]
+    answer = alice.request.get(f"/dashboard/try/{SLUG}/page")
+    assert answer.status == 200 and "<script>" in answer.text()
+    assert "set-cookie" not in answer.headers
+    assert answer.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    # the chute itself did send the cookie: only the dashboard's hop drops it
+    assert "chutes_session=planted" in host.call(SLUG, "/page", method="GET", key=host.alice).headers["set-cookie"]
+    opened = alice.context.new_page()
+    opened.goto(f"/dashboard/try/{SLUG}/page")
+    assert opened.title() == "hi"  # its script did not run
+    opened.close()
+    assert [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"] == [before]
 
 
 def test_a_cords_log_line_appears_in_the_live_tail(alice) -> None:  # noqa: ANN001
@@ -355,6 +372,18 @@ def test_sign_out_ends_the_session(alice, host: Host) -> None:  # noqa: ANN001
     expect(alice.locator("#key")).to_be_visible()
     stolen = httpx.get(f"{host.url}/dashboard/api/chutes", cookies={"chutes_session": cookie["value"]})
     assert stolen.status_code == 401
+
+
+def test_revoking_the_key_ends_its_sessions(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+    key = host.api("POST", "/keys", key=host.bob, params={"label": "browser"}).json()["key"]
+    page = sign_in(browser, host, key, console)
+    assert page.request.get("/dashboard/api/chutes").status == 200
+    prefix = key.split("_")[1]
+    assert host.api("DELETE", f"/keys/{prefix}", key=host.bob).status_code == 200
+    assert page.request.get("/dashboard/api/chutes").status == 401
+    page.goto("/")
+    expect(page.locator("#key")).to_be_visible()
+    page.context.close()
 
 
 def test_no_page_logged_an_error(console: Console) -> None:
