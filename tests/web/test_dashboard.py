@@ -111,6 +111,21 @@ def test_a_wrong_key_gets_a_clear_message_and_no_session(browser, host: Host, co
     context.close()
 
 
+def test_sign_in_and_sign_out_forms_refuse_forged_posts(host: Host) -> None:
+    # another site's form would carry neither the sign-in form's token nor its cookie
+    forged = httpx.post(f"{host.url}/dashboard/sign-in", data={"key": host.alice, "token": "guess"})
+    assert forged.status_code == 403 and "expired or came from another site" in forged.text
+    assert "chutes_session" not in forged.cookies
+    with httpx.Client(base_url=host.url) as client:
+        form = client.get("/", headers={"Accept": "text/html"}).text
+        token = re.search(r'name="token" value="([^"]+)"', form)[1]
+        signed = client.post("/dashboard/sign-in", data={"key": host.alice, "token": token})
+        assert signed.status_code == 303 and client.cookies.get("chutes_session")
+        refused = client.post("/dashboard/sign-out", data={})
+        assert refused.status_code == 403 and "CSRF" in refused.text
+        assert client.get("/dashboard/api/chutes").status_code == 200  # still signed in
+
+
 def test_a_deployed_chute_becomes_ready_in_the_list_without_a_reload(alice, screenshot) -> None:  # noqa: ANN001
     assert alice.alice_first_phase in ("building", "starting", "ready")
     assert alice.alice_reloaded is False
