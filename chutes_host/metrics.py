@@ -23,6 +23,8 @@ class ChuteCounters:
     in_flight: int = 0
     cold_starts: int = 0
     cold_start_seconds: float = 0.0
+    requests: int = 0
+    errors: int = 0
     # [minute, requests, errors, latency seconds summed] for the last hour, newest last (the dashboard's plots)
     minutes: deque = field(default_factory=lambda: deque(maxlen=MINUTES_KEPT), repr=False)
 
@@ -35,8 +37,10 @@ class ChuteCounters:
         bucket = minutes[-1]
         bucket[1] += 1
         bucket[3] += latency
+        self.requests += 1
         if status >= 500 or status == 0:
             bucket[2] += 1
+            self.errors += 1
 
     def per_minute(self, now: float | None = None) -> list[tuple[int, int, int, float]]:
         """Returns (minute start in unix seconds, requests, errors, mean latency) for each of the last 60 minutes."""
@@ -127,6 +131,14 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
     yield "# TYPE chutes_chute_requests_in_flight gauge"
     for slug in slugs:
         yield f'chutes_chute_requests_in_flight{{chute="{escape(slug)}"}} {counters.of(slug).in_flight}'
+    yield "# HELP chutes_chute_requests_total Requests the gateway forwarded to the chute."
+    yield "# TYPE chutes_chute_requests_total counter"
+    for slug in slugs:
+        yield f'chutes_chute_requests_total{{chute="{escape(slug)}"}} {counters.of(slug).requests}'
+    yield "# HELP chutes_chute_request_errors_total Forwarded requests answered with a 5xx, or not answered."
+    yield "# TYPE chutes_chute_request_errors_total counter"
+    for slug in slugs:
+        yield f'chutes_chute_request_errors_total{{chute="{escape(slug)}"}} {counters.of(slug).errors}'
     yield "# HELP chutes_chute_cold_start_seconds Time from starting an instance to its first ready answer."
     yield "# TYPE chutes_chute_cold_start_seconds summary"
     for slug in slugs:

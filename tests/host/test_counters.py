@@ -17,6 +17,7 @@ def test_requests_errors_and_latency_add_up_per_minute() -> None:
     busy = [r for r in rows if r[1]]  # one minute (two, if the minute turned while recording)
     assert sum(r[1] for r in busy) == 4 and sum(r[2] for r in busy) == 2
     assert abs(sum(r[3] * r[1] for r in busy) - 0.6) < 1e-9
+    assert (counters.requests, counters.errors) == (4, 2)  # the running totals /_metrics shows
 
 
 def test_minutes_older_than_an_hour_fall_out() -> None:
