@@ -42,15 +42,24 @@ def render(name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
+def local_path(path: str) -> str:
+    """Returns a path on this host to go to after signing in ('/' for anything else: no open redirects)."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(c in path for c in "\r\n"):
+        return "/"
+    return path
+
+
 def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
     """Returns the dashboard's HTML pages; without a session each shows the sign-in form."""
     router = APIRouter(include_in_schema=False)
     config = state.config
 
-    def sign_in_page(request: Request, *, error: str | None = None, status: int = 200) -> HTMLResponse:
+    def sign_in_page(request: Request, *, error: str | None = None, status: int = 200, then: str = "/") -> HTMLResponse:
         token = secrets.token_urlsafe(24)
         info = describe_host(config, str(request.base_url).rstrip("/"))
-        response = render("sign_in.html", status=status, info=info, token=token, error=error, session=None)
+        response = render(
+            "sign_in.html", status=status, info=info, token=token, error=error, session=None, then=local_path(then)
+        )
         response.set_cookie(
             SIGN_IN_COOKIE, token, max_age=3600, path="/dashboard/sign-in", httponly=True, samesite="strict"
         )
@@ -69,15 +78,23 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         return render("chutes.html", session=session, page="chutes", domain=config.domain)
 
     @router.post("/dashboard/sign-in", response_model=None)
-    def sign_in(request: Request, key: Annotated[str, Form()] = "", token: Annotated[str, Form()] = "") -> Response:
+    def sign_in(
+        request: Request,
+        key: Annotated[str, Form()] = "",
+        token: Annotated[str, Form()] = "",
+        then: Annotated[str, Form()] = "/",
+    ) -> Response:
         expected = request.cookies.get(SIGN_IN_COOKIE, "")
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             return sign_in_page(
-                request, status=403, error="This sign-in form had expired or came from another site; please try again."
+                request,
+                status=403,
+                error="This sign-in form had expired or came from another site; please try again.",
+                then=then,
             )
         key = key.strip()
         if not key:
-            return sign_in_page(request, status=400, error="Paste your API key (it starts with cpk_).")
+            return sign_in_page(request, status=400, error="Paste your API key (it starts with cpk_).", then=then)
         session = sessions.open(key)
         if session is None:
             why = "it is not shaped like a host key (cpk_...)" if not key.startswith("cpk_") else "unknown or revoked"
@@ -86,8 +103,9 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
                 status=401,
                 error=f"That API key was not accepted: {why}. Ask the host's admin for one "
                 "(`chutes host users add NAME` or `chutes host keys create NAME`).",
+                then=then,
             )
-        response = RedirectResponse("/", status_code=303)
+        response = RedirectResponse(local_path(then), status_code=303)
         set_session_cookie(response, session, secure=request.url.scheme == "https")
         response.delete_cookie(SIGN_IN_COOKIE, path="/dashboard/sign-in")
         return response
@@ -108,7 +126,7 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
     async def chute_page(request: Request, slug: str) -> Response:
         session = session_of(request)
         if session is None:
-            return sign_in_page(request, status=401, error="Sign in to see this chute.")
+            return sign_in_page(request, status=401, error="Sign in to see this chute.", then=request.url.path)
 
         def find() -> str:
             with state.db.session() as db_session:
@@ -124,7 +142,7 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
     def host_page(request: Request) -> Response:
         session = session_of(request)
         if session is None:
-            return sign_in_page(request, status=401, error="Sign in to see the host.")
+            return sign_in_page(request, status=401, error="Sign in to see the host.", then=request.url.path)
         return render("host.html", session=session, page="host")
 
     return router

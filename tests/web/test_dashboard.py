@@ -126,6 +126,24 @@ def test_sign_in_and_sign_out_forms_refuse_forged_posts(host: Host) -> None:
         assert client.get("/dashboard/api/chutes").status_code == 200  # still signed in
 
 
+def test_signing_in_from_a_page_leads_back_to_it_and_nowhere_else(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+    context = browser.new_context(base_url=host.url)
+    page = context.new_page()
+    console.watch(page)
+    page.goto("/dashboard/host")
+    expect(page.locator("#sign-in-error")).to_have_text("Sign in to see the host.")
+    page.fill("#key", host.bob)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{host.url}/dashboard/host")
+    expect(page.locator("#host-executor")).to_have_text("process")
+    context.close()
+    with httpx.Client(base_url=host.url) as client:
+        form = client.get("/", headers={"Accept": "text/html"}).text
+        token = re.search(r'name="token" value="([^"]+)"', form)[1]
+        data = {"key": host.bob, "token": token, "then": "//evil.example/"}
+        assert client.post("/dashboard/sign-in", data=data).headers["location"] == "/"
+
+
 def test_a_deployed_chute_becomes_ready_in_the_list_without_a_reload(alice, screenshot) -> None:  # noqa: ANN001
     assert alice.alice_first_phase in ("building", "starting", "ready")
     assert alice.alice_reloaded is False
@@ -312,7 +330,8 @@ def test_pages_read_well_at_phone_width(browser, host: Host, console: Console, s
     screenshot(page, "chutes-phone")
     open_chute(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    screenshot(page, "chute-phone", full_page=False)
+    cord(page, "/ticks")
+    screenshot(page, "chute-phone")
     page.context.close()
 
 
