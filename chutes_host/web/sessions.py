@@ -47,9 +47,10 @@ class WebSession:
 class SessionStore:
     """Live sessions in the host's memory (a host restart signs everyone out); keys are re-checked on use."""
 
-    def __init__(self, keys: KeyCache, *, ttl: float = SESSION_SECONDS) -> None:
+    def __init__(self, keys: KeyCache, *, ttl: float = SESSION_SECONDS, limit: int = MAX_SESSIONS) -> None:
         self.keys = keys
         self.ttl = ttl
+        self.limit = limit
         self._sessions: dict[str, WebSession] = {}
 
     def open(self, key: str) -> WebSession | None:
@@ -58,8 +59,9 @@ class SessionStore:
         if found is None:
             return None
         now = time.time()
-        if len(self._sessions) >= MAX_SESSIONS:
-            self._sessions = {t: s for t, s in self._sessions.items() if s.expires > now}
+        if len(self._sessions) >= self.limit:  # expired ones go first, then the oldest
+            live = sorted((s for s in self._sessions.values() if s.expires > now), key=lambda s: s.expires)
+            self._sessions = {s.token: s for s in live[max(0, len(live) - self.limit + 1) :]}
         session = WebSession(
             token=secrets.token_urlsafe(32),
             key=key,
