@@ -35,7 +35,6 @@ from chutes_host.manifest import Manifest
 from chutes_host.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
-from chutes_host.web import create_web_router
 
 PREFIX = "/api/v1"
 log = logging.getLogger("chutes.host")
@@ -124,7 +123,9 @@ def create_control_api(state: HostState) -> FastAPI:
     )
 
     api.include_router(create_docs_router(PREFIX))
-    api.include_router(create_web_router(state.config))
+    from chutes_host.web import mount_web  # the dashboard imports this module's services
+
+    mount_web(api, state)
 
     @api.get("/_metrics", include_in_schema=False)
     async def host_metrics(request: Request) -> PlainTextResponse:
@@ -208,22 +209,7 @@ def _chutes_router(state: HostState) -> APIRouter:
         return secrets.read_env(session, secrets.secret_box(config), owner_id, chute)
 
     def describe(row: Deployment) -> ChuteOut:
-        live = supervisor.route(row.slug)
-        status = live.describe() if live else {"phase": "stopped"}
-        manifest = row.manifest
-        return ChuteOut(
-            slug=row.slug,
-            name=row.name,
-            username=manifest.get("username", ""),
-            version=row.version,
-            public=row.public,
-            max_instances=row.max_instances,
-            url=config.chute_url(row.slug),
-            cords=[CordOut(**_cord(c)) for c in manifest["cords"]],
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            **status,
-        )
+        return describe_chute(state, row)
 
     @router.get("/limits", response_model=LimitsOut, tags=["chutes"])
     def limits() -> LimitsOut:
@@ -248,7 +234,15 @@ def _chutes_router(state: HostState) -> APIRouter:
         try:
             async with deploy_lock:  # one version number and one directory per deploy, even under races
                 spec = await run_in_threadpool(
-                    install_bundle, archive, config, db, user.id, public=public, read_env=read_secrets, check=check_gpus
+                    install_bundle,
+                    archive,
+                    config,
+                    db,
+                    user.id,
+                    public=public,
+                    read_env=read_secrets,
+                    check=check_gpus,
+                    outcome_of=replaced_outcome,
                 )
                 await supervisor.launch(spec)
         finally:
@@ -263,6 +257,13 @@ def _chutes_router(state: HostState) -> APIRouter:
         if refused is not None:
             status, reason = refused
             raise DeployError(f"cannot deploy {manifest.slug!r}: {reason}", status=status)
+
+    def replaced_outcome(slug: str) -> str:
+        """Says how the running version of a chute ends as a deploy replaces it (run in a worker thread)."""
+        live = anyio.from_thread.run_sync(supervisor.route, slug)
+        if live is None or live.phase in ("ready", "stopped"):
+            return "replaced"
+        return live.phase if live.phase == "failed" else f"replaced while {live.phase}"
 
     def _get(user: User, ref: str) -> ChuteOut:
         with db.session() as session:
@@ -281,21 +282,11 @@ def _chutes_router(state: HostState) -> APIRouter:
 
     @router.delete("/chutes/{ref}", tags=["chutes"])
     async def delete_chute(ref: str, user: UserDep) -> dict[str, str]:
-        slug = await run_in_threadpool(delete_deployment, config, db, user, ref)
-        await supervisor.remove(slug)
-        await run_in_threadpool(shutil.rmtree, config.chutes_dir / slug, True)
-        return {"deleted": slug}
+        return {"deleted": await remove_chute(state, user, ref)}
 
     @router.post("/chutes/{ref}/scale", response_model=ChuteOut, tags=["chutes"])
     async def scale_chute(ref: str, body: ScaleIn, user: UserDep) -> ChuteOut:
-        def update() -> str:
-            with db.session() as session:
-                row = find_own_deployment(session, user, ref)
-                row.max_instances = row.scaled_to = body.max_instances
-                return row.slug
-
-        slug = await run_in_threadpool(update)
-        await supervisor.scale(slug, body.max_instances)
+        slug = await scale_own_chute(state, user, ref, body.max_instances)
         return await run_in_threadpool(_get, user, slug)
 
     @router.get("/chutes/{ref}/logs", tags=["chutes"], response_class=StreamingResponse)
@@ -313,6 +304,48 @@ def _chutes_router(state: HostState) -> APIRouter:
     router.include_router(_secrets_router(state))
     router.include_router(_keys_router(db, state))
     return router
+
+
+def describe_chute(state: HostState, row: Deployment) -> ChuteOut:
+    """Takes a chute's row, and returns it with the live state the supervisor publishes."""
+    live = state.supervisor.route(row.slug)
+    status = live.describe() if live else {"phase": "stopped"}
+    manifest = row.manifest
+    return ChuteOut(
+        slug=row.slug,
+        name=row.name,
+        username=manifest.get("username", ""),
+        version=row.version,
+        public=row.public,
+        max_instances=row.max_instances,
+        url=state.config.chute_url(row.slug),
+        cords=[CordOut(**_cord(c)) for c in manifest["cords"]],
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        **status,
+    )
+
+
+async def scale_own_chute(state: HostState, user: User, ref: str, count: int) -> str:
+    """Records a user's chute's new instance count and has the supervisor reach it; returns the slug."""
+
+    def update() -> str:
+        with state.db.session() as session:
+            row = find_own_deployment(session, user, ref)
+            row.max_instances = row.scaled_to = count
+            return row.slug
+
+    slug = await run_in_threadpool(update)
+    await state.supervisor.scale(slug, count)
+    return slug
+
+
+async def remove_chute(state: HostState, user: User, ref: str) -> str:
+    """Deletes a user's chute: its record and secrets, its instances, its files; returns the slug."""
+    slug = await run_in_threadpool(delete_deployment, state.config, state.db, user, ref)
+    await state.supervisor.remove(slug)
+    await run_in_threadpool(shutil.rmtree, state.config.chutes_dir / slug, True)
+    return slug
 
 
 def _secrets_router(state: HostState) -> APIRouter:

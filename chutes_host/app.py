@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -23,6 +24,7 @@ from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
 from chutes_host.gpus import load_inventory
 from chutes_host.holdings import Holdings
+from chutes_host.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.models import User
 from chutes_host.secrets import SecretError, read_env, secret_box
 from chutes_host.state import HostState
@@ -68,9 +70,11 @@ def create_app(config: HostConfig) -> Gateway:
         if isolation is not None:
             log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
+        sampler = asyncio.create_task(sample_gpu_memory(state), name="GPU memory samples")
         try:
             yield
         finally:
+            sampler.cancel()
             await supervisor.aclose()
             await proxy.aclose()
             db.close()
@@ -81,6 +85,7 @@ def create_app(config: HostConfig) -> Gateway:
         api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy, failures=state.failures
     )
     gateway.state = state
+    api.state.gateway = gateway  # the dashboard's Try it calls cords through it, as the signed-in user
     return gateway
 
 
@@ -94,6 +99,17 @@ class HostServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.stopping.set()
         super().handle_exit(sig, frame)
+
+
+async def sample_gpu_memory(state: HostState) -> None:
+    """Records each GPU's memory in use every GPU_SAMPLE_SECONDS, for the dashboard's last-hour plot."""
+    inventory = state.supervisor.gpus.inventory
+    while True:
+        usage = await asyncio.to_thread(read_gpu_usage, inventory)
+        if not usage:
+            return  # declared GPUs, or none, or no NVML: nothing to sample, now or later
+        state.gpu_history.add(usage)
+        await asyncio.sleep(GPU_SAMPLE_SECONDS)
 
 
 def make_data_dir_private(config: HostConfig) -> None:

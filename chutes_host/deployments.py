@@ -17,7 +17,7 @@ from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
 from chutes_host.manifest import Manifest, parse_manifest
-from chutes_host.models import ChuteSecret, Deployment, User
+from chutes_host.models import ChuteSecret, Deployment, DeployRecord, User
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
@@ -70,11 +70,13 @@ def install_bundle(
     public: bool | None,
     read_env: Callable[[Session, int, str], dict[str, str]] | None = None,
     check: Callable[[Manifest], None] | None = None,
+    outcome_of: Callable[[str], str] | None = None,
 ) -> DeploymentSpec:
     """Unpacks a bundle and records its deployment in one transaction; returns the new spec.
 
     `read_env(session, owner_id, chute_name)` gives the spec's environment (the chute's secrets);
-    `check` may refuse the manifest (raising DeployError) before anything is recorded.
+    `check` may refuse the manifest (raising DeployError) before anything is recorded;
+    `outcome_of(slug)` says how the version this deploy replaces ended, for the chute's history.
     On any failure nothing is left: no directory, no row.
     """
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,7 @@ def install_bundle(
                 for key, value in fields.items():
                     setattr(row, key, value)
             session.flush()
+            record_deploy(session, row, outcome_of(row.slug) if outcome_of is not None else "replaced")
             final = config.chutes_dir / row.slug / str(row.version)
             if final.exists():
                 shutil.rmtree(final)
@@ -132,6 +135,20 @@ def install_bundle(
             shutil.rmtree(final, ignore_errors=True)
         raise
     return spec
+
+
+def record_deploy(session: Session, row: Deployment, previous_outcome: str) -> None:
+    """Adds the row's new version to its chute's history, closing the version it replaces."""
+    open_records = select(DeployRecord).where(DeployRecord.slug == row.slug, DeployRecord.outcome.is_(None))
+    for record in session.execute(open_records).scalars():
+        record.outcome = previous_outcome
+    session.add(DeployRecord(owner_id=row.owner_id, slug=row.slug, version=row.version))
+
+
+def deploy_history(session: Session, slug: str, *, limit: int = 20) -> list[DeployRecord]:
+    """Returns a chute's deploys, newest first."""
+    stmt = select(DeployRecord).where(DeployRecord.slug == slug).order_by(DeployRecord.version.desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
 
 
 def find_deployment(session: Session, slug: str) -> Deployment | None:
@@ -154,6 +171,7 @@ def delete_deployment(config: HostConfig, db: Database, user: User, ref: str) ->
         row = find_own_deployment(session, user, ref)
         slug = row.slug
         session.execute(delete(ChuteSecret).where(ChuteSecret.owner_id == row.owner_id, ChuteSecret.chute == row.name))
+        session.execute(delete(DeployRecord).where(DeployRecord.slug == slug))
         session.delete(row)
     return slug
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chutes.responses import send_json
@@ -72,10 +73,19 @@ class Gateway:
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
         counters = self.supervisor.counters.of(slug)
         counters.in_flight += 1
+        started, status, latency = time.monotonic(), 0, 0.0
+
+        async def send_counted(message: dict) -> None:
+            nonlocal status, latency
+            if message["type"] == "http.response.start":
+                status, latency = message["status"], time.monotonic() - started
+            await send(message)
+
         try:
-            await self.proxy.forward(scope, receive, send, host=target.host, port=target.port, uds=target.uds)
+            await self.proxy.forward(scope, receive, send_counted, host=target.host, port=target.port, uds=target.uds)
         finally:
             counters.in_flight -= 1
+            counters.record(status, latency)
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])

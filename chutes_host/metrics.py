@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chutes.metrics import escape
 from chutes_host.gpus import Inventory, NvmlUnavailable, nvml, usage
 from chutes_host.holdings import Holdings
+
+MINUTES_KEPT = 60
+GPU_SAMPLES_KEPT = 120  # one hour at GPU_SAMPLE_SECONDS
+GPU_SAMPLE_SECONDS = 30.0
 
 
 @dataclass
@@ -18,6 +23,34 @@ class ChuteCounters:
     in_flight: int = 0
     cold_starts: int = 0
     cold_start_seconds: float = 0.0
+    requests: int = 0
+    errors: int = 0
+    # [minute, requests, errors, latency seconds summed] for the last hour, newest last (the dashboard's plots)
+    minutes: deque = field(default_factory=lambda: deque(maxlen=MINUTES_KEPT), repr=False)
+
+    def record(self, status: int, latency: float) -> None:
+        """Counts one forwarded request: its status (0 when no answer started) and seconds to its first byte."""
+        minute = int(time.time() // 60)
+        minutes = self.minutes
+        if not minutes or minutes[-1][0] != minute:
+            minutes.append([minute, 0, 0, 0.0])
+        bucket = minutes[-1]
+        bucket[1] += 1
+        bucket[3] += latency
+        self.requests += 1
+        if status >= 500 or status == 0:
+            bucket[2] += 1
+            self.errors += 1
+
+    def per_minute(self, now: float | None = None) -> list[tuple[int, int, int, float]]:
+        """Returns (minute start in unix seconds, requests, errors, mean latency) for each of the last 60 minutes."""
+        last = int((time.time() if now is None else now) // 60)
+        seen = {m[0]: m for m in list(self.minutes)}
+        rows = []
+        for minute in range(last - MINUTES_KEPT + 1, last + 1):
+            _, requests, errors, latency = seen.get(minute, (minute, 0, 0, 0.0))
+            rows.append((minute * 60, requests, errors, latency / requests if requests else 0.0))
+        return rows
 
 
 @dataclass
@@ -31,6 +64,17 @@ class HostCounters:
         if found is None:
             found = self.chutes[slug] = ChuteCounters()
         return found
+
+
+@dataclass
+class GpuHistory:
+    """Memory in use on each GPU over the last hour, sampled from NVML by the host (the dashboard's plot)."""
+
+    samples: deque = field(default_factory=lambda: deque(maxlen=GPU_SAMPLES_KEPT))
+
+    def add(self, usage: dict[str, tuple[int, int, int]], now: float | None = None) -> None:
+        if usage:
+            self.samples.append((time.time() if now is None else now, {u: v[0] for u, v in usage.items()}))
 
 
 def read_gpu_usage(inventory: Inventory) -> dict[str, tuple[int, int, int]]:
@@ -87,6 +131,14 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
     yield "# TYPE chutes_chute_requests_in_flight gauge"
     for slug in slugs:
         yield f'chutes_chute_requests_in_flight{{chute="{escape(slug)}"}} {counters.of(slug).in_flight}'
+    yield "# HELP chutes_chute_requests_total Requests the gateway forwarded to the chute."
+    yield "# TYPE chutes_chute_requests_total counter"
+    for slug in slugs:
+        yield f'chutes_chute_requests_total{{chute="{escape(slug)}"}} {counters.of(slug).requests}'
+    yield "# HELP chutes_chute_request_errors_total Forwarded requests answered with a 5xx, or not answered."
+    yield "# TYPE chutes_chute_request_errors_total counter"
+    for slug in slugs:
+        yield f'chutes_chute_request_errors_total{{chute="{escape(slug)}"}} {counters.of(slug).errors}'
     yield "# HELP chutes_chute_cold_start_seconds Time from starting an instance to its first ready answer."
     yield "# TYPE chutes_chute_cold_start_seconds summary"
     for slug in slugs:

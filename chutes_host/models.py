@@ -79,6 +79,26 @@ class Deployment(Base):
         return f"Deployment(slug={self.slug!r}, version={self.version}, public={self.public})"
 
 
+class DeployRecord(Base):
+    """One version of a chute as it was deployed, kept for the chute's history.
+
+    `outcome` is None for the version deployed last; a later deploy sets it to how this one ended
+    (`replaced` once it had served, `failed`, or the phase it was still in).
+    """
+
+    __tablename__ = "deploys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"DeployRecord(slug={self.slug!r}, version={self.version}, outcome={self.outcome!r})"
+
+
 class ChuteSecret(Base):
     """A secret of one user's chute, given to its instances as an environment variable; the value is encrypted.
 

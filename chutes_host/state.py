@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.metrics import GpuHistory
 from chutes_host.supervisor import Supervisor
 
 
@@ -21,3 +23,5 @@ class HostState:
     # set (from a signal handler, hence a threading.Event) when the host starts to stop, so
     # endless responses such as followed logs end instead of holding the shutdown
     stopping: threading.Event = field(default_factory=threading.Event)
+    started_at: float = field(default_factory=time.time)
+    gpu_history: GpuHistory = field(default_factory=GpuHistory)

@@ -267,7 +267,10 @@ def test_host_metrics_show_gpus_instances_requests_and_cold_starts(host: Host) -
     busy = 'chutes_chute_requests_in_flight{chute="alice-metered"} 1'
     wait_for(lambda: busy in metrics().text.splitlines(), timeout=10, what="the request in flight", host=host)
     slow.join()
-    assert 'chutes_chute_requests_in_flight{chute="alice-metered"} 0' in metrics().text.splitlines()
+    lines = metrics().text.splitlines()
+    assert 'chutes_chute_requests_in_flight{chute="alice-metered"} 0' in lines
+    assert 'chutes_chute_requests_total{chute="alice-metered"} 1' in lines
+    assert 'chutes_chute_request_errors_total{chute="alice-metered"} 0' in lines
     delete(host, "metered")
     assert "alice-metered" not in metrics().text
 

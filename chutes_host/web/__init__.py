@@ -1,0 +1,30 @@
+"""The host's dashboard for people, served at the bare domain: sign-in, chutes, a chute's cords, the host.
+
+Its pages and data routes are a thin layer over the control API's services (`chutes_host.api`);
+`/` still answers JSON to `Accept: application/json`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from chutes_host.state import HostState
+from chutes_host.web.feeds import create_feeds_router
+from chutes_host.web.index import create_index_router
+from chutes_host.web.pages import STATIC_PATH, create_pages_router
+from chutes_host.web.sessions import SessionStore
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def mount_web(api: FastAPI, state: HostState) -> None:
+    """Adds the bare domain's index, the dashboard's pages and data routes, and its static files to `api`."""
+    sessions = SessionStore(state.keys)
+    api.state.web_sessions = sessions
+    api.include_router(create_index_router())
+    api.include_router(create_pages_router(state, sessions))
+    api.include_router(create_feeds_router(state))
+    api.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static")

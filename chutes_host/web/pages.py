@@ -1,0 +1,148 @@
+"""The dashboard's pages: sign-in (the bare domain's index), the chutes list, one chute, the host."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import jinja2
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.state import HostState
+from chutes_host.web.index import describe_host, wants_json
+from chutes_host.web.sessions import COOKIE, SIGN_IN_COOKIE, SessionStore, WebSession, set_session_cookie
+
+STATIC_PATH = "/dashboard/static"
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+SECURITY_HEADERS = {
+    # every asset comes from the host itself; no inline scripts, so an injected one cannot run
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+        "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def render(name: str, *, status: int = 200, **context: object) -> HTMLResponse:
+    from chutes import __version__
+
+    page = TEMPLATES.get_template(name).render(static=STATIC_PATH, version=__version__, **context)
+    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+
+
+def local_path(path: str) -> str:
+    """Returns a path on this host to go to after signing in ('/' for anything else: no open redirects)."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(c in path for c in "\r\n"):
+        return "/"
+    return path
+
+
+def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
+    """Returns the dashboard's HTML pages; without a session each shows the sign-in form."""
+    router = APIRouter(include_in_schema=False)
+    config = state.config
+
+    def sign_in_page(request: Request, *, error: str | None = None, status: int = 200, then: str = "/") -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        info = describe_host(config, str(request.base_url).rstrip("/"))
+        response = render(
+            "sign_in.html", status=status, info=info, token=token, error=error, session=None, then=local_path(then)
+        )
+        response.set_cookie(
+            SIGN_IN_COOKIE, token, max_age=3600, path="/dashboard/sign-in", httponly=True, samesite="strict"
+        )
+        return response
+
+    def session_of(request: Request) -> WebSession | None:
+        return sessions.find(request.cookies.get(COOKIE))
+
+    @router.get("/", response_model=None)
+    def index(request: Request) -> Response:
+        if wants_json(request.headers.get("accept", "")):
+            return JSONResponse(describe_host(config, str(request.base_url).rstrip("/")))
+        session = session_of(request)
+        if session is None:
+            return sign_in_page(request)
+        return render("chutes.html", session=session, page="chutes", domain=config.domain)
+
+    @router.post("/dashboard/sign-in", response_model=None)
+    def sign_in(
+        request: Request,
+        key: Annotated[str, Form()] = "",
+        token: Annotated[str, Form()] = "",
+        then: Annotated[str, Form()] = "/",
+    ) -> Response:
+        expected = request.cookies.get(SIGN_IN_COOKIE, "")
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            return sign_in_page(
+                request,
+                status=403,
+                error="This sign-in form had expired or came from another site; please try again.",
+                then=then,
+            )
+        key = key.strip()
+        if not key:
+            return sign_in_page(request, status=400, error="Paste your API key (it starts with cpk_).", then=then)
+        session = sessions.open(key)
+        if session is None:
+            why = "it is not shaped like a host key (cpk_...)" if not key.startswith("cpk_") else "unknown or revoked"
+            return sign_in_page(
+                request,
+                status=401,
+                error=f"That API key was not accepted: {why}. Ask the host's admin for one "
+                "(`chutes host users add NAME` or `chutes host keys create NAME`).",
+                then=then,
+            )
+        response = RedirectResponse(local_path(then), status_code=303)
+        set_session_cookie(response, session, secure=request.url.scheme == "https")
+        response.delete_cookie(SIGN_IN_COOKIE, path="/dashboard/sign-in")
+        return response
+
+    @router.post("/dashboard/sign-out", response_model=None)
+    def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        session = session_of(request)
+        if session is not None and not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
+            message = "Sign-out refused: the form carried no valid CSRF token; reload the page and try again."
+            return render("error.html", status=403, session=session, page="", message=message)
+        if session is not None:
+            sessions.close(session.token)
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @router.get("/dashboard/chutes/{slug}", response_model=None)
+    async def chute_page(request: Request, slug: str) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_page(request, status=401, error="Sign in to see this chute.", then=request.url.path)
+
+        def find() -> str:
+            with state.db.session() as db_session:
+                return find_own_deployment(db_session, session.user, slug).slug
+
+        try:
+            own = await run_in_threadpool(find)
+        except DeployError as exc:
+            return render("error.html", status=exc.status, session=session, page="", message=str(exc))
+        return render("chute.html", session=session, page="chute", slug=own, url=config.chute_url(own))
+
+    @router.get("/dashboard/host", response_model=None)
+    def host_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_page(request, status=401, error="Sign in to see the host.", then=request.url.path)
+        return render("host.html", session=session, page="host")
+
+    return router

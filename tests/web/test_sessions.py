@@ -1,0 +1,58 @@
+"""Dashboard sessions against a real SQLite database of users and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chutes_host import accounts
+from chutes_host.auth import KeyCache
+from chutes_host.db import Database
+from chutes_host.web.sessions import SessionStore
+
+
+@pytest.fixture
+def keys(tmp_path: Path):  # noqa: ANN201
+    db = Database(f"sqlite:///{tmp_path / 'host.db'}")
+    with db.session() as session:
+        _, key = accounts.add_user(session, "alice")
+    yield db, KeyCache(db, ttl=0.0), key
+    db.close()
+
+
+def test_a_session_holds_the_user_but_its_token_is_not_the_key(keys) -> None:  # noqa: ANN001
+    _, cache, key = keys
+    store = SessionStore(cache)
+    opened = store.open(key)
+    assert opened is not None and opened.user_name == "alice"
+    assert key not in opened.token and opened.csrf != opened.token
+    assert store.find(opened.token) is opened
+    assert "cpk_" not in repr(opened)
+    assert store.open("cpk_00000000_nope") is None and store.find("not-a-token") is None
+
+
+def test_expired_and_closed_sessions_are_gone(keys) -> None:  # noqa: ANN001
+    _, cache, key = keys
+    expired = SessionStore(cache, ttl=-1)
+    assert expired.find(expired.open(key).token) is None
+    store = SessionStore(cache)
+    opened = store.open(key)
+    store.close(opened.token)
+    assert store.find(opened.token) is None
+
+
+def test_revoking_the_key_ends_the_session(keys) -> None:  # noqa: ANN001
+    db, cache, key = keys
+    store = SessionStore(cache)
+    opened = store.open(key)
+    with db.session() as session:
+        accounts.revoke_key(session, key)
+    assert store.find(opened.token) is None
+
+
+def test_the_store_is_bounded_and_drops_the_oldest(keys) -> None:  # noqa: ANN001
+    _, cache, key = keys
+    store = SessionStore(cache, limit=3)
+    opened = [store.open(key) for _ in range(5)]
+    assert [store.find(s.token) is not None for s in opened] == [False, False, True, True, True]
