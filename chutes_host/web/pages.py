@@ -95,8 +95,15 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         key = key.strip()
         if not key:
             return sign_in_page(request, status=400, error="Paste your API key (it starts with cpk_).", then=then)
+        client = request.client.host if request.client else ""
+        wait = state.failures.blocked(client)  # the same budget of failed key checks as the API and gateway
+        if wait:
+            return sign_in_page(
+                request, status=429, error=f"Too many keys were refused; try again in {max(wait, 1):.0f} s.", then=then
+            )
         session = sessions.open(key)
         if session is None:
+            state.failures.failed(client)
             why = "it is not shaped like a host key (cpk_...)" if not key.startswith("cpk_") else "unknown or revoked"
             return sign_in_page(
                 request,
