@@ -133,7 +133,9 @@ def plan_image(
     """
     from chutes_cli.build.wheel import build_runtime_wheel, fetch_wheelhouse, runtime_pins
 
-    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    python_version = python_version or image.python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    if base_image is None and image.base_image is None and image.python_version:
+        base_image = f"python:{image.python_version}-slim"  # Image.with_python() with no from_base()
     context = collect_context(root)
     check_sources(image, context)
 
