@@ -39,6 +39,9 @@ def deploy_chute(
             "--context", help="Directory to bundle [default: the chute file's directory].", show_default=False
         ),
     ] = None,
+    accept_fee: Annotated[
+        bool, typer.Option("--accept-fee", help="Accepted for the Chutes SDK; a self-hosted host charges no fee.")
+    ] = False,
 ) -> None:
     """Upload a chute to your host and wait until it is ready; prints its URL.
 
@@ -52,6 +55,8 @@ def deploy_chute(
     with tempfile.TemporaryDirectory(prefix="chutes-deploy-") as tmp:
         bundle, manifest = make_bundle(ref, context, Path(tmp) / "bundle.tar.gz", public=public, image=image)
         size = bundle.stat().st_size
+        for line in manifest.get("ignored", []):
+            note(f"ignored here: {line}")
         note(f"uploading {manifest['slug']} ({format_size(size)}) to {url}")
         try:
             with HostClient(url, api_key) as client:

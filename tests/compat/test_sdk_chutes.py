@@ -8,14 +8,15 @@ import json
 import httpx
 import pytest
 
-from chutes.chute import Chute, NodeSelector
+from chutes.chute import Chute, ChutePack, NodeSelector
 from chutes.exception import DuplicatePath, InvalidPath
 from chutes.testing import client
 
 
 def load(name: str) -> Chute:
-    module = importlib.import_module(f"tests.compat.chutes.{name}")
-    return importlib.reload(module).chute
+    """Imports a fixture chute file afresh, and returns its chute (the pack's, for a template)."""
+    module = importlib.reload(importlib.import_module(f"tests.compat.chutes.{name}"))
+    return module.chute.chute if isinstance(module.chute, ChutePack) else module.chute
 
 
 def test_names_keywords_and_platform_features_land_in_the_manifest() -> None:
