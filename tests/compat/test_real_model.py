@@ -63,7 +63,7 @@ def test_chat_stream_and_embeddings_through_a_deployed_host(host_factory, tmp_pa
     import openai
 
     host = host_factory("--health-interval", "0.5")
-    key = host.add_user("alice")
+    key = host.add_user("chutes")  # the example's username: a host takes a chute only from its owner
     project = tmp_path / "project"
     shutil.copytree(EXAMPLE, project)
     deployed = host.cli("deploy", "smollm2:chute", "--public", key=key, cwd=project, timeout=600)
