@@ -44,6 +44,12 @@ async def test_a_lone_dict_list_or_any_parameter_is_the_whole_body() -> None:
         assert (await c.post("/anything", json="text")).json() == {"type": "str"}
         assert (await c.post("/schema", json={"q": "x", "k": 1})).json() == {"q": "x", "keys": ["k", "q"]}
         assert (await c.get("/voices")).json() == {"af": "American female"}
+        paths = (await c.get("/openapi.json")).json()["paths"]
+        schema = paths["/schema"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["required"] == ["q"]
+        assert paths["/speak"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "type": "object"
+        }
         refused = await c.post("/configure", json=[1])
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["type"] == "dict_type"
