@@ -42,16 +42,13 @@ def check_openai_routes(client) -> None:  # noqa: ANN001
     assert "".join(pieces).strip()
     text = client.completions.create(model=MODEL, prompt="One, two, three,", max_tokens=5, temperature=0)
     assert text.choices[0].text
-    vectors = client.embeddings.create(model=MODEL, input=["a cat", "a dog"]).data
-    assert len(vectors) == 2 and len(vectors[0].embedding) == len(vectors[1].embedding) > 100
-    assert vectors[0].embedding != vectors[1].embedding
     # the template checks the body before the engine sees it: an empty conversation is a 422
     with pytest.raises(openai.UnprocessableEntityError) as info:
         client.chat.completions.create(model=MODEL, messages=[], max_tokens=4)
-    assert info.value.body[0]["loc"] == ["body", "messages"]
+    assert info.value.body["detail"][0]["loc"] == ["body", "messages"]
 
 
-def test_chat_stream_and_embeddings_through_chutes_run(start_server) -> None:  # noqa: F811
+def test_chat_and_stream_through_chutes_run(start_server) -> None:  # noqa: F811
     import openai
 
     server = start_server("smollm2.py:chute", cwd=EXAMPLE, env={"SMOLLM2_ENGINE_PORT": str(free_port())})
@@ -59,7 +56,7 @@ def test_chat_stream_and_embeddings_through_chutes_run(start_server) -> None:  #
         check_openai_routes(client)
 
 
-def test_chat_stream_and_embeddings_through_a_deployed_host(host_factory, tmp_path: Path) -> None:  # noqa: F811
+def test_chat_and_stream_through_a_deployed_host(host_factory, tmp_path: Path) -> None:  # noqa: F811
     import openai
 
     host = host_factory("--health-interval", "0.5")

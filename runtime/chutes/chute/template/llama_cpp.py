@@ -14,7 +14,9 @@ from chutes.image.standard.llama_cpp import LLAMA_CPP
 from chutes.node_selector import NodeSelector
 
 __all__ = ["build_llama_cpp_chute", "llama_cpp_command", "OpenAIChute"]
-LLAMA_CPP_ROUTES = ("chat", "completions", "models", "embeddings")
+LLAMA_CPP_ROUTES = ("chat", "completions", "models")
+# llama-cpp-python's server has no setting for a pooling type, so a chat model's GGUF (which names
+# none) embeds per token, not as the one vector /v1/embeddings promises: embeddings are left out
 
 
 def llama_cpp_command(
@@ -25,7 +27,7 @@ def llama_cpp_command(
         "python", "-m", "llama_cpp.server",
         "--model", model_path, "--model_alias", model_name,
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(context_size), "--embedding", "true",
+        "--n_ctx", str(context_size),
         *split_engine_args(engine_args),
     ]  # fmt: skip
 
@@ -45,7 +47,7 @@ def build_llama_cpp_chute(
     shutdown_after_seconds: int = 300,
     engine_port: int = ENGINE_PORT,
 ) -> OpenAIChute:
-    """Returns a chute serving `model_path` (a .gguf file) as `model_name`: chat, completions, embeddings, models.
+    """Returns a chute serving `model_path` (a .gguf file) as `model_name`: chat, completions and models.
 
     With no `node_selector` it asks for no GPU, so any host runs it.
     """
