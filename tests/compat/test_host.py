@@ -24,6 +24,7 @@ def test_sdk_names_and_a_stream_pair_through_the_gateway(host_factory, tmp_path:
     slug = "myuser-unsloth-llama-3-2-1b-instruct"
     assert deployed.stdout.strip() == f"http://{slug}.localhost:{host.port}"
     assert f"uploading {slug}" in deployed.stderr
+    assert deployed.stderr.count("ignored here: tee=True asks the platform for a confidential-computing node") == 1
     body = {"messages": [{"role": "user", "content": "hello there"}]}
     plain = host.call(slug, "/v1/chat/completions", key=key, json=body)
     assert plain.json() == {"choices": [{"message": {"content": "HELLO THERE"}}]}

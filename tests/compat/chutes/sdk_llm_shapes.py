@@ -7,6 +7,7 @@ chute = Chute(
     name="unsloth/Llama-3.2-1B-Instruct",
     image="chutes/vllm:nightly",
     node_selector=NodeSelector(gpu_count=0),
+    tee=True,
 )
 
 
