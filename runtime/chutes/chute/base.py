@@ -33,14 +33,14 @@ class Chute:
 
     chute = Chute(username="myuser", name="my-chute", image="my-image")
 
-    `name` may be written as the Chutes platform's SDK allows ("org/Model-1.5B"); the chute is served
-    at its slug, one hostname label derived from username and name (`chute.slug`).
-
     @chute.cord(public_api_path="/hello")
     async def say_hello(self, name: str) -> dict:
         return {"message": f"Hello, {name}!"}
 
     uvicorn.run(chute)  # or: chutes run my_chute:chute --dev
+
+    `name` may be written as the Chutes platform's SDK allows ("org/Model-1.5B"); the chute is served
+    at its slug, one hostname label derived from username and name (`chute.slug`).
     """
 
     def __init__(
