@@ -98,7 +98,9 @@ def describe_directives(image: Image | None) -> list[dict[str, Any]]:
         elif isinstance(d, User):
             records.append({"kind": "user", "user": d.user})
         elif isinstance(d, Add):
-            records.append({"kind": "add", "src": f"app/{d.src}", "dest": d.dest})
+            flags = [f"--chown={d.chown}"] if d.chown else []
+            flags += [f"--chmod={d.chmod}"] if d.chmod else []
+            records.append({"kind": "add", "src": f"app/{d.src}", "dest": d.dest, "flags": flags})
         elif isinstance(d, Label):
             records.append({"kind": "label", "key": d.key, "value": d.value})
         elif not isinstance(d, Entrypoint):

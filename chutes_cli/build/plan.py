@@ -143,7 +143,9 @@ def plan_image(
     def fetch_wheelhouse(reqs: list[str], *, python_version: str) -> Path:
         return fetch(reqs, python_version=python_version, on_line=on_fetch_line)
 
-    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    python_version = python_version or image.python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    if base_image is None and image.base_image is None and image.python_version:
+        base_image = f"python:{image.python_version}-slim"  # Image.with_python() with no from_base()
     context = collect_context(root)
     check_sources(image, context)
 

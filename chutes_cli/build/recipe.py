@@ -35,7 +35,7 @@ def image_to_data(image: Image) -> dict[str, Any]:
         elif isinstance(d, User):
             steps.append({"user": d.user})
         elif isinstance(d, Add):
-            steps.append({"add": [d.src, d.dest]})
+            steps.append({"add": [d.src, d.dest, d.chown, d.chmod] if d.chown or d.chmod else [d.src, d.dest]})
         elif isinstance(d, Entrypoint):
             steps.append({"entrypoint": list(d.args)})
         elif isinstance(d, Label):
@@ -47,6 +47,7 @@ def image_to_data(image: Image) -> dict[str, Any]:
         "name": image.name,
         "tag": image.tag,
         "base_image": image.base_image,
+        "python_version": image.python_version,
         "steps": steps,
     }
 
@@ -62,6 +63,8 @@ def image_from_data(data: Any) -> Image:
         image = Image(data.get("username"), data.get("name"), data.get("tag"))
         if data.get("base_image") is not None:
             image.from_base(data["base_image"])
+        if data.get("python_version") is not None:
+            image.with_python(data["python_version"])
     except ChuteDefinitionError as exc:
         raise RecipeError(f"image: {exc}") from None
     for number, step in enumerate(steps, start=1):
@@ -99,8 +102,8 @@ def replay(image: Image, kind: str, value: Any) -> None:
     elif kind == "user":
         image.set_user(value)
     elif kind == "add":
-        src, dest = value
-        image.add(src, dest)
+        src, dest, chown, chmod = value if len(value) == 4 else (*value, None, None)
+        image.add(src, dest, chown=chown, chmod=chmod)
     elif kind == "entrypoint":
         if isinstance(value, str):
             raise TypeError

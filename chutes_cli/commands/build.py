@@ -37,6 +37,12 @@ def build_chute(
     python: Annotated[
         str | None, typer.Option(help="Python X.Y of the base image, for the wheels (default: this Python's).")
     ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Accepted for the Chutes SDK: builds here are always local.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Accepted for the Chutes SDK: a build here always runs to its end.")
+    ] = False,
 ) -> None:
     """Build a chute's image: requirements first, code last, so code edits rebuild in about a second.
 
@@ -51,6 +57,8 @@ def build_chute(
     if python is not None and not is_python_version(python):
         fail_usage(f"--python {python!r} is not a Python version like 3.11")
     chute = load_chute(ref)
+    for line in chute.ignored:
+        typer.echo(f"Note: ignored here: {line}", err=True)
     if isinstance(chute.image, str):
         typer.echo(f"Nothing to build: chute {chute.slug!r} uses the prebuilt image {chute.image!r}.", err=True)
         return

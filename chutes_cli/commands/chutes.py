@@ -16,9 +16,16 @@ NameArg = Annotated[str, typer.Argument(help="The chute's name (or USER-NAME slu
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the host's JSON answer.")]
 
 
-def list_chutes(host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+def list_chutes(
+    host: HostOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show at most this many.", min=1)] = None,
+) -> None:
     """List your chutes on the host with their phase and URL."""
     chutes = _call(host, key, lambda c: c.list_chutes())
+    if limit is not None:
+        chutes = chutes[:limit]
     if as_json:
         typer.echo(json.dumps(chutes, indent=2))
         return

@@ -40,6 +40,9 @@ def deploy_chute(
             "--context", help="Directory to bundle [default: the chute file's directory].", show_default=False
         ),
     ] = None,
+    accept_fee: Annotated[
+        bool, typer.Option("--accept-fee", help="Accepted for the Chutes SDK; a self-hosted host charges no fee.")
+    ] = False,
 ) -> None:
     """Upload a chute to your host and wait until it is ready; prints its URL.
 
@@ -58,6 +61,8 @@ def deploy_chute(
             if prepared.stood_in:
                 names = ", ".join(sorted(prepared.stood_in))
                 note(f"stood in for {names}: not installed here, but named in requirements.txt (the host installs it)")
+            for line in prepared.manifest.get("ignored", []):
+                note(f"ignored here: {line}")
             check_limits(prepared, limits, url)
             bundle = write_bundle(prepared, Path(tmp) / "bundle.tar.gz", limits=limits, url=url)
             size = bundle.stat().st_size

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, create_model
 from pydantic_core import from_json
 from starlette.background import BackgroundTasks
 from starlette.datastructures import UploadFile
@@ -29,6 +29,7 @@ class Binding:
     kind is one of:
       "fields"  each parameter is a key of a JSON object body (query string for GET/DELETE)
       "model"   one pydantic model parameter (or `input_schema`) takes the whole object
+      "body"    one parameter typed `dict`, `list` or `Any` takes the whole JSON body (FastAPI's rule)
       "raw"     one `bytes` parameter takes the raw body
       "fastapi" FastAPI parameters (Depends, File, Form, Header, Query, ...): FastAPI binds them
     """
@@ -52,9 +53,11 @@ class Binding:
             if self.finite and (b"NaN" in body or b"Infinity" in body):
                 refuse_non_finite(body, self.model.__name__)
         else:
-            value = self.model.__pydantic_validator__.validate_python({})
+            value = self.model.__pydantic_validator__.validate_python(None if self.kind == "body" else {})
         if self.kind == "fields":
             return dict(value.__dict__)
+        if self.kind == "body":
+            return {self.param: value.root}
         return {self.param: value} if self.param else {}
 
     @property
@@ -100,6 +103,7 @@ def analyse_parameters(
     input_schema: type[BaseModel] | None,
     model_name: str,
     fail: Callable[[str], Exception],
+    whole_body: bool = False,
 ) -> Binding:
     """Takes a cord's parameters (without self), and returns how to bind them."""
     request_param = None
@@ -134,6 +138,9 @@ def analyse_parameters(
             return model_binding("model", ann, direct[0].name, request_param, from_query)
         if ann is bytes and not from_query:
             return Binding("raw", param=direct[0].name, request_param=request_param)
+        if not from_query and (whole_body or takes_whole_body(ann)):
+            model = build_body_model(ann, model_name, fail)
+            return Binding("body", model, direct[0].name, request_param, from_query)
     model = build_fields_model(direct, model_name, fail)
     return model_binding("fields", model, None, request_param, from_query)
 
@@ -161,6 +168,24 @@ def build_fields_model(
         return create_model(model_name, __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields)
     except Exception as exc:  # pydantic raises several types for unusable annotations
         raise fail(f"its parameters cannot be validated: {exc}") from exc
+
+
+def takes_whole_body(annotation: Any) -> bool:
+    """Returns whether a lone parameter of this type is the whole body: `dict`, `list`, `Any` (and their forms)."""
+    if annotation is Any:
+        return True
+    kinds = [get_origin(t) or t for t in flatten_annotation(annotation) if t is not type(None)]
+    return bool(kinds) and all(k in (dict, list) for k in kinds[:1])
+
+
+def build_body_model(annotation: Any, model_name: str, fail: Callable[[str], Exception]) -> type[BaseModel]:
+    """Takes the annotation of a whole-body parameter, and returns a root model that validates the body."""
+    if annotation is inspect.Parameter.empty:
+        annotation = Any
+    try:
+        return create_model(model_name, __base__=RootModel[annotation])
+    except Exception as exc:  # pydantic raises several types for unusable annotations
+        raise fail(f"its parameter cannot be validated: {exc}") from exc
 
 
 def check_schema_annotation(p: inspect.Parameter, schema: type[BaseModel], fail: Callable) -> None:

@@ -12,12 +12,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from chutes.binding import Binding, analyse_parameters, is_model, model_binding
-from chutes.exceptions import CordDefinitionError
+from chutes.exceptions import CordDefinitionError, InvalidPath
+from chutes.schema import check_json_schema
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 RESERVED_PATHS = frozenset({"/_ping", "/_ready", "/_metrics", "/openapi.json", "/docs"})
 PATH_PATTERN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*")
 MEDIA_TYPE_PATTERN = re.compile(r"[\w.+-]+/[\w.+-]+(\s*;.*)?")
+# the Chutes platform's SDK forwards a passthrough cord to this port when none is given
+DEFAULT_PASSTHROUGH_PORT = 8000
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -39,6 +42,9 @@ class Cord:
     is_async: bool = True
     filename: str = ""
     lineno: int = 0
+    alias: str | None = None
+    input_json_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         extra = ", stream=True" if self.stream else ""
@@ -55,6 +61,8 @@ class Cord:
         """Returns the top-level keys the cord reads, for listings."""
         if self.binding is not None and self.binding.kind == "raw":
             return [f"{self.binding.param} (raw body)"]
+        if self.binding is not None and self.binding.kind == "body":
+            return [f"{self.binding.param} (whole body)"]
         return list(self.input_model.model_fields) if self.input_model else []
 
 
@@ -72,6 +80,10 @@ def define_cord(
     passthrough: bool = False,
     passthrough_path: str | None = None,
     passthrough_port: int | None = None,
+    output_schema: type[BaseModel] | dict | None = None,
+    pass_chute: bool = True,
+    provision_timeout: int | None = None,
+    sglang_passthrough: bool = False,
 ) -> Cord:
     """Takes a function and the decorator's arguments, and returns its Cord (or raises CordDefinitionError)."""
     if not callable(fn):
@@ -85,10 +97,20 @@ def define_cord(
     def fail(message: str) -> CordDefinitionError:
         return CordDefinitionError(f"{where}: {message}")
 
-    route = check_path(public_api_path, path, name, fail)
+    # pass_chute, provision_timeout and sglang_passthrough steer the platform's client and
+    # scheduler; here every cord gets the chute and is ready when the chute is
+    route, alias = check_path(public_api_path, path, name, fail)
     verb = check_method(method, public_api_method, fail)
+    json_schema = None
+    if isinstance(input_schema, dict):
+        json_schema = check_json_schema(input_schema, "input_schema", fail)
+        input_schema = None
+    if isinstance(minimal_input_schema, dict):
+        check_json_schema(minimal_input_schema, "minimal_input_schema", fail)
+        minimal_input_schema = None
     if input_schema is not None and not is_model(input_schema):
-        raise fail(f"input_schema must be a pydantic BaseModel class, not {input_schema!r}")
+        raise fail(f"input_schema must be a pydantic BaseModel class or a JSON-schema dict, not {input_schema!r}")
+    out_schema = check_output_schema(output_schema, fail)
     if minimal_input_schema is not None:
         check_minimal_schema(input_schema, minimal_input_schema, fail)
     if output_content_type is not None and not MEDIA_TYPE_PATTERN.fullmatch(output_content_type):
@@ -99,14 +121,14 @@ def define_cord(
     is_gen = is_async_gen or inspect.isgeneratorfunction(fn)
     if passthrough:
         port = check_passthrough(passthrough_port, fail)
-        target = passthrough_path or route
+        target = normalise_path(passthrough_path) if passthrough_path else route
         if not PATH_PATTERN.fullmatch(target):
-            raise fail(f"passthrough_path {target!r} must start with '/' and hold only URL path characters")
+            raise InvalidPath(f"{where}: passthrough_path {target!r} must be a URL path like '/v1/models'")
         from_query = verb in ("GET", "DELETE")
         binding = model_binding("model", input_schema, None, None, from_query) if input_schema else None
         return Cord(
             name, route, verb, fn, binding, stream, True, target, port, output_content_type,
-            input_schema, minimal_input_schema, True, filename, lineno,
+            input_schema, minimal_input_schema, True, filename, lineno, alias, json_schema, out_schema,
         )  # fmt: skip
     if stream and not is_gen:
         raise fail("stream=True needs a generator function; use 'yield' to send each item")
@@ -118,26 +140,61 @@ def define_cord(
         input_schema=input_schema,
         model_name=model_name_for(name),
         fail=fail,
+        whole_body=json_schema is not None,
     )
     is_async = is_async_gen or inspect.iscoroutinefunction(fn)
     return Cord(
         name, route, verb, fn, binding, stream, False, None, None, output_content_type,
-        binding.model, minimal_input_schema, is_async, filename, lineno,
+        binding.model, minimal_input_schema, is_async, filename, lineno, alias, json_schema, out_schema,
     )  # fmt: skip
 
 
-def check_path(public_api_path: str | None, path: str | None, name: str, fail: Callable) -> str:
-    if public_api_path and path and public_api_path != path:
-        raise fail(f"public_api_path={public_api_path!r} and path={path!r} disagree; give one of them")
-    route = public_api_path or path or f"/{name}"
+def check_path(public_api_path: str | None, path: str | None, name: str, fail: Callable) -> tuple[str, str | None]:
+    """Returns the route (public_api_path, else path, else /name) and the other path when both are given.
+
+    As in the SDK, `path` names the cord's own route and `public_api_path` the one clients use; a
+    chute here serves the cord at both.
+    """
+    route = check_one_path(public_api_path or path or f"/{name}", fail)
+    alias = None
+    if public_api_path and path:
+        alias = check_one_path(path, fail)
+        if alias == route:
+            alias = None
+    return route, alias
+
+
+def normalise_path(path: Any) -> Any:
+    """Adds the leading '/' the SDK lets users leave out ('generate' is '/generate')."""
+    if isinstance(path, str) and path and not path.startswith("/") and PATH_PATTERN.fullmatch("/" + path):
+        return "/" + path
+    return path
+
+
+def check_one_path(path: Any, fail: Callable) -> str:
+    route = normalise_path(path)
     if not isinstance(route, str) or not PATH_PATTERN.fullmatch(route):
-        raise fail(
-            f"path {route!r} must start with '/' and hold only URL path characters "
-            "(letters, digits, '-', '_', '.', '~', '/'); no spaces, '?' or '#'"
+        raise InvalidPath(
+            str(
+                fail(
+                    f"path {route!r} must start with '/' and hold only URL path characters "
+                    "(letters, digits, '-', '_', '.', '~', '/'); no spaces, '?' or '#'"
+                )
+            )
         )
     if route in RESERVED_PATHS:
-        raise fail(f"path {route!r} is a built-in route of every chute; choose another path")
+        raise InvalidPath(str(fail(f"path {route!r} is a built-in route of every chute; choose another path")))
     return route
+
+
+def check_output_schema(schema: Any, fail: Callable) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    if is_model(schema):
+        return schema.model_json_schema()
+    if isinstance(schema, dict):
+        return check_json_schema(schema, "output_schema", fail)
+    raise fail(f"output_schema must be a pydantic BaseModel class or a JSON-schema dict, not {schema!r}")
 
 
 def check_method(method: str | None, public_api_method: str | None, fail: Callable) -> str:
@@ -165,7 +222,7 @@ def check_minimal_schema(full: type[BaseModel] | None, minimal: type[BaseModel],
 
 def check_passthrough(port: Any, fail: Callable) -> int:
     if port is None:
-        raise fail("passthrough=True needs passthrough_port, the local port of the service to forward to")
+        return DEFAULT_PASSTHROUGH_PORT
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise fail(f"passthrough_port must be a port number from 1 to 65535, not {port!r}")
     return port

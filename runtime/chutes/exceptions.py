@@ -3,8 +3,15 @@
     ChutesError
     ├── ChuteDefinitionError   a Chute(...) argument is invalid
     ├── CordDefinitionError    a @chute.cord(...) or hook mistake, found at decoration time
+    │   ├── InvalidPath        a cord path that is not a URL path
+    │   └── DuplicatePath      a path and method another cord already serves
     ├── ChuteLoadError         a 'module:attr' reference cannot be loaded
-    └── StartupError           an on_startup hook failed; the server must not serve
+    ├── StartupError           an on_startup hook failed; the server must not serve
+    ├── AuthenticationRequired the SDK's name for a call that needs an API key
+    ├── NotConfigured          the SDK's name for a missing client configuration
+    └── StillProvisioning      the SDK's name for a chute that has no ready instance yet
+
+`chutes.exception` re-exports the SDK's names, so code written for the Chutes platform imports them.
 
 The passthrough proxy's errors (`chutes.proxy.errors`: UpstreamError and its kinds, unreachable,
 timeout, closed, invalid) are translated into 502/504 answers there and never reach user code.
@@ -28,9 +35,29 @@ class CordDefinitionError(ChutesError, ValueError):
     """A decorated function cannot become a cord or hook; the message names it and the fix."""
 
 
+class InvalidPath(CordDefinitionError):
+    """A cord's path, public_api_path or passthrough_path is not a URL path."""
+
+
+class DuplicatePath(CordDefinitionError):
+    """Two cords of a chute claim the same path and method (and neither streams where the other does not)."""
+
+
 class ChuteLoadError(ChutesError):
     """A chute reference ('module:attr' or 'file.py:attr') cannot be loaded."""
 
 
 class StartupError(ChutesError):
     """An `on_startup` hook raised; the message holds the hook's name and traceback."""
+
+
+class AuthenticationRequired(ChutesError, RuntimeError):
+    """A call needs an API key and none was configured."""
+
+
+class NotConfigured(ChutesError, RuntimeError):
+    """The client has no configuration (host URL or API key) to act on."""
+
+
+class StillProvisioning(ChutesError, RuntimeError):
+    """The chute has no ready instance yet; retry shortly."""

@@ -31,6 +31,8 @@ def load_chute(ref: str) -> Chute:
         value = getattr(module, attr)
     except AttributeError:
         raise ChuteLoadError(f"{target!r} has no attribute {attr!r}. {describe_chutes(module, target)}") from None
+    if isinstance(getattr(value, "chute", None), Chute):  # a ChutePack, as the SDK's templates return
+        value = value.chute
     if not isinstance(value, Chute):
         kind = type(value).__name__
         raise ChuteLoadError(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9 _.-]{0,63}$")
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -15,15 +16,33 @@ class NodeSelector(BaseModel):
     """GPUs a chute needs, e.g. `NodeSelector(gpu_count=2, min_vram_gb_per_gpu=48, include=["a100", "h100"])`.
 
     `gpu_count=0` makes a CPU chute: it is given no GPU (and sees none), so it runs on any host.
+    Keys it does not know are ignored, as the Chutes platform's SDK does, and listed in
+    `ignored_keys` so `chutes build` and `chutes deploy` can point out a typo.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     gpu_count: int = Field(1, ge=0, le=8)
     min_vram_gb_per_gpu: int = Field(16, ge=16, le=140)
     include: list[str] | None = None
     exclude: list[str] | None = None
     max_hourly_price_per_gpu: float | None = Field(None, gt=0)
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_unknown_keys(cls, data: Any, handler: Any) -> NodeSelector:
+        selector = handler(data)
+        if isinstance(data, dict):
+            unknown = tuple(sorted(str(k) for k in data if k not in cls.model_fields))
+            if unknown:
+                selector._ignored = unknown
+        return selector
+
+    @property
+    def ignored_keys(self) -> tuple[str, ...]:
+        """The keys given that this host does not know (and ignored)."""
+        return self._ignored
 
     @field_validator("include", "exclude")
     @classmethod

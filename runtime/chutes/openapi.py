@@ -42,6 +42,12 @@ def build_openapi(chute: Chute) -> dict[str, Any]:
     for cord in chute.cords:  # FastAPI adds its default JSON media type beside ours
         operation = document["paths"][cord.path][cord.method.lower()]
         operation["responses"]["200"]["content"] = documented_responses(cord)[200]["content"]
+        if cord.input_json_schema is not None and "requestBody" in operation:  # given as a dict, SDK style
+            operation["requestBody"]["content"] = {"application/json": {"schema": cord.input_json_schema}}
+        if cord.output_schema is not None and not cord.stream:
+            content = operation["responses"]["200"]["content"]
+            for media in content.values():
+                media["schema"] = cord.output_schema
     add_minimal_schemas(chute, document)
     return document
 

@@ -38,7 +38,7 @@ def test_the_wheel_holds_the_runtime_only_with_a_valid_record(tmp_path: Path) ->
     assert wheel.name == f"chutes-{chutes.__version__}-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-        assert "chutes/__init__.py" in names and "chutes/image.py" in names and "chutes/serve.py" in names
+        assert "chutes/__init__.py" in names and "chutes/image/base.py" in names and "chutes/serve.py" in names
         assert not any(n.startswith(("chutes_cli/", "chutes_host/")) or "__pycache__" in n for n in names)
         record = zf.read(f"chutes-{chutes.__version__}.dist-info/RECORD").decode().splitlines()
         for line in record:

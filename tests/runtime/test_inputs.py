@@ -58,7 +58,7 @@ async def test_get_and_delete_read_the_query_string() -> None:
 
 async def test_method_synonym_and_default_path() -> None:
     async with client(chute) as c:
-        r = await c.put("/put_config", json={"config": {"a": 1}})
+        r = await c.put("/put_config", json={"a": 1})  # a lone `dict` parameter is the whole body
         assert r.json() == {"config": {"a": 1}}
         assert (await c.post("/nothing")).json() == {"ok": True}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,9 +30,11 @@ PIP_PATTERN = re.compile(
     r"(?:\s*@\s*\S+)?(?:\s*;\s*[^\n]+)?$"
 )
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PYTHON_VERSION_PATTERN = re.compile(r"^3\.(\d{1,2})(?:\.\d{1,2})?$")
 USER_PATTERN = re.compile(r"^(?:[a-z_][a-z0-9_-]{0,31}|[0-9]+)(?::(?:[a-z_][a-z0-9_-]{0,31}|[0-9]+))?$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 RESERVED_LABEL_PREFIX = "ai.chutes."
+CHMOD_PATTERN = re.compile(r"^[0-7]{3,4}$")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Add:
 
     src: str
     dest: str
+    chown: str | None = None
+    chmod: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,14 +125,22 @@ class Image:
         chute = Chute(username="myuser", name="my-chute", image=image)
     """
 
-    def __init__(self, username: str, name: str, tag: str) -> None:
-        self.username = check_name("username", username)
-        self.name = check_name("name", name)
+    def __init__(self, username: str, name: str, tag: str, readme: str = "") -> None:
+        # image references are lowercase; the SDK takes "MyUser" and so do we
+        self.username = check_name("username", username.lower() if isinstance(username, str) else username)
+        self.name = check_name("name", name.lower() if isinstance(name, str) else name)
         if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
             raise invalid("Image", f"tag {tag!r} is not a valid image tag; use letters, digits, '_', '.', '-'")
         self.tag = tag
+        self.readme = check_text("Image", "readme", readme, multiline=True)
         self.base_image: str | None = None
+        self.python_version: str | None = None
         self._directives: list[Directive] = []
+
+    @property
+    def uid(self) -> str:
+        """A stable id of this image's name, the same for the same `username/name:tag`."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chutes-image:{self.ref}"))
 
     @property
     def ref(self) -> str:
@@ -146,11 +159,34 @@ class Image:
         return found[-1] if found else None
 
     def from_base(self, ref: str) -> Image:
-        """Starts the image FROM `ref` instead of the default chutes base image."""
-        if self.base_image is not None:
-            raise invalid("from_base", f"the base is already {self.base_image!r}; call from_base() once")
+        """Starts the image FROM `ref` instead of the default chutes base image; a later call replaces it."""
         self.base_image = check_ref("from_base", ref)
         return self
+
+    def with_python(self, version: str = "3.11") -> Image:
+        """Builds for this Python ("3.12" or "3.12.4"): the wheels are fetched for it and the base must have it.
+
+        Unless `from_base` names another base, the image starts from the official `python:X.Y-slim` image.
+        """
+        if not isinstance(version, str) or not PYTHON_VERSION_PATTERN.match(version):
+            raise invalid("with_python", f"{version!r} is not a Python 3 version like '3.12' or '3.12.4'")
+        self.python_version = ".".join(version.split(".")[:2])
+        return self
+
+    def with_maintainer(self, maintainer: str) -> Image:
+        """Names the image's maintainer (the `maintainer` label, which replaced Docker's MAINTAINER)."""
+        return self._record(Label("maintainer", check_text("with_maintainer", "maintainer", maintainer)))
+
+    def apt_remove(self, pkgs: str | Iterable[str]) -> Image:
+        """Removes Debian packages (and what only they needed), e.g. `apt_remove(["build-essential"])`."""
+        names = split_words(pkgs) if isinstance(pkgs, str) else check_strings("apt_remove", "package", pkgs)
+        if not names:
+            raise invalid("apt_remove", "no packages given")
+        for name in names:
+            if not APT_PATTERN.match(name):
+                raise invalid("apt_remove", f"{name!r} is not a Debian package name (like 'build-essential')")
+        packages = " ".join(names)
+        return self._record(RunCommand(f"apt-get remove -y --purge {packages} && apt-get autoremove -y"))
 
     def run_command(self, cmd: str | Iterable[str]) -> Image:
         """Runs a shell command (a str, may span lines) or an exec-form argument list."""
@@ -204,9 +240,30 @@ class Image:
             raise invalid("set_user", f"{user!r} is not a user name or uid[:gid]")
         return self._record(User(user))
 
-    def add(self, src: str, dest: str) -> Image:
-        """Copies `src` (relative to the build context) to `dest` (absolute) in the image."""
-        return self._record(Add(check_context_path("add", src), check_image_path("add", dest)))
+    def add(
+        self,
+        src: str | None = None,
+        dest: str | None = None,
+        *,
+        source: str | None = None,
+        chown: str | None = None,
+        chmod: str | None = None,
+    ) -> Image:
+        """Copies `src` (relative to the build context) to `dest` (absolute) in the image.
+
+        `source=` is the SDK's name for `src`; `chown="user:group"` and `chmod="644"` set the copy's
+        owner and mode.
+        """
+        if source is not None and src is not None and source != src:
+            raise invalid("add", f"give the source once: src={src!r} and source={source!r} differ")
+        src = src if src is not None else source
+        if src is None or dest is None:
+            raise invalid("add", "give the source and the destination, e.g. add('weights', '/app/weights')")
+        if chown is not None and (not isinstance(chown, str) or not USER_PATTERN.match(chown)):
+            raise invalid("add", f"chown {chown!r} is not a user[:group] name or uid[:gid]")
+        if chmod is not None and (not isinstance(chmod, str) or not CHMOD_PATTERN.match(chmod)):
+            raise invalid("add", f"chmod {chmod!r} is not an octal mode like '644' or '0755'")
+        return self._record(Add(check_context_path("add", src), check_image_path("add", dest), chown, chmod))
 
     def with_entrypoint(self, *args: str) -> Image:
         """Runs `args` as the container's command instead of serving the chute."""
@@ -236,7 +293,8 @@ class Image:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Image):
             return NotImplemented
-        return (self.ref, self.base_image, self._directives) == (other.ref, other.base_image, other._directives)
+        mine = (self.ref, self.base_image, self.python_version, self._directives)
+        return mine == (other.ref, other.base_image, other.python_version, other._directives)
 
     __hash__ = None  # type: ignore[assignment]
 

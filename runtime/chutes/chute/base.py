@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
 from chutes.cord import Cord, define_cord
 from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
-from chutes.exceptions import ChuteDefinitionError, CordDefinitionError
+from chutes.exceptions import ChuteDefinitionError, DuplicatePath
 from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
+from chutes.naming import NAME_PATTERN, derive_slug, fold_username
 from chutes.node_selector import NodeSelector
+from chutes.pair import make_stream_pair
+from chutes.platform import platform_notes
 from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
 
-__all__ = ["Chute", "NodeSelector"]
+__all__ = ["Chute", "ChutePack", "NodeSelector", "NAME_PATTERN"]
 
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-# No '-' in user names: the slug `{username}-{name}` then splits at its first '-', so no user can
-# take another's hostnames (user 'alice' with chute 'x-foo' vs user 'alice-x' with chute 'foo').
-USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 access_log = logging.getLogger("chutes.access")
 
 
@@ -40,6 +38,9 @@ class Chute:
         return {"message": f"Hello, {name}!"}
 
     uvicorn.run(chute)  # or: chutes run my_chute:chute --dev
+
+    `name` may be written as the Chutes platform's SDK allows ("org/Model-1.5B"); the chute is served
+    at its slug, one hostname label derived from username and name (`chute.slug`).
     """
 
     def __init__(
@@ -59,10 +60,19 @@ class Chute:
         read_only_root: bool = True,
         passthrough_headers: dict[str, str] | None = None,
         max_body_size: int | None = None,
+        revision: str | None = None,
+        standard_template: str | None = None,
+        tee: bool = False,
+        encrypted_fs: bool = False,
+        lock_modules: bool | None = None,
     ) -> None:
-        self.username = check_username(username)
-        self.name = check_name("name", name)
+        self.username = fold_username(username)
+        self.name = name
+        self.label_name, self.slug = derive_slug(self.username, name)
         self.image = check_image(image)
+        self.revision = check_optional_text("revision", revision)
+        self.standard_template = check_optional_text("standard_template", standard_template)
+        self.platform = {"tee": bool(tee), "encrypted_fs": bool(encrypted_fs), "lock_modules": lock_modules}
         self.tagline = tagline
         self.readme = readme
         self.node_selector = check_node_selector(node_selector)
@@ -93,8 +103,9 @@ class Chute:
         return f"Chute(slug={self.slug!r}, cords={[c.path for c in self.cords]!r})"
 
     @property
-    def slug(self) -> str:
-        return f"{self.username}-{self.name}"
+    def ignored(self) -> list[str]:
+        """Returns one line per SDK feature this chute asks for that a self-hosted host ignores, and why."""
+        return platform_notes(self)
 
     @property
     def ready(self) -> bool:
@@ -109,18 +120,42 @@ class Chute:
 
         def register(fn: Callable) -> Callable:
             spec = define_cord(fn, **options)
-            methods = self._routes.setdefault(spec.path, {})
-            if spec.method in methods:
-                other = methods[spec.method][0]
-                raise CordDefinitionError(
-                    f"{spec.where}: {spec.method} {spec.path} is already served by {other.where}; "
-                    "give one of them another path or method"
-                )
-            methods[spec.method] = (spec, make_endpoint(self, spec))
+            endpoint = make_endpoint(self, spec)
+            paths = [spec.path, *([spec.alias] if spec.alias else [])]
+            for path in paths:
+                self._check_free(spec, path)
+            for path in paths:
+                self._add_route(spec, path, endpoint)
             self.cords.append(spec)
             return fn
 
         return register(fn) if fn is not None else register
+
+    def _check_free(self, spec: Cord, path: str) -> None:
+        entry = self._routes.get(path, {}).get(spec.method)
+        if entry is None:
+            return
+        other = entry[0]
+        # the SDK's LLM templates serve a streaming and a non-streaming cord on one path: the body's
+        # "stream" flag picks one, so such a pair is allowed (and nothing else)
+        if other.stream != spec.stream and not isinstance(entry[1], PairEndpoint):
+            return
+        raise DuplicatePath(
+            f"{spec.where}: {spec.method} {path} is already served by {other.where}; "
+            "give one of them another path or method (only a stream=True and a non-streaming cord may share one)"
+        )
+
+    def _add_route(self, spec: Cord, path: str, endpoint: Endpoint) -> None:
+        methods = self._routes.setdefault(path, {})
+        entry = methods.get(spec.method)
+        if entry is None:
+            methods[spec.method] = (spec, endpoint)
+            return
+        other, other_endpoint = entry
+        streaming, plain = (spec, endpoint), (other, other_endpoint)
+        if other.stream:
+            streaming, plain = plain, streaming
+        methods[spec.method] = (plain[0], PairEndpoint(make_stream_pair(self, plain[1], streaming[1])))
 
     def on_startup(self, priority: int = 50) -> Callable:
         """Registers a hook run before the chute serves, lowest priority first."""
@@ -147,8 +182,13 @@ class Chute:
         return {
             "slug": self.slug,
             "username": self.username,
-            "name": self.name,
+            "name": self.label_name,
+            "display_name": self.name,
             "image": image,
+            "revision": self.revision,
+            "standard_template": self.standard_template,
+            "platform": dict(self.platform),
+            "ignored": self.ignored,
             "tagline": self.tagline,
             "node_selector": self.node_selector.model_dump(),
             "concurrency": self.concurrency,
@@ -166,6 +206,7 @@ class Chute:
                     "passthrough": c.passthrough,
                     "output_content_type": c.output_content_type,
                     "input_fields": c.input_fields,
+                    **({"alias": c.alias} if c.alias else {}),
                 }
                 for c in self.cords
             ],
@@ -268,21 +309,37 @@ class Chute:
                 return
 
 
-def check_name(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise ChuteDefinitionError(
-            f"{field} {value!r} may hold only lowercase letters, digits, '-' and '_', "
-            f"start with a letter or digit and be at most 63 characters, e.g. 'my-chute'"
-        )
-    return value
+class PairEndpoint:
+    """The endpoint of a path served by a streaming and a non-streaming cord, chosen per request."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope, receive, send) -> int:
+        return await self.endpoint(scope, receive, send)
 
 
-def check_username(value: Any) -> str:
-    if not isinstance(value, str) or not USERNAME_PATTERN.fullmatch(value):
-        raise ChuteDefinitionError(
-            f"username {value!r} may hold only lowercase letters, digits and '_' (no '-'), start with a "
-            "letter or digit and be at most 63 characters, e.g. 'my_user'"
-        )
+class ChutePack(BaseModel):
+    """A chute with named handles on its cords, as the SDK's templates return it.
+
+    `chutes run mod:chute` and `chutes deploy mod:chute` accept a pack and serve its `chute`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="allow")
+
+    chute: Chute
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.chute(scope, receive, send)
+
+
+def check_optional_text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\n" in value:
+        raise ChuteDefinitionError(f"{field} must be one line of text (e.g. a commit hash), not {value!r}")
     return value
 
 
