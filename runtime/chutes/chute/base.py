@@ -18,7 +18,7 @@ from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
 from chutes.naming import NAME_PATTERN, derive_slug, fold_username
 from chutes.node_selector import NodeSelector
-from chutes.pair import make_stream_pair
+from chutes.pair import PairEndpoint, make_stream_pair
 from chutes.platform import platform_notes
 from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
@@ -155,7 +155,7 @@ class Chute:
         streaming, plain = (spec, endpoint), (other, other_endpoint)
         if other.stream:
             streaming, plain = plain, streaming
-        methods[spec.method] = (plain[0], PairEndpoint(make_stream_pair(self, plain[1], streaming[1])))
+        methods[spec.method] = (plain[0], make_stream_pair(plain[1], streaming[1]))
 
     def on_startup(self, priority: int = 50) -> Callable:
         """Registers a hook run before the chute serves, lowest priority first."""
@@ -307,18 +307,6 @@ class Chute:
                     await self._proxy.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-class PairEndpoint:
-    """The endpoint of a path served by a streaming and a non-streaming cord, chosen per request."""
-
-    __slots__ = ("endpoint",)
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-
-    async def __call__(self, scope, receive, send) -> int:
-        return await self.endpoint(scope, receive, send)
 
 
 class ChutePack(BaseModel):
