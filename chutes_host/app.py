@@ -41,6 +41,7 @@ def create_app(config: HostConfig) -> Gateway:
         start_timeout=config.start_timeout,
         health_interval=config.health_interval,
         holdings=Holdings(inventory, config.gpus_file),
+        policy=config.scaling,
     )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0)

@@ -7,6 +7,7 @@ from typing import Any
 from chutes.responses import send_json
 from chutes_host.auth import KeyCache, read_key
 from chutes_host.docs import serve_private_docs
+from chutes_host.lobby import Lobby
 from chutes_host.supervisor import Supervisor
 
 Scope = dict[str, Any]
@@ -23,6 +24,7 @@ class Gateway:
         self.supervisor = supervisor
         self.keys = keys
         self.proxy = proxy
+        self.lobby = Lobby(supervisor)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -53,15 +55,22 @@ class Gateway:
         if headers is not scope["headers"]:  # a chute, public or private, never sees its callers' host keys
             scope = dict(scope, headers=headers)
         target = dep.next_ready()
+        if target is None or target.in_flight >= dep.concurrency:  # cold, starting or full: the lobby decides
+            target = await self.lobby.admit(slug, dep, target)
+            dep = self.supervisor.route(slug) or dep
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
         counters = self.supervisor.counters.of(slug)
         counters.in_flight += 1
+        counters.requests += 1
+        target.in_flight += 1
         try:
             await self.proxy.forward(scope, receive, send, host=target.host, port=target.port, uds=target.uds)
         finally:
             counters.in_flight -= 1
+            target.in_flight -= 1
+            dep.notify()  # a request held in the lobby may take its place
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])
@@ -112,6 +121,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
     if phase == "failed":
         return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
+    if phase == "cold":
+        return f"chute {slug!r} is scaled to zero and did not start in time; retry shortly"
     if phase == "pending":
         return f"chute {slug!r} is waiting for GPUs to free up; `chutes chutes get {slug}` says what it needs"
     return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"

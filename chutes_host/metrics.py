@@ -16,6 +16,8 @@ class ChuteCounters:
     """What the gateway and the supervisor count for one chute, across its versions."""
 
     in_flight: int = 0
+    waiting: int = 0  # requests held by the gateway until an instance is ready or free
+    requests: int = 0  # every request routed to the chute; the scaler tells idle from busy by it
     cold_starts: int = 0
     cold_start_seconds: float = 0.0
 
@@ -87,6 +89,10 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
     yield "# TYPE chutes_chute_requests_in_flight gauge"
     for slug in slugs:
         yield f'chutes_chute_requests_in_flight{{chute="{escape(slug)}"}} {counters.of(slug).in_flight}'
+    yield "# HELP chutes_chute_requests_waiting Requests the gateway holds until an instance is ready or free."
+    yield "# TYPE chutes_chute_requests_waiting gauge"
+    for slug in slugs:
+        yield f'chutes_chute_requests_waiting{{chute="{escape(slug)}"}} {counters.of(slug).waiting}'
     yield "# HELP chutes_chute_cold_start_seconds Time from starting an instance to its first ready answer."
     yield "# TYPE chutes_chute_cold_start_seconds summary"
     for slug in slugs:

@@ -47,6 +47,8 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
         typer.echo(f"error ({chute.get('failed_phase')}): {chute['error']}")
         for line in (chute.get("log_tail") or "").splitlines()[-10:]:
             typer.echo(f"  | {line}")
+    if chute["phase"] == "cold":
+        typer.echo("scaled to zero: no instance runs; the next request starts one and waits for it")
     for inst in chute["instances"]:
         if inst["phase"] == "pending":
             typer.echo(f"instance {inst['index']}: pending  waiting for GPUs: {inst.get('waiting_for')}")
