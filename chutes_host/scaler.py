@@ -81,11 +81,11 @@ class Scaler:
             watch = self.watches[slug] = Watch(requests_seen=requests, last_request=now)
         if requests != watch.requests_seen or demand:
             watch.requests_seen, watch.last_request = requests, now
-        if running == 0:
-            watch.busy_since = watch.quiet_since = None
-            return None
         if running < bounds.floor:
             return self._decided(watch, bounds.floor, f"below the floor of {bounds.floor} set by scale")
+        if running == 0:  # cold: only a request wakes it (the gateway asks the supervisor)
+            watch.busy_since = watch.quiet_since = None
+            return None
         idle = now - watch.last_request
         if bounds.floor == 0 and bounds.idle_after is not None and not demand and idle >= bounds.idle_after:
             why = f"no request for {idle:.0f} s (shutdown_after_seconds {bounds.idle_after:g})"
