@@ -6,6 +6,7 @@ counts, status codes and the logged reasons, never on how long anything took.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,18 +15,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chutes.loader import load_chute
 from chutes_host.manifest import ManifestError, parse_manifest
 from chutes_host.scaler import Bounds, ScalePolicy, Scaler
 from tests.host.bundles import hello_manifest
 from tests.host.conftest import FIXTURES, Host, wait_for
 
 NAPS = (FIXTURES / "host_naps.py").read_text()
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
 METRICS_KEY = "metrics-5ecret"
 
 
 def start_host(host_factory, tmp_path: Path, *args: str, shutdown_after: int = 1) -> Host:  # noqa: ANN001
     """Starts a host with these options and deploys the naps chute (stopped after `shutdown_after` idle seconds)."""
-    host = host_factory("--health-interval", "0.3", "--metrics-key", METRICS_KEY, *args)
+    host = host_factory("--metrics-key", METRICS_KEY, *args)
     host.alice = host.add_user("alice")
     host.project = tmp_path / "project"
     host.project.mkdir()
@@ -50,6 +53,14 @@ def metrics(host: Host) -> list[str]:
     )
 
 
+def doc_block(kind: str) -> str:
+    """Returns the one fenced block of docs/scaling.md of this kind ('python', 'console', ...)."""
+    (text,) = [
+        body for tag, body in re.findall(r"^```(\w+)[^\n]*\n(.*?)^```", DOC.read_text(), re.M | re.S) if tag == kind
+    ]
+    return text
+
+
 def cold(host: Host) -> dict | None:
     info = naps(host)
     return info if info["phase"] == "cold" else None
@@ -64,8 +75,8 @@ def test_idle_chute_scales_to_zero_and_the_next_request_wakes_it(host_factory, t
     assert info["instances"] == []
     assert "alice-naps: scaling from 1 to 0 instance(s): no request for" in host.log_text()
     shown = host.cli("chutes", "get", "naps", key=host.alice)
-    assert "  cold  " in shown.stdout
-    assert "scaled to zero: no instance runs; the next request starts one" in shown.stdout
+    assert shown.stdout.splitlines()[0].endswith("  cold  private")
+    assert shown.stdout.splitlines()[2] == doc_block("console").splitlines()[3]  # as docs/scaling.md shows it
     listed = host.cli("chutes", "list", key=host.alice)
     assert "\tcold\t" in listed.stdout
 
@@ -75,7 +86,8 @@ def test_idle_chute_scales_to_zero_and_the_next_request_wakes_it(host_factory, t
     assert "alice-naps: waking from zero: a request arrived" in host.log_text()
     assert naps(host)["phase"] == "ready"
     lines = metrics(host)
-    assert 'chutes_chute_cold_start_seconds_count{chute="alice-naps"} 2' in lines
+    starts = 'chutes_chute_cold_start_seconds_count{chute="alice-naps"} 2'
+    assert starts in lines, [line for line in lines if "cold_start" in line] + [host.log_text()[-3000:]]
     assert 'chutes_chute_requests_waiting{chute="alice-naps"} 0' in lines
 
     # a scale set by the owner is a floor: the chute no longer goes cold
@@ -207,3 +219,11 @@ def test_manifest_scaling_fields_are_checked(field: str, value: object, message:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(hello_manifest(**{field: value}))
     assert message in str(caught.value)
+
+
+def test_the_doc_example_chute_has_the_scaling_it_describes(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    (tmp_path / "llm.py").write_text(doc_block("python"))
+    monkeypatch.chdir(tmp_path)
+    manifest = load_chute("llm:chute").manifest()
+    assert (manifest["concurrency"], manifest["max_instances"]) == (8, 4)
+    assert (manifest["scaling_threshold"], manifest["shutdown_after_seconds"]) == (0.5, 600)
