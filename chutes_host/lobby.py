@@ -28,6 +28,7 @@ class Lobby:
             timeout = self.policy.queue_timeout
         elif dep.phase in WAKES:
             timeout = self.policy.wake_timeout
+            self.supervisor.wake(slug)  # even when the lobby is full, so a later retry finds it started
         else:
             return None
         counters = self.supervisor.counters.of(slug)

@@ -62,8 +62,8 @@ class Scaler:
         self.policy = policy
         self.watches: dict[str, Watch] = {}
 
-    def woke(self, slug: str, now: float) -> None:
-        """Records that a request woke the chute, so its idle time starts again."""
+    def started(self, slug: str, now: float) -> None:
+        """Records that an instance of the chute was woken or became ready: its idle time counts from now."""
         watch = self.watches.setdefault(slug, Watch())
         watch.last_request = now
         watch.busy_since = watch.quiet_since = None

@@ -124,7 +124,7 @@ class Supervisor:
         dep = self.live.get(slug)
         if dep is None or dep.stopping or dep.phase != "cold":
             return
-        self.scaler.woke(slug, time.monotonic())
+        self.scaler.started(slug, time.monotonic())
         log.info("%s: waking from zero: a request arrived", slug)
         self._grow(dep, max(1, dep.spec.min_instances))
 
@@ -170,7 +170,8 @@ class Supervisor:
             await asyncio.sleep(self.policy.tick)
             now = time.monotonic()
             for slug, dep in list(self.live.items()):
-                if dep.stopping or dep.previous is not None or dep.phase in ("building", "failed", "stopped"):
+                # a chute still coming up (or waiting for GPUs) is neither idle nor loaded yet
+                if dep.stopping or dep.previous is not None or dep.phase not in ("ready", "cold"):
                     continue
                 if slug in self._resizing:
                     continue
@@ -202,11 +203,8 @@ class Supervisor:
         leaving = dep.instances[count:]
         del dep.instances[count:]
         dep.refresh()  # synchronously out of rotation: no new request can reach them
-        dep.leaving.extend(leaving)
-        try:
-            await asyncio.gather(*(self._drain_and_stop(inst) for inst in leaving))
-        finally:
-            dep.leaving[:] = [i for i in dep.leaving if i not in leaving]
+        dep.leaving.extend(leaving)  # until stopped: a host stopping meanwhile stops them with the rest
+        await asyncio.gather(*(self._drain_and_stop(dep, inst) for inst in leaving))
         dep.refresh()
 
     def _grow(self, dep: LiveDeployment, count: int) -> None:
@@ -217,12 +215,13 @@ class Supervisor:
                 self._start_instance(dep, inst)
         dep.refresh()
 
-    async def _drain_and_stop(self, inst: Instance) -> None:
+    async def _drain_and_stop(self, dep: LiveDeployment, inst: Instance) -> None:
         handle = inst.handle
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while handle is not None and handle.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await self._stop_instance(inst)
+        dep.leaving.remove(inst)
 
     def _new_instance(self, dep: LiveDeployment, index: int) -> Instance:
         """Adds instance number `index` to the deployment, placed on GPUs or pending until some are free."""
@@ -326,6 +325,7 @@ class Supervisor:
             counters.cold_start_seconds += time.monotonic() - started
             inst.ever_ready = True
             inst.phase = "ready"
+            self.scaler.started(dep.spec.slug, time.monotonic())  # a chute deployed or woken gets its full idle time
             dep.refresh()
             await self._retire_previous(dep)
             outcome = await self._watch(inst)
