@@ -99,11 +99,13 @@ def show_logs(
 
 def scale_chute(
     name: NameArg,
-    instances: Annotated[int, typer.Argument(help="How many instances to run.", min=1, max=64)],
+    instances: Annotated[
+        int, typer.Argument(help="How many instances to run now, and the fewest the host keeps.", min=1, max=64)
+    ],
     host: HostOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Set how many instances of a chute run (max_instances)."""
+    """Set how many instances of a chute run: a floor; the host still adds more on load, never scales it to zero."""
     chute = _call(host, key, lambda c: c.scale_chute(name, instances))
     pending = [i for i in chute["instances"] if i["phase"] == "pending"]
     waiting = f"; {len(pending)} pending until GPUs free up: {pending[0].get('waiting_for')}" if pending else ""

@@ -112,7 +112,7 @@ def test_a_request_not_served_within_the_wake_bound_gets_503_with_phase(host_fac
 
 
 def test_load_adds_an_instance_and_quiet_removes_it(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    host = start_host(host_factory, tmp_path, "--scale-up-after", "0.3", "--scale-down-after", "1", shutdown_after=3600)
+    host = start_host(host_factory, tmp_path, "--scale-up-after", "0.3", "--scale-down-after", "3", shutdown_after=3600)
     assert len(naps(host)["instances"]) == 1
     stop = threading.Event()
     statuses: list[int] = []
@@ -141,9 +141,17 @@ def test_load_adds_an_instance_and_quiet_removes_it(host_factory, tmp_path: Path
         info = naps(host)
         return len(info["instances"]) == 1 and info["phase"] == "ready"
 
-    wait_for(back_to_one, timeout=60, what="the quiet chute to scale back down", host=host)
-    assert "alice-naps: scaling from 2 to 1 instance(s): 0 request(s) in flight fit on 1 instance(s)" in host.log_text()
-    assert nap(host).status_code == 200
+    # the newest instance is the one to go; a request it is serving when it goes must still be answered
+    answered_by = lambda: nap(host).json()["instance"]  # noqa: E731
+    wait_for(lambda: answered_by() == "0", timeout=30, what="a call to instance 0", host=host)
+    with ThreadPoolExecutor(1) as pool:
+        long = pool.submit(nap, host, 12)  # round robin: instance 1's turn
+        wait_for(back_to_one, timeout=60, what="the quiet chute to scale back down", host=host)
+        assert not long.done()  # it left the rotation while serving the request
+        served = long.result()
+    assert served.status_code == 200 and served.json()["instance"] == "1", served.text
+    assert "alice-naps: scaling from 2 to 1 instance(s): 1 request(s) in flight fit on 1 instance(s)" in host.log_text()
+    assert answered_by() == "0"
 
 
 def test_a_full_queue_lets_the_instance_answer_429(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
