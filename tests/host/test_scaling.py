@@ -7,6 +7,7 @@ counts, status codes and the logged reasons, never on how long anything took.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -232,6 +233,7 @@ def test_manifest_scaling_fields_are_checked(field: str, value: object, message:
 def test_the_doc_example_chute_has_the_scaling_it_describes(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     (tmp_path / "llm.py").write_text(doc_block("python"))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "llm", raising=False)  # docs/gpus.md's test loads an llm.py of its own
     manifest = load_chute("llm:chute").manifest()
     assert (manifest["concurrency"], manifest["max_instances"]) == (8, 4)
     assert (manifest["scaling_threshold"], manifest["shutdown_after_seconds"]) == (0.5, 600)
