@@ -48,6 +48,7 @@ def create_app(config: HostConfig) -> Gateway:
         health_interval=config.health_interval,
         holdings=Holdings(inventory, config.gpus_file),
         on_ready=lambda spec: record_ready(db, spec),
+        policy=config.scaling,
     )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chutes_host.scaler import ScalePolicy
+
 EXECUTORS = ("process", "docker")
 SANDBOX_MODES = ("auto", "bwrap", "off")
 DEFAULT_SANDBOX_UIDS = range(3_000_000, 3_100_000)
@@ -42,6 +44,7 @@ class HostConfig:
     unsafe_shared_process: bool = False
     gpus: str | None = None
     metrics_key: str | None = field(default=None, repr=False)
+    scaling: ScalePolicy = field(default_factory=ScalePolicy)
 
     @property
     def database_url(self) -> str:

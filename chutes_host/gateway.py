@@ -8,6 +8,7 @@ from typing import Any
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import serve_private_docs
+from chutes_host.lobby import Lobby
 from chutes_host.supervisor import Supervisor
 
 Scope = dict[str, Any]
@@ -37,6 +38,7 @@ class Gateway:
         self.keys = keys
         self.proxy = proxy
         self.failures = failures or FailureLimiter()
+        self.lobby = Lobby(supervisor)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -68,11 +70,15 @@ class Gateway:
         # a chute, public or private, never sees its callers' host keys, nor a forged X-Forwarded-For
         scope = dict(scope, headers=forwarded_headers(scope["headers"]))
         target = dep.next_ready()
+        if target is None or target.in_flight >= dep.concurrency:  # cold, starting or full: the lobby decides
+            target = await self.lobby.admit(slug, dep, target)
+            dep = self.supervisor.route(slug) or dep
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
         counters = self.supervisor.counters.of(slug)
         counters.in_flight += 1
+        target.in_flight += 1
         started, status, latency = time.monotonic(), 0, 0.0
 
         async def send_counted(message: dict) -> None:
@@ -86,6 +92,8 @@ class Gateway:
         finally:
             counters.in_flight -= 1
             counters.record(status, latency)
+            target.in_flight -= 1
+            dep.notify()  # a request held in the lobby may take its place
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])
@@ -136,6 +144,8 @@ def _no_chute(slug: str) -> dict[str, str]:
 def _not_ready_detail(slug: str, phase: str, error: str | None) -> str:
     if phase == "failed":
         return f"chute {slug!r} failed to start ({error}); see `chutes chutes logs {slug}`"
+    if phase == "cold":
+        return f"chute {slug!r} is scaled to zero and did not start in time; retry shortly"
     if phase == "pending":
         return f"chute {slug!r} is waiting for GPUs to free up; `chutes chutes get {slug}` says what it needs"
     return f"chute {slug!r} has no ready instance yet (phase: {phase}); retry shortly"

@@ -29,6 +29,8 @@ class Manifest(BaseModel):
     node_selector: dict[str, Any] | None = None
     concurrency: int = Field(1, ge=1)
     max_instances: int = Field(1, ge=1, le=64)
+    shutdown_after_seconds: int | None = Field(None, ge=1)
+    scaling_threshold: float = Field(0.75, gt=0, le=1)
     cords: list[dict[str, Any]] = Field(default_factory=list)
     allow_external_egress: bool = False
     read_only_root: bool = True

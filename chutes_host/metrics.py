@@ -21,9 +21,10 @@ class ChuteCounters:
     """What the gateway and the supervisor count for one chute, across its versions."""
 
     in_flight: int = 0
+    waiting: int = 0  # requests held by the gateway until an instance is ready or free
     cold_starts: int = 0
     cold_start_seconds: float = 0.0
-    requests: int = 0
+    requests: int = 0  # every request forwarded to the chute, counted as it ends; the scaler tells idle from busy by it
     errors: int = 0
     # [minute, requests, errors, latency seconds summed] for the last hour, newest last (the dashboard's plots)
     minutes: deque = field(default_factory=lambda: deque(maxlen=MINUTES_KEPT), repr=False)
@@ -139,6 +140,10 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
     yield "# TYPE chutes_chute_request_errors_total counter"
     for slug in slugs:
         yield f'chutes_chute_request_errors_total{{chute="{escape(slug)}"}} {counters.of(slug).errors}'
+    yield "# HELP chutes_chute_requests_waiting Requests the gateway holds until an instance is ready or free."
+    yield "# TYPE chutes_chute_requests_waiting gauge"
+    for slug in slugs:
+        yield f'chutes_chute_requests_waiting{{chute="{escape(slug)}"}} {counters.of(slug).waiting}'
     yield "# HELP chutes_chute_cold_start_seconds Time from starting an instance to its first ready answer."
     yield "# TYPE chutes_chute_cold_start_seconds summary"
     for slug in slugs:

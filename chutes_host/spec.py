@@ -9,6 +9,7 @@ from typing import Any
 
 from chutes.node_selector import NodeSelector
 from chutes_host.models import Deployment
+from chutes_host.scaler import Bounds
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class DeploymentSpec:
     public: bool
     max_instances: int
     image: str | None = None
+    min_instances: int = 0  # set by `chutes chutes scale`: autoscaling never goes below it (0: unset)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     # the chute's secrets, added to each instance's environment; never in a repr, a log or the API
     env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -33,6 +35,19 @@ class DeploymentSpec:
     def node_selector(self) -> NodeSelector:
         """Returns the GPUs each instance needs (the runtime's default, one GPU, for a manifest without one)."""
         return NodeSelector(**(self.manifest.get("node_selector") or {}))
+
+    @property
+    def scale_bounds(self) -> Bounds:
+        """Returns the range the scaler keeps this chute in, from its manifest and the scale set by the user."""
+        manifest = self.manifest
+        idle = manifest.get("shutdown_after_seconds")
+        threshold = manifest.get("scaling_threshold") or 0.75
+        return Bounds(
+            floor=self.min_instances,
+            ceiling=max(manifest.get("max_instances") or 1, self.max_instances, self.min_instances),
+            idle_after=float(idle) if idle else None,
+            capacity=threshold * (manifest.get("concurrency") or 1),
+        )
 
     @property
     def holder(self) -> str:
@@ -64,6 +79,7 @@ class DeploymentSpec:
             entrypoint=row.entrypoint,
             public=row.public,
             max_instances=row.max_instances,
+            min_instances=row.scaled_to or 0,
             image=row.image,
             manifest=json.loads(row.manifest_json),
         )

@@ -1,4 +1,5 @@
-"""Starts every deployment's instances, health-checks them on /_ready and restarts them with backoff."""
+"""Starts every deployment's instances, health-checks them on /_ready, restarts them with backoff, and
+carries out the scaler's decisions (scale to zero, wake on request, autoscale)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from chutes_host.holdings import Holder, Holdings
 from chutes_host.live import Instance, LiveDeployment
 from chutes_host.logs import read_tail, rotate_if_large
 from chutes_host.metrics import HostCounters
+from chutes_host.scaler import Decision, ScalePolicy, Scaler
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
 
+DRAIN_TIMEOUT = 300.0  # the gateway's read timeout: no answer takes longer to start
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0
 UNHEALTHY_AFTER = 3
@@ -40,6 +43,7 @@ class Supervisor:
         health_interval: float,
         holdings: Holdings | None = None,
         on_ready: Callable[[DeploymentSpec], None] | None = None,
+        policy: ScalePolicy | None = None,
     ) -> None:
         """`on_ready` is called (in a worker thread) the first time each version has a ready instance."""
         self.executor = executor
@@ -54,6 +58,10 @@ class Supervisor:
         self._check_timeout = max(0.5, min(2.0, health_interval * 2))
         self._client = httpx.AsyncClient(timeout=self._check_timeout, trust_env=False)
         self._socket_clients: dict[str, httpx.AsyncClient] = {}
+        self.policy = policy or ScalePolicy()
+        self.scaler = Scaler(self.policy)
+        self._scaling: asyncio.Task | None = None
+        self._resizing: dict[str, asyncio.Task] = {}
 
     def route(self, slug: str) -> LiveDeployment | None:
         return self.live.get(slug)
@@ -66,7 +74,8 @@ class Supervisor:
         it without overlap: the old version stops first.
         """
         old = self.live.get(spec.slug)
-        overlap = old is not None and not old.stopping and self.gpus.fits(spec.node_selector, spec.max_instances)
+        starting = max(1, spec.min_instances)
+        overlap = old is not None and not old.stopping and self.gpus.fits(spec.node_selector, starting)
         if old is not None and not old.stopping and not overlap:
             log.info("%s: not enough free GPUs to start beside the running version; stopping it first", spec.slug)
         dep = LiveDeployment(spec=spec, previous=old if overlap else None)
@@ -77,10 +86,12 @@ class Supervisor:
                 await self._stop(old)
             finally:
                 self._hold_pending = False
-        for index in range(spec.max_instances):
+        for index in range(max(1, spec.min_instances)):  # the scaler adds more on load, up to max_instances
             self._new_instance(dep, index)
         self._start_pending()
         dep.task = asyncio.create_task(self._bring_up(dep), name=f"deploy {spec.slug}")
+        if self._scaling is None:
+            self._scaling = asyncio.create_task(self._scale_loop(), name="scaler")
         return dep
 
     def refusal(self, selector: NodeSelector, slug: str) -> tuple[int, str] | None:
@@ -91,6 +102,7 @@ class Supervisor:
         """Stops every instance of a deployment (and of its previous version) and forgets it."""
         dep = self.live.pop(slug, None)
         self.counters.chutes.pop(slug, None)
+        self.scaler.forget(slug)
         if dep is not None:
             await self._stop(dep)
             version = dep
@@ -100,25 +112,34 @@ class Supervisor:
         return dep
 
     async def scale(self, slug: str, count: int) -> None:
-        """Starts or stops instances until the deployment has `count` of them."""
+        """Starts or stops instances until the deployment has `count` of them, and keeps at least that many:
+        the scaler may add instances above `count` on load, never go below it."""
         dep = self.live.get(slug)
         if dep is None:
             return
-        dep.spec = replace(dep.spec, max_instances=count)
+        dep.spec = replace(dep.spec, max_instances=count, min_instances=count)
         if dep.phase == "failed":
             return
-        while len(dep.instances) < count:
-            inst = self._new_instance(dep, len(dep.instances))
-            if dep.phase != "building" and inst.gpus is not None:
-                self._start_instance(dep, inst)
-        while len(dep.instances) > count:
-            inst = dep.instances.pop()
-            await self._stop_instance(inst)
-        dep.refresh()
+        log.info("%s: scaled to %d instance(s) by its owner", slug, count)
+        await self._resize(dep, count)
+
+    def wake(self, slug: str) -> None:
+        """Starts a chute scaled to zero because a request for it arrived (the gateway calls this)."""
+        dep = self.live.get(slug)
+        if dep is None or dep.stopping or dep.phase != "cold":
+            return
+        self.scaler.started(slug, time.monotonic())
+        log.info("%s: waking from zero: a request arrived", slug)
+        self._grow(dep, max(1, dep.spec.min_instances))
 
     async def aclose(self) -> None:
         self._hold_pending = True  # nothing new starts while the host stops
         self.gpus.freeze()  # and gpus.json keeps the assignments for the next start
+        for task in [self._scaling, *self._resizing.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(self._stop(d) for d in list(self.live.values())))
         self.live.clear()
         await self._client.aclose()
@@ -146,6 +167,65 @@ class Supervisor:
             if inst.gpus is not None and inst.task is None:
                 self._start_instance(dep, inst)
         dep.refresh()
+
+    async def _scale_loop(self) -> None:
+        """Asks the scaler about every running deployment, every policy tick, and carries out its decisions."""
+        while True:
+            await asyncio.sleep(self.policy.tick)
+            now = time.monotonic()
+            for slug, dep in list(self.live.items()):
+                # a chute still coming up (or waiting for GPUs) is neither idle nor loaded yet
+                if dep.stopping or dep.previous is not None or dep.phase not in ("ready", "cold"):
+                    continue
+                if slug in self._resizing:
+                    continue
+                counters = self.counters.of(slug)
+                decision = self.scaler.decide(
+                    slug,
+                    now,
+                    running=len(dep.instances),
+                    demand=counters.in_flight + counters.waiting,
+                    requests=counters.requests,
+                    bounds=dep.spec.scale_bounds,
+                )
+                if decision is not None:
+                    self._carry_out(slug, dep, decision)
+
+    def _carry_out(self, slug: str, dep: LiveDeployment, decision: Decision) -> None:
+        running = len(dep.instances)
+        log.info("%s: scaling from %d to %d instance(s): %s", slug, running, decision.target, decision.reason)
+        task = asyncio.create_task(self._resize(dep, decision.target), name=f"resize {slug}")
+        self._resizing[slug] = task
+        task.add_done_callback(lambda _t: self._resizing.pop(slug, None))
+
+    async def _resize(self, dep: LiveDeployment, count: int) -> None:
+        """Adds instances, or takes the last ones out of the gateway's rotation, lets their requests finish
+        and stops them."""
+        if len(dep.instances) < count:
+            self._grow(dep, count)
+            return
+        leaving = dep.instances[count:]
+        del dep.instances[count:]
+        dep.refresh()  # synchronously out of rotation: no new request can reach them
+        dep.leaving.extend(leaving)  # until stopped: a host stopping meanwhile stops them with the rest
+        await asyncio.gather(*(self._drain_and_stop(dep, inst) for inst in leaving))
+        dep.refresh()
+
+    def _grow(self, dep: LiveDeployment, count: int) -> None:
+        while len(dep.instances) < count:
+            used = {i.index for i in dep.instances} | {i.index for i in dep.leaving}
+            inst = self._new_instance(dep, min(set(range(len(used) + 1)) - used))
+            if dep.phase != "building" and inst.gpus is not None:
+                self._start_instance(dep, inst)
+        dep.refresh()
+
+    async def _drain_and_stop(self, dep: LiveDeployment, inst: Instance) -> None:
+        handle = inst.handle
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while handle is not None and handle.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self._stop_instance(inst)
+        dep.leaving.remove(inst)
 
     def _new_instance(self, dep: LiveDeployment, index: int) -> Instance:
         """Adds instance number `index` to the deployment, placed on GPUs or pending until some are free."""
@@ -249,6 +329,7 @@ class Supervisor:
             counters.cold_start_seconds += time.monotonic() - started
             inst.ever_ready = True
             inst.phase = "ready"
+            self.scaler.started(dep.spec.slug, time.monotonic())  # a chute deployed or woken gets its full idle time
             dep.refresh()
             await self._retire_previous(dep)
             await self._record_ready(dep)
@@ -349,7 +430,7 @@ class Supervisor:
             dep.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await dep.task
-        await asyncio.gather(*(self._stop_instance(i) for i in dep.instances))
+        await asyncio.gather(*(self._stop_instance(i) for i in [*dep.instances, *dep.leaving]))
         if dep.phase != "failed":
             dep.phase = "stopped"
         if dep.previous is not None:

@@ -54,6 +54,8 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
         typer.echo(f"error ({chute.get('failed_phase')}): {chute['error']}")
         for line in (chute.get("log_tail") or "").splitlines()[-10:]:
             typer.echo(f"  | {line}")
+    if chute["phase"] == "cold":
+        typer.echo("scaled to zero: no instance runs; the next request starts one and waits for it")
     for inst in chute["instances"]:
         if inst["phase"] == "pending":
             typer.echo(f"instance {inst['index']}: pending  waiting for GPUs: {inst.get('waiting_for')}")
@@ -104,11 +106,13 @@ def show_logs(
 
 def scale_chute(
     name: NameArg,
-    instances: Annotated[int, typer.Argument(help="How many instances to run.", min=1, max=64)],
+    instances: Annotated[
+        int, typer.Argument(help="How many instances to run now, and the fewest the host keeps.", min=1, max=64)
+    ],
     host: HostOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Set how many instances of a chute run (max_instances)."""
+    """Set how many instances of a chute run: a floor; the host still adds more on load, never scales it to zero."""
     chute = _call(host, key, lambda c: c.scale_chute(name, instances))
     pending = [i for i in chute["instances"] if i["phase"] == "pending"]
     waiting = f"; {len(pending)} pending until GPUs free up: {pending[0].get('waiting_for')}" if pending else ""

@@ -91,6 +91,25 @@ def serve_host(
         ),
     ] = False,
     gpus: GpusOpt = None,
+    wake_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a request to a chute scaled to zero (or starting) waits for it, then 503.", min=0),
+    ] = 60.0,
+    queue_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a request finding every instance busy waits for a new one, then goes on.", min=0),
+    ] = 10.0,
+    queue_limit: Annotated[
+        int, typer.Option(help="Requests per chute that may wait at once (for a wake-up or a free instance).", min=0)
+    ] = 64,
+    scale_up_after: Annotated[
+        float,
+        typer.Option(help="Seconds a chute's load must stay above its scaling threshold to add an instance.", min=0.1),
+    ] = 5.0,
+    scale_down_after: Annotated[
+        float,
+        typer.Option(help="Seconds one instance fewer must have sufficed before one is stopped.", min=0.1),
+    ] = 60.0,
     metrics_key: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +142,7 @@ def serve_host(
     from chutes_host.app import HostServer, create_app
     from chutes_host.executors import ExecutorError
     from chutes_host.gpus import GpuSpecError
+    from chutes_host.scaler import ScalePolicy
 
     if public_url is not None:
         check_public_url(public_url, domain)
@@ -146,6 +166,13 @@ def serve_host(
         unsafe_shared_process=unsafe_shared_process,
         gpus=gpus,
         metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,
+        scaling=ScalePolicy(
+            up_after=scale_up_after,
+            down_after=scale_down_after,
+            wake_timeout=wake_timeout,
+            queue_timeout=queue_timeout,
+            queue_limit=queue_limit,
+        ),
     )
     os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)

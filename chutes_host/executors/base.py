@@ -31,6 +31,7 @@ class InstanceHandle:
     container_id: str | None = None
     native: Any = None
     uds: str | None = None
+    in_flight: int = 0  # requests the gateway is forwarding to it now
 
     def __repr__(self) -> str:
         ident = f"pid={self.pid}" if self.pid else f"container={self.container_id}"
