@@ -40,9 +40,11 @@ CHUTE_SOURCE = """
 import asyncio
 import time
 
-from chutes.chute import Chute
+from chutes.chute import Chute, NodeSelector
 
-chute = Chute(username="bench", name="NAME", image="bench/hello", concurrency=4096)
+chute = Chute(
+    username="bench", name="NAME", image="bench/hello", concurrency=4096, node_selector=NodeSelector(gpu_count=0)
+)
 
 
 @chute.cord(public_api_path="/", method="GET")
