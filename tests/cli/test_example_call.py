@@ -24,7 +24,8 @@ def cord_named(chute, name: str):  # noqa: ANN001, ANN201
         (inputs.chute, "raw", "chutes invoke /raw --chute u/n --data @FILE"),
         (inputs.chute, "search", "chutes invoke /search --chute u/n -q q=text"),
         (inputs.chute, "delete_items", "chutes invoke /items --chute u/n --method DELETE -q ids=1"),
-        (inputs.chute, "put_config", "chutes invoke /put_config --chute u/n --method PUT --json '{\"config\": {}}'"),
+        # a lone dict parameter is the whole body (FastAPI's rule)
+        (inputs.chute, "put_config", "chutes invoke /put_config --chute u/n --method PUT --json '{}'"),
     ],
 )
 def test_example_command(chute, name: str, expected: str) -> None:  # noqa: ANN001
