@@ -145,15 +145,20 @@ class Lifecycle:
 
 def upstream_timeout() -> float:
     """Returns how long a chute waits for its passthrough upstreams ($CHUTES_UPSTREAM_TIMEOUT, in seconds)."""
-    text = os.environ.get(UPSTREAM_TIMEOUT_ENV)
+    return seconds_from_env(UPSTREAM_TIMEOUT_ENV, DEFAULT_UPSTREAM_TIMEOUT, example=600)
+
+
+def seconds_from_env(name: str, default: float, *, example: float) -> float:
+    """Returns the positive number of seconds in environment variable `name`, or `default` when it is unset."""
+    text = os.environ.get(name)
     if text is None:
-        return DEFAULT_UPSTREAM_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise StartupError(f"{UPSTREAM_TIMEOUT_ENV}={text!r} must be a number of seconds above 0, e.g. 600")
+        raise StartupError(f"{name}={text!r} must be a number of seconds above 0, e.g. {example:g}")
     return value
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Sequence
 
 import httpx
+
+from chutes.lifecycle import seconds_from_env
 
 logger = logging.getLogger("chutes.engine")
 ENGINE_TIMEOUT_ENV = "CHUTES_ENGINE_TIMEOUT"
@@ -78,16 +79,7 @@ class EngineProcess:
 
 def engine_timeout() -> float:
     """Returns how long to wait for the engine ($CHUTES_ENGINE_TIMEOUT seconds, 1800 by default)."""
-    text = os.environ.get(ENGINE_TIMEOUT_ENV)
-    if text is None:
-        return DEFAULT_ENGINE_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise RuntimeError(f"{ENGINE_TIMEOUT_ENV}={text!r} must be a number of seconds above 0, e.g. 3600")
-    return value
+    return seconds_from_env(ENGINE_TIMEOUT_ENV, DEFAULT_ENGINE_TIMEOUT, example=3600)
 
 
 def split_engine_args(engine_args: str | Sequence[str] | None) -> list[str]:
