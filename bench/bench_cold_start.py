@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_gateway import free_port, wait_until  # noqa: E402
+from bench_gateway import host_with_user, wait_until  # noqa: E402
 
 CHUTES = str(Path(sys.executable).with_name("chutes"))
 RESULTS = HERE / "results"
@@ -42,19 +41,7 @@ class ColdHost:
 
     def __init__(self, root: Path, *, sandbox: str) -> None:
         self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTES_")}
-        self.env["HOME"] = str(root)
-        added = subprocess.run(
-            [CHUTES, "host", "users", "add", "myuser", "--data-dir", str(root / "data")],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.key = added.stdout.strip()
-        self.env.update(CHUTES_API_URL=self.url, CHUTES_API_KEY=self.key)
+        self.port, self.url, self.env, self.key = host_with_user(root, "myuser")
         command = [CHUTES, "host", "serve", "--port", str(self.port), "--data-dir", str(root / "data")]
         command += ["--sandbox", sandbox, "--metrics-key", METRICS_KEY, "--log-level", "warning"]
         self.log = open(root / "host.log", "wb")  # noqa: SIM115

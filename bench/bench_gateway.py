@@ -66,24 +66,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def host_with_user(root: Path, user: str) -> tuple[int, str, dict[str, str], str]:
+    """Adds `user` to a host data dir under `root`; returns the port and URL the host will serve on, the
+    environment the CLI runs with (its own HOME, pointed at that host with the user's key), and the key."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTES_")}
+    env["HOME"] = str(root)
+    added = subprocess.run(
+        [CHUTES, "host", "users", "add", user, "--data-dir", str(root / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = added.stdout.strip()
+    env.update(CHUTES_API_URL=url, CHUTES_API_KEY=key)
+    return port, url, env, key
+
+
 class Bench:
     """A host on a temp data dir, with one user, and the chutes deployed on it."""
 
     def __init__(self, root: Path, *, sandbox: str) -> None:
         self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTES_")}
-        self.env["HOME"] = str(root)
-        added = subprocess.run(
-            [CHUTES, "host", "users", "add", "bench", "--data-dir", str(root / "data")],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.key = added.stdout.strip()
-        self.env.update(CHUTES_API_URL=self.url, CHUTES_API_KEY=self.key)
+        self.port, self.url, self.env, self.key = host_with_user(root, "bench")
         command = [
             "taskset",
             "-c",
