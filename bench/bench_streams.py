@@ -4,7 +4,8 @@
 
 It starts a real `chutes host serve` (process executor, pinned to --host-cores) on a temporary data dir,
 deploys one public chute (its instance pinned to core 0), and opens --streams SSE streams of --events
-events, one every --interval seconds, first straight to the instance's port and then through the
+events, one every --interval seconds, first to the same chute served by `python -m chutes.serve` on a
+port of its own (the host's instance listens on a Unix socket only) and then through the
 gateway, in one run. Each event carries the time the instance produced it; the client (plain asyncio
 protocols, unpinned) records when it arrived. It reports failed streams, the host's RSS growth per
 open stream (the host's VmRSS with every stream open minus before, over --streams), and the event
@@ -153,15 +154,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100, help="events per stream")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's events")
     parser.add_argument("--host-cores", default="1", help="cores the host may use, for taskset (e.g. 0,1)")
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "off"), default="auto", help="the host's --sandbox")
     args = parser.parse_args()
     if shutil.which("taskset") is None:
         raise SystemExit("Error: needs taskset; install it with: apt-get install -y util-linux")
     raise_open_files(args.streams * 3 + 1024)  # the host and its instance inherit it
     root = Path(tempfile.mkdtemp(prefix="chutes-bench-streams-"))
-    bench = Bench(root)
+    bench = Bench(root, sandbox=args.sandbox)
     try:
         bench.deploy("llm", public=True)
-        port, pid = bench.instance("llm")
+        _, port = bench.serve_directly("llm")  # the host's instance has no port: the same code, served on one
+        pid = bench.instance_pid("llm")
         subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
         subprocess.run(["taskset", "-pc", args.host_cores, str(bench.host.pid)], check=True, capture_output=True)
         via_host = f"bench-llm.localhost:{bench.port}"

@@ -1,0 +1,30 @@
+"""The benches that start a real host still run: a tiny run of each, so that a change to the host or
+the CLI cannot break them unnoticed (they are not timed here; their figures live in bench/README.md)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="the bench pins processes with taskset (util-linux)")
+def test_bench_streams_runs_and_reports_every_event() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_streams.py"), "--streams", "5", "--events", "4", "--interval", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = {
+        line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith(("direct", "gateway"))
+    }
+    assert rows["direct"][1:3] == ["0", "20"]  # no failed stream, every event
+    assert rows["gateway"][1:3] == ["0", "20"]
+    assert "errors: 0" in done.stdout
