@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chutes.protocol import WRITE_BODY
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import serve_private_docs
@@ -88,7 +89,15 @@ class Gateway:
             await send(message)
 
         try:
-            await self.proxy.forward(scope, receive, send_counted, host=target.host, port=target.port, uds=target.uds)
+            await self.proxy.forward(
+                scope,
+                receive,
+                send_counted,
+                host=target.host,
+                port=target.port,
+                uds=target.uds,
+                write_body=scope.get("extensions", {}).get(WRITE_BODY),  # send_counted leaves bodies as they are
+            )
         finally:
             counters.in_flight -= 1
             counters.record(status, latency)

@@ -1,5 +1,5 @@
 """uvicorn's httptools protocol with bounded requests: a head size cap (431), and time boxes (408) for
-the head and for a body that stalls.
+the head and for a body that stalls; and a synchronous writer of streamed body parts, for proxies.
 
 uvicorn bounds heads only on its h11 protocol, and bodies not at all; with httptools one client
 could send a header of any size, or a byte every few seconds, and hold the server's loop or a
@@ -9,9 +9,10 @@ connection forever. Timing the body here costs nothing for a request that arrive
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = 10.0
@@ -20,6 +21,9 @@ BODY_IDLE_TIMEOUT = 30.0  # a body that sends nothing for this long (while it is
 # socket closes: closing with unread bytes would reset the connection and lose the answer.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 8 * 1024 * 1024
+# The ASGI scope extension through which a proxy may write a streamed response's body parts at once,
+# from the callback that received them, instead of waking its task for each (see write_body).
+WRITE_BODY = "chutes.write_body"
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -84,7 +88,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         self._cancel_head_timer()
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not previous and cycle is not None:  # a request, not an upgrade
+            cycle.scope.setdefault("extensions", {})[WRITE_BODY] = partial(write_body, cycle)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -148,6 +156,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def write_body(cycle: RequestResponseCycle, body: bytes) -> bool:
+    """Writes one part of the cycle's started, streamed response body now, as its `send` would; returns
+    False (having written nothing) when the response cannot take it now and `send` must be awaited."""
+    if (
+        not cycle.response_started
+        or cycle.response_complete
+        or cycle.disconnected
+        or cycle.flow.write_paused
+        or cycle.scope["method"] == "HEAD"
+    ):
+        return False
+    if not body:
+        return True
+    if cycle.chunked_encoding:
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+    elif len(body) <= cycle.expected_content_length:
+        cycle.expected_content_length -= len(body)
+        cycle.transport.write(body)
+    else:
+        return False  # longer than its content-length: `send` raises
+    return True
 
 
 def server_options() -> dict[str, Any]:

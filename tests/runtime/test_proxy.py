@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
+from chutes.protocol import WRITE_BODY, BoundedHttpToolsProtocol
 from chutes.proxy import Proxy
 from chutes.proxy.head import build_request_head
 
@@ -22,14 +23,22 @@ from chutes.proxy.head import build_request_head
 class ServerThread:
     """Serves an ASGI app with uvicorn on 127.0.0.1 in a thread of its own."""
 
-    def __init__(self, app: Any, *, loop: str = "uvloop", keep_alive: float = 5.0, proxy_headers: bool = False) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        loop: str = "uvloop",
+        keep_alive: float = 5.0,
+        proxy_headers: bool = False,
+        http: Any = "httptools",
+    ) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
             app,
             loop=loop,
-            http="httptools",
+            http=http,
             lifespan="on",
             log_level="critical",
             access_log=False,
@@ -120,6 +129,16 @@ class Upstream:
         await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
+    async def serve_big_stream(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """BIG_PARTS parts of 16 KiB, chunked, or with a content-length when ?length is asked."""
+        headers = [(b"content-length", b"%d" % (BIG_PARTS * 16384))] if scope["query_string"] == b"length" else []
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index in range(BIG_PARTS):
+            await send({"type": "http.response.body", "body": big_part(index), "more_body": True})
+            if index % 16 == 0:
+                await asyncio.sleep(0)  # the proxy reads it in several parts
+        await send({"type": "http.response.body", "body": b""})
+
     async def serve_slow(self, scope: dict, receive: Callable, send: Callable) -> None:
         await asyncio.sleep(3)
         await send_bytes(send, 200, b"late")
@@ -170,6 +189,13 @@ class Upstream:
             self.disconnected.set()
 
 
+BIG_PARTS = 256  # 4 MiB
+
+
+def big_part(index: int) -> bytes:
+    return (b"%08d" % index) * 2048
+
+
 async def serve_lifespan(receive: Callable, send: Callable, on_shutdown: Any = None) -> None:
     while True:
         message = await receive()
@@ -190,8 +216,9 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-def make_proxy_app(proxy: Proxy, port: int) -> Callable:
-    """A proxy server app: /renamed goes upstream as /echo, everything else as it is."""
+def make_proxy_app(proxy: Proxy, port: int, *, direct_writes: bool = False) -> Callable:
+    """A proxy server app: /renamed goes upstream as /echo, everything else as it is. With
+    `direct_writes`, it passes the server's synchronous body writer on (served by chutes' protocol)."""
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -210,6 +237,7 @@ def make_proxy_app(proxy: Proxy, port: int) -> Callable:
             path=path,
             body=body,
             extra_headers=[(b"x-gateway", b"1")],
+            write_body=scope["extensions"][WRITE_BODY] if direct_writes else None,
         )
 
     return app
@@ -233,8 +261,12 @@ def proxy_factory() -> Iterator[Callable[..., str]]:
     """Starts proxy servers in front of a port; returns their base URL."""
     servers: list[ServerThread] = []
 
-    def start(port: int, loop: str = "uvloop", proxy_headers: bool = False, **options: float) -> str:
-        server = ServerThread(make_proxy_app(Proxy(**options), port), loop=loop, proxy_headers=proxy_headers)
+    def start(
+        port: int, loop: str = "uvloop", proxy_headers: bool = False, direct_writes: bool = False, **options: float
+    ) -> str:
+        app = make_proxy_app(Proxy(**options), port, direct_writes=direct_writes)
+        http = BoundedHttpToolsProtocol if direct_writes else "httptools"
+        server = ServerThread(app, loop=loop, proxy_headers=proxy_headers, http=http)
         servers.append(server.__enter__())
         return f"http://127.0.0.1:{server.port}"
 
@@ -369,9 +401,10 @@ async def test_large_streamed_request_body(upstream, proxy_factory, client, send
         assert header_values(report, "transfer-encoding") == ["chunked"]
 
 
-async def test_sse_event_arrives_before_upstream_sends_the_next(upstream, proxy_factory, client):
+@pytest.mark.parametrize("direct_writes", [False, True])
+async def test_sse_event_arrives_before_upstream_sends_the_next(upstream, proxy_factory, client, direct_writes):
     app, port = upstream
-    base = proxy_factory(port)
+    base = proxy_factory(port, direct_writes=direct_writes)
     async with client.stream("GET", base + "/sse") as response:
         assert response.headers["content-type"] == "text/event-stream"
         chunks = response.aiter_raw()
@@ -383,9 +416,10 @@ async def test_sse_event_arrives_before_upstream_sends_the_next(upstream, proxy_
     assert rest == b"data: 2\n\ndata: [DONE]\n\n"
 
 
-async def test_content_length_and_chunked_responses(upstream, proxy_factory, client):
+@pytest.mark.parametrize("direct_writes", [False, True])
+async def test_content_length_and_chunked_responses(upstream, proxy_factory, client, direct_writes):
     _, port = upstream
-    base = proxy_factory(port)
+    base = proxy_factory(port, direct_writes=direct_writes)
     echoed = await client.get(base + "/echo")
     assert echoed.headers["content-length"] == str(len(echoed.content))
     chunked = await client.get(base + "/chunked")
@@ -393,9 +427,10 @@ async def test_content_length_and_chunked_responses(upstream, proxy_factory, cli
     assert chunked.content == b"".join(b"%d," % i for i in range(50)) + b"end"
 
 
-async def test_head_and_204_have_no_body_and_keep_the_connection(upstream, proxy_factory, client):
+@pytest.mark.parametrize("direct_writes", [False, True])
+async def test_head_and_204_have_no_body_and_keep_the_connection(upstream, proxy_factory, client, direct_writes):
     app, port = upstream
-    base = proxy_factory(port)
+    base = proxy_factory(port, direct_writes=direct_writes)
     head = await client.head(base + "/echo")
     assert head.status_code == 201 and head.content == b""
     assert int(head.headers["content-length"]) > 0
@@ -404,6 +439,44 @@ async def test_head_and_204_have_no_body_and_keep_the_connection(upstream, proxy
     after = await client.get(base + "/echo")
     assert after.json()["method"] == "GET"
     assert app.connections == 1
+
+
+@pytest.mark.parametrize("query", ["", "length"])
+async def test_large_stream_to_a_slow_reader_arrives_whole_with_direct_writes(upstream, proxy_factory, query):
+    """Parts go straight from the upstream's read callback to the client until the client's socket
+    is full; then the proxy falls back to awaiting `send`, and nothing is lost, doubled or reordered."""
+    _, port = upstream
+    base = proxy_factory(port, direct_writes=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+    writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    writer.write(b"GET /big-stream?%s HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n" % query.encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    await asyncio.sleep(0.5)  # not reading: the proxy's writes to this client pause
+    received = bytearray()
+    while chunk := await reader.read(65536):
+        received += chunk
+    writer.close()
+    expected = b"".join(big_part(i) for i in range(BIG_PARTS))
+    if query:
+        assert b"content-length: %d" % len(expected) in head.lower()
+        body = bytes(received)
+    else:
+        assert b"transfer-encoding: chunked" in head.lower()
+        body = dechunk(bytes(received))
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+def dechunk(data: bytes) -> bytes:
+    body, rest = bytearray(), data
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(body)
+        body += rest[:size]
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
 
 
 async def test_502_when_upstream_is_down(proxy_factory, client):

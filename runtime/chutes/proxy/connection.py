@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httptools
 
@@ -38,6 +39,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._active = False
         self.closed = False
         self.reused = False
+        # Set while a response body streams to a client that can take parts synchronously: each part
+        # is written from here, and the forwarding coroutine is woken only for what the sink refuses.
+        self.sink: Callable[[bytes], bool] | None = None
         self._reset()
 
     def __repr__(self) -> str:
@@ -65,6 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._hold = False
         self._timing = False
         self._connection_tokens: bytes | None = None
+        self.sink = None
 
     # asyncio.Protocol
 
@@ -93,6 +98,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self._hold and not self.complete:
             return
+        if self.sink is not None and not self.chunks and not self.complete:
+            return  # the sink took every part
         self._wake()
 
     def eof_received(self) -> bool:
@@ -152,6 +159,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._until_eof = not self._has_length
 
     def on_body(self, body: bytes) -> None:
+        sink = self.sink
+        if sink is not None and not self.chunks and sink(body):
+            return
         self.chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._reading_paused:

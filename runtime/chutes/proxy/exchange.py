@@ -107,8 +107,12 @@ class Exchange:
             data = message.get("body", b"")
             more = message.get("more_body", False)
 
-    async def relay(self, receive: Receive, send: Send) -> None:
-        """Sends each body chunk to the client as it arrives, then ends the response."""
+    async def relay(self, receive: Receive, send: Send, write_body: Callable[[bytes], bool] | None = None) -> None:
+        """Sends each body chunk to the client as it arrives, then ends the response.
+
+        `write_body`, when the server offers one (and nothing between it and here changes the body),
+        writes parts synchronously: a streamed part then goes from the upstream's read callback
+        straight to the client, without a wake-up of this coroutine."""
         conn = self.conn
         watch = None
         data = b""
@@ -127,8 +131,11 @@ class Exchange:
                 else:
                     if watch is None:
                         watch = DisconnectWatch(receive, conn)
+                    conn.sink = write_body
                     await conn.wait()
+                    conn.sink = None
         finally:
+            conn.sink = None
             if watch is not None:
                 watch.cancel()
         await send({"type": "http.response.body", "body": data, "more_body": False})

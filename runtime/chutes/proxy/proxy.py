@@ -65,8 +65,12 @@ class Proxy:
         body: bytes | None = None,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
         uds: str | None = None,
+        write_body: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """Sends the request to host:port (or the Unix socket `uds`), and relays the response (or a 502/504)."""
+        """Sends the request to host:port (or the Unix socket `uds`), and relays the response (or a 502/504).
+
+        `write_body` is the server's synchronous body writer (chutes.protocol.WRITE_BODY), for a caller
+        whose `send` passes the body on unchanged."""
         head = build_request_head(scope, host=host, port=port, path=path, extra_headers=extra_headers)
         if uds is not None:
             host, port = uds, 0
@@ -98,7 +102,7 @@ class Proxy:
             conn = await exchange.open(request, body, first, receive, chunked=chunked)
             await send({"type": "http.response.start", "status": conn.status, "headers": conn.headers})
             started = True
-            await exchange.relay(receive, send)
+            await exchange.relay(receive, send, write_body)
         except BaseException as exc:
             exchange.abort()
             if not isinstance(exc, FOREIGN_ERRORS):
