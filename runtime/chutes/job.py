@@ -91,7 +91,14 @@ class Job:
             "upload": self.upload,
             "ports": [p.model_dump() for p in self.ports],
             "input_fields": self.input_fields,
+            "required": self.required_fields,
         }
+
+    @property
+    def required_fields(self) -> list[str]:
+        if self.binding.kind != "fields":
+            return []
+        return [name for name, f in self.binding.model.model_fields.items() if f.is_required()]
 
 
 def define_job(

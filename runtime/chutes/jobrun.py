@@ -96,6 +96,7 @@ class PortServer:
         config = uvicorn.Config(self.app, lifespan="off", access_log=False, log_config=build_log_config("warning"))
         config.load()
         self.server = uvicorn.Server(config)
+        self.server.lifespan = config.lifespan_class(config)  # what Server.serve sets before startup
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
