@@ -100,6 +100,7 @@ class Chute:
         self._in_flight = 0
         self._bridge = None
         self._proxy = None
+        self._local_jobs = None
 
     def __repr__(self) -> str:
         return f"Chute(slug={self.slug!r}, cords={[c.path for c in self.cords]!r})"
@@ -251,6 +252,16 @@ class Chute:
             self._bridge = build_bridge_app(self, [c for c in self.cords if c.binding and c.binding.kind == "fastapi"])
         return self._bridge
 
+    def local_jobs(self) -> Any:
+        """Returns the /_jobs/ routes a local dev server (`chutes run`) serves; their files go to ./job-runs."""
+        if self._local_jobs is None:
+            from pathlib import Path
+
+            from chutes.localjobs import LocalJobs
+
+            self._local_jobs = LocalJobs(self, Path("job-runs"))
+        return self._local_jobs
+
     def proxy(self) -> Any:
         if self._proxy is None:
             from chutes.proxy import Proxy
@@ -271,6 +282,9 @@ class Chute:
         path = scope["path"]
         methods = self._routes.get(path)
         if methods is None:
+            if path.startswith("/_jobs/") and self.jobs and os.environ.get("CHUTES_LOCAL_JOBS") == "1":
+                await self.local_jobs()(scope, receive, send)
+                return
             builtin = self._builtins.get(path)
             if builtin is not None:
                 await builtin(scope, receive, send)
