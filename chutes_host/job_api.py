@@ -298,12 +298,12 @@ async def read_start_request(request: Request, spec: dict[str, Any], work: Any, 
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         return await read_multipart(request, spec, inputs, limit=limit)
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise HTTPException(413, f"the request is larger than {limit // 2**20} MiB; send smaller inputs")
-    return parse_args(body or b"{}")
+    return parse_args(bytes(body) or b"{}")
 
 
 async def read_multipart(request: Request, spec: dict[str, Any], inputs: Any, *, limit: int) -> dict[str, Any]:

@@ -265,10 +265,14 @@ class JobRunner:
                 break
             if job.cancel.is_set():
                 stopped_by = "cancelled"
+            elif self.supervisor.route(job.slug) is None:
+                stopped_by = "deleted"
             elif deadline is not None and time.monotonic() >= deadline:
                 stopped_by = "timed_out"
             if stopped_by is not None:
-                why = "cancelled" if stopped_by == "cancelled" else f"timed out after {job.timeout} s"
+                why = {"cancelled": "cancelled", "deleted": "its chute was deleted"}.get(
+                    stopped_by, f"timed out after {job.timeout} s"
+                )
                 mark(job.log_path, f"{why}: stopping the job")
                 await executor.stop(job.handle)  # SIGTERM, a grace period, then SIGKILL
                 code = await executor.exit_code(job.handle)
@@ -302,6 +306,8 @@ def outcome(code: int | None, stopped_by: str | None, result: dict, timeout: int
     error = result.get("error")
     if stopped_by == "cancelled":
         return "cancelled", "cancelled by its owner"
+    if stopped_by == "deleted":
+        return "cancelled", "its chute was deleted while it ran"
     if stopped_by == "timed_out" or code == TIMED_OUT:
         return "timed_out", f"ran past its timeout of {timeout} s"
     if code == 0 and result.get("status") == "succeeded":

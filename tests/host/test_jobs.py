@@ -194,6 +194,13 @@ def test_output_quota_refuses_new_jobs_with_a_clear_message(host_factory, tmp_pa
     assert "quota per user is 1 MiB" in refused.json()["detail"]
     assert small.api("DELETE", f"/jobs/{job['id']}", key=key).json() == {"deleted": job["id"]}
     assert small.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": 1}).status_code == 202
+    # deleting the chute stops its running job, which keeps its record and log
+    napping = small.api("POST", "/chutes/jobs/jobs/napper", key=key, json={}).json()["id"]
+    wait_status_on(small, key, napping, ("running",))
+    assert small.cli("chutes", "delete", "jobs", "--yes", key=key).returncode == 0
+    job = wait_status_on(small, key, napping)
+    assert (job["status"], job["reason"]) == ("cancelled", "its chute was deleted while it ran")
+    assert "its chute was deleted: stopping the job" in small.api("GET", f"/jobs/{napping}/logs", key=key).text
 
 
 def wait_status_on(host: Host, key: str, job_id: str, wanted: tuple[str, ...] = FINISHED) -> dict:
