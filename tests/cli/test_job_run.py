@@ -92,3 +92,16 @@ def test_chutes_run_serves_the_jobs(start_server, tmp_path: Path) -> None:
     waiting = httpx.post(f"{server.url}/_jobs/wait", json={"seconds": 30}).json()
     cancelled = httpx.delete(f"{server.url}/_jobs/{waiting['id']}").json()
     assert cancelled["status"] == "cancelled"
+
+
+def test_a_bad_job_fails_at_import_naming_its_line(chutes, tmp_path: Path) -> None:
+    (tmp_path / "bad_job.py").write_text(
+        "from chutes.chute import Chute\n\n"
+        'chute = Chute(username="me", name="bad", image="x")\n\n\n'
+        "@chute.job(timeout=0)\n"
+        "async def train(self) -> None: ...\n"
+    )
+    for command in (("run", "bad_job:chute"), ("job", "run", "bad_job:chute", "train")):
+        result = chutes(*command, cwd=tmp_path)
+        assert result.returncode == 1, command
+        assert "JobDefinitionError: job 'train' (bad_job.py:6): timeout must be a whole number" in result.stderr
