@@ -105,6 +105,8 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         if spec is None:
             have = ", ".join(sorted(jobs)) or "none; define one with @chute.job() and deploy again"
             raise HTTPException(404, f"chute {slug!r} has no job {name!r}; its jobs: {have}")
+        if runner.refusal is not None:
+            raise HTTPException(501, runner.refusal)
         await run_in_threadpool(check_quota, user)
         job_id = new_job_id()
         directory = runner.directory(job_id)

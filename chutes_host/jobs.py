@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import re
@@ -88,6 +89,14 @@ class JobRunner:
         self.live: dict[str, LiveJob] = {}
         self._freed = asyncio.Event()
         self._closing = False
+
+    @property
+    def refusal(self) -> str | None:
+        """Says why this host's executor cannot run jobs (None when it can)."""
+        start = getattr(self.supervisor.executor, "start", None)
+        if start is not None and "job" in inspect.signature(start).parameters:
+            return None
+        return f"the {self.supervisor.executor.name} executor of this host does not run jobs; use process or docker"
 
     @property
     def jobs_dir(self) -> Path:
