@@ -3,8 +3,8 @@
 Every step that runs tenant code (virtualenv, pip, the instance) goes through `Sandbox.wrap`:
 own PID, mount, IPC, UTS and (unless allowed egress) network namespaces; a fresh /proc, a minimal
 /dev, read-only system and Python directories, the chute's version directory (and a job's own
-directory) the only writable place besides a private /tmp (also HOME). When the host runs as root each deployment runs as its
-own uid/gid, allocated from a range and remembered in the data dir.
+directory) the only writable place besides a private /tmp (also HOME). When the host runs as root
+each deployment runs as its own uid/gid, allocated from a range and remembered in the data dir.
 """
 
 from __future__ import annotations
