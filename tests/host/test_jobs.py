@@ -124,6 +124,10 @@ def test_job_port_is_reached_through_the_gateway_by_its_owner_only(host: Host) -
     answer = host.call(name, "/frames/1", key=host.alice, method="GET")
     assert answer.status_code == 200, answer.text
     assert answer.text == f"job {job_id} answers /frames/1"
+    by_name = host.call(name, "/a", key=host.alice, method="GET", headers={"X-Chutes-Job-Port": "web"})
+    assert by_name.text == f"job {job_id} answers /a"
+    other = host.call(name, "/a", key=host.alice, method="GET", headers={"X-Chutes-Job-Port": "9000"})
+    assert other.status_code == 400 and other.json()["detail"] == "the job has no port '9000'; its ports: web (8089)"
     assert host.call(name, "/", key=host.bob, method="GET").status_code == 404
     assert host.call(name, "/", method="GET").status_code == 401
     assert host.api("DELETE", f"/chutes/jobs/jobs/{job_id}", key=host.alice).json()["status"] == "cancelled"
