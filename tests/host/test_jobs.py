@@ -76,9 +76,10 @@ def test_job_succeeds_and_its_output_is_downloaded(host: Host, tmp_path: Path) -
 
 
 def test_failed_job_keeps_its_logs_and_partial_outputs(host: Host) -> None:
-    resp = start(host, "breaks")
-    assert resp.status_code == 202, resp.text
-    job = wait_status(host, resp.json()["id"])
+    followed = host.cli("jobs", "start", "jobs", "breaks", "--follow", key=host.alice)
+    assert followed.returncode == 1
+    assert "job " in followed.stderr and " failed (RuntimeError: the job broke on purpose)" in followed.stderr
+    job = wait_status(host, followed.stdout.splitlines()[0])
     assert job["status"] == "failed"
     assert job["reason"] == "RuntimeError: the job broke on purpose"
     assert [o["path"] for o in job["outputs"]] == ["partial.txt"]
@@ -134,13 +135,24 @@ def test_job_port_is_reached_through_the_gateway_by_its_owner_only(host: Host) -
     assert host.call(name, "/", key=host.alice, method="GET").status_code == 404  # gone with the job
 
 
+def test_job_runs_sandboxed_like_an_instance(host: Host) -> None:
+    paths = [str(host.data_dir / "host.db"), str(host.data_dir / "chutes" / "alice-jobs" / "x")]
+    job = wait_status(host, start(host, "probe", {"paths": paths}).json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["result"]["uid"] != 0
+    assert "writable" not in job["result"]["seen"].values(), job["result"]  # the host's files are out of reach
+    sibling = str(host.data_dir / "jobs" / job["id"] / "work" / "outputs" / "x")
+    other = wait_status(host, start(host, "probe", {"paths": [sibling]}).json()["id"])
+    assert other["result"]["seen"] == {sibling: "FileNotFoundError"}  # so is another run's directory
+
+
 def test_bad_requests_are_refused_clearly(host: Host) -> None:
     before = host.api("GET", "/jobs", key=host.alice).json()
     dirs = sorted(p.name for p in (host.data_dir / "jobs").iterdir())
     unknown = start(host, "nope")
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == (
-        "chute 'alice-jobs' has no job 'nope'; its jobs: breaks, napper, sleepy, squares, web"
+        "chute 'alice-jobs' has no job 'nope'; its jobs: breaks, napper, probe, sleepy, squares, web"
     )
     bad_json = host.api("POST", "/chutes/jobs/jobs/squares", key=host.alice, content=b"{not json")
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["detail"]
