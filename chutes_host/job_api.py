@@ -97,9 +97,13 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
     async def start_job(ref: str, name: str, request: Request, user: UserDep) -> JobOut:
         """Starts a job of a chute on an instance of its own. The body is the job's JSON arguments, or a
         multipart form with the arguments in the field `args` and files to put in its input_dir (upload=True)."""
-        with db.session() as session:
-            row = find_own_deployment_or_404(session, user, ref)
-            slug, manifest = row.slug, row.manifest
+
+        def chute_of() -> tuple[str, dict[str, Any]]:
+            with db.session() as session:
+                row = find_own_deployment_or_404(session, user, ref)
+                return row.slug, row.manifest
+
+        slug, manifest = await run_in_threadpool(chute_of)
         jobs = {j.get("name"): j for j in manifest.get("jobs") or [] if isinstance(j, dict)}
         spec = jobs.get(name)
         if spec is None:
@@ -187,9 +191,12 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
     async def cancel_or_delete(row: JobRecord) -> dict[str, Any]:
         if row.status not in FINISHED:
             await runner.cancel(row.id)
-            with db.session() as session:
-                status = session.get(JobRecord, row.id).status
-            return {"cancelled": row.id, "status": status}
+
+            def status_of() -> str:
+                with db.session() as session:
+                    return session.get(JobRecord, row.id).status
+
+            return {"cancelled": row.id, "status": await run_in_threadpool(status_of)}
 
         def delete() -> None:
             with db.session() as session:

@@ -37,6 +37,7 @@ POLL = 0.2
 QUEUE_RETRY = 1.0
 # the runner's exit codes (chutes.jobrun)
 BAD_INPUT, STARTUP_FAILURE, TIMED_OUT = 2, 3, 124
+LOST = "the host stopped while the job ran; its logs and the outputs it wrote so far are kept"
 JOB_HOST = re.compile(r"^(?P<slug>.+)-job-(?P<short>[0-9a-f]{10})$")
 
 
@@ -113,7 +114,7 @@ class JobRunner:
             for row in rows:
                 if row.status == "running":
                     row.status, row.finished_at = "lost", utcnow()
-                    row.reason = "the host stopped while the job ran; its logs and the outputs it wrote so far are kept"
+                    row.reason = LOST
                     row.output_bytes = directory_size(self.directory(row.id) / "work" / "outputs")
                     log.warning("job %s of %s: lost (the host restarted while it ran)", row.short, row.slug)
                 else:
@@ -187,14 +188,14 @@ class JobRunner:
             if job.handle is not None:
                 with contextlib.suppress(Exception):
                     await self.supervisor.executor.stop(job.handle)
-                self._finish(job, "lost", reason="the host stopped while the job ran; its outputs so far are kept")
+                await self._finish(job, "lost", reason=LOST)
             raise
         except Exception as exc:  # a broken executor must not take the host down, nor leave the job running
             log.exception("job %s of %s failed unexpectedly", job.short, job.slug)
             if job.handle is not None:
                 with contextlib.suppress(Exception):
                     await self.supervisor.executor.stop(job.handle)
-            self._finish(job, "failed", reason=f"the host could not run it: {type(exc).__name__}: {exc}")
+            await self._finish(job, "failed", reason=f"the host could not run it: {type(exc).__name__}: {exc}")
         finally:
             self.live.pop(job.id, None)
             if self.supervisor.gpus.release(job) and not self._closing:
@@ -205,17 +206,17 @@ class JobRunner:
         """Waits until the chute is built and GPUs are free; returns its spec (None when the job ended queued)."""
         while True:
             if job.cancel.is_set():
-                self._finish(job, "cancelled", reason="cancelled while queued")
+                await self._finish(job, "cancelled", reason="cancelled while queued")
                 return None
             dep = self.supervisor.route(job.slug)
             if dep is None:
-                self._finish(job, "failed", reason=f"chute {job.slug!r} is not deployed on this host any more")
+                await self._finish(job, "failed", reason=f"chute {job.slug!r} is not deployed on this host any more")
                 return None
             if dep.phase == "failed" and dep.failed_phase == "building":
-                self._finish(job, "failed", reason=f"chute {job.slug!r} failed to build: {dep.error}")
+                await self._finish(job, "failed", reason=f"chute {job.slug!r} failed to build: {dep.error}")
                 return None
             if dep.phase == "building":
-                self._set_waiting(job, f"waiting for chute {job.slug!r} to finish building")
+                await self._set_waiting(job, f"waiting for chute {job.slug!r} to finish building")
             else:
                 spec = dep.spec
                 holder = Holder(chute=f"{spec.holder} (job {job.short})", slug=f"{spec.slug}-job-{job.short}", index=0)
@@ -223,7 +224,7 @@ class JobRunner:
                 if gpus is not None:
                     job.gpus = gpus
                     return spec
-                self._set_waiting(job, self.supervisor.gpus.why_not(spec.node_selector))
+                await self._set_waiting(job, self.supervisor.gpus.why_not(spec.node_selector))
             self._freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wait_any(job), QUEUE_RETRY)
@@ -237,15 +238,24 @@ class JobRunner:
             freed.cancel()
             cancelled.cancel()
 
-    def _set_waiting(self, job: LiveJob, why: str) -> None:
+    async def _set_waiting(self, job: LiveJob, why: str) -> None:
         if job.waiting == why:
             return
         job.waiting = why
         log.info("job %s of %s queued: %s", job.short, job.slug, why)
-        with self.db.session() as session:
-            row = session.get(JobRecord, job.id)
-            if row is not None:
-                row.reason = why
+        await self._update(job.id, reason=why)
+
+    async def _update(self, job_id: str, **fields: Any) -> None:
+        """Sets fields of a job's row, off the event loop (the gateway serves on it)."""
+
+        def write() -> None:
+            with self.db.session() as session:
+                row = session.get(JobRecord, job_id)
+                if row is not None:
+                    for name, value in fields.items():
+                        setattr(row, name, value)
+
+        await asyncio.to_thread(write)
 
     async def _start_and_watch(self, job: LiveJob, spec: DeploymentSpec) -> None:
         executor = self.supervisor.executor
@@ -255,15 +265,20 @@ class JobRunner:
             launch = JobLaunch(id=job.id, name=job.name, work_dir=job.work_dir)
             job.handle = await executor.start(spec, 0, job.log_path, gpus=job.gpus, job=launch)
         except ExecutorError as exc:
-            self._finish(job, "failed", reason=f"the job could not start ({exc.phase}): {exc}")
+            await self._finish(job, "failed", reason=f"the job could not start ({exc.phase}): {exc}")
             return
         started = time.monotonic()
         job.waiting = None
-        with self.db.session() as session:
-            row = session.get(JobRecord, job.id)
-            row.status, row.started_at, row.reason, row.version = "running", utcnow(), None, spec.version
-            row.pid, row.container_id = job.handle.pid, job.handle.container_id
-            row.gpus_json = json.dumps([g.describe() for g in job.gpus])
+        await self._update(
+            job.id,
+            status="running",
+            started_at=utcnow(),
+            reason=None,
+            version=spec.version,
+            pid=job.handle.pid,
+            container_id=job.handle.container_id,
+            gpus_json=json.dumps([g.describe() for g in job.gpus]),
+        )
         on = f" on GPU(s) {[g.index for g in job.gpus]}" if job.gpus else ""
         log.info("job %s of %s running%s", job.short, job.slug, on)
         deadline = started + job.timeout if job.timeout else None
@@ -293,20 +308,16 @@ class JobRunner:
         result = read_result(job.work_dir / "result.json")
         status, reason = outcome(code, stopped_by, result, job.timeout)
         mark(job.log_path, f"job {job.name} {status} (exit code {code})")
-        self._finish(job, status, reason=reason, exit_code=code, result=result.get("result"))
+        await self._finish(job, status, reason=reason, exit_code=code, result=result.get("result"))
 
-    def _finish(
+    async def _finish(
         self, job: LiveJob, status: str, *, reason: str | None, exit_code: int | None = None, result: Any = None
     ) -> None:
-        size = directory_size(job.work_dir / "outputs")
-        with self.db.session() as session:
-            row = session.get(JobRecord, job.id)
-            if row is None:
-                return
-            row.status, row.reason, row.exit_code, row.finished_at = status, reason, exit_code, utcnow()
-            row.output_bytes = size
-            if result is not None:
-                row.result_json = json.dumps(result)
+        size = await asyncio.to_thread(directory_size, job.work_dir / "outputs")
+        fields = dict(status=status, reason=reason, exit_code=exit_code, finished_at=utcnow(), output_bytes=size)
+        if result is not None:
+            fields["result_json"] = json.dumps(result)
+        await self._update(job.id, **fields)
         log.info("job %s of %s %s%s", job.short, job.slug, status, f": {reason}" if reason else "")
 
 
