@@ -197,10 +197,16 @@ def test_another_users_job_is_unknown_to_them(host: Host) -> None:
 
 
 def test_output_quota_refuses_new_jobs_with_a_clear_message(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    small = host_factory("--job-quota-mb", "1")
+    small = host_factory("--job-quota-mb", "1", "--max-bundle-mb", "1")
     key = small.add_user("alice")
     project = make_project(tmp_path / "project", "host_jobs.py")
     assert small.cli("deploy", "host_jobs:chute", key=key, cwd=project).returncode == 0
+    (tmp_path / "big.bin").write_bytes(b"x" * (2 << 20))
+    big = str(tmp_path / "big.bin")
+    too_big = small.cli("jobs", "start", "jobs", "squares", "--json", '{"n": 1}', "-i", big, key=key)
+    assert too_big.returncode == 1 and "413" in too_big.stderr and "larger than 1 MiB" in too_big.stderr
+    assert small.api("GET", "/jobs", key=key).json() == []
+    assert not (small.data_dir / "jobs").exists() or not list((small.data_dir / "jobs").iterdir())
     first = small.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": 80_000})
     job = wait_status_on(small, key, first.json()["id"])
     assert job["status"] == "succeeded" and job["output_bytes"] > 2**20
