@@ -32,5 +32,7 @@ def print_banner(chute: Any, *, host: str, port: int, dev: bool, reload: bool) -
     for cord in chute.cords:
         kind = " (stream)" if cord.stream else " (passthrough)" if cord.passthrough else ""
         table.add_row(cord.method, f"{url}{cord.path}", f"{cord.name}{kind}")
+    for job in getattr(chute, "jobs", {}).values():
+        table.add_row("POST", f"{url}/_jobs/{job.name}", f"{job.name} (job)")
     console.print(table)
     console.print(f"docs: [cyan]{url}/docs[/cyan]")

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "chutes",
     "secrets",
     "host",
+    "job",
+    "jobs",
 )
 
 

@@ -109,6 +109,8 @@ def create_control_api(state: HostState) -> FastAPI:
         docs_url=None,  # served by create_docs_router, with Swagger UI's files from this host
         redoc_url=None,
     )
+    from chutes_host.job_api import is_job_start  # it imports this module's key check
+
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
     api.add_middleware(
@@ -119,7 +121,7 @@ def create_control_api(state: HostState) -> FastAPI:
         ),
         keys=state.keys,
         failures=state.failures,
-        streamed=lambda method, path: method == "POST" and path == f"{PREFIX}/chutes",
+        streamed=lambda method, path: (method == "POST" and path == f"{PREFIX}/chutes") or is_job_start(method, path),
     )
 
     api.include_router(create_docs_router(PREFIX))
@@ -302,6 +304,10 @@ def _chutes_router(state: HostState) -> APIRouter:
         return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
     router.include_router(_secrets_router(state))
+    if state.jobs is not None:
+        from chutes_host.job_api import create_jobs_router
+
+        router.include_router(create_jobs_router(state, state.jobs))
     router.include_router(_keys_router(db, state))
     return router
 

@@ -24,6 +24,7 @@ from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway
 from chutes_host.gpus import load_inventory
 from chutes_host.holdings import Holdings
+from chutes_host.jobs import JobRunner
 from chutes_host.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.models import User
 from chutes_host.secrets import SecretError, read_env, secret_box
@@ -51,6 +52,7 @@ def create_app(config: HostConfig) -> Gateway:
         policy=config.scaling,
     )
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
+    state.jobs = JobRunner(config, db, supervisor)
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)
     api = create_control_api(state)
 
@@ -67,6 +69,7 @@ def create_app(config: HostConfig) -> Gateway:
         log.info("GPUs: %s", inventory.summary())
         for spec in load_specs(config, db, read_env=read_secrets):
             await supervisor.launch(spec)
+        state.jobs.restore()
         supervisor.gpus.forget_remembered()
         if isolation is not None:
             log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
@@ -76,6 +79,7 @@ def create_app(config: HostConfig) -> Gateway:
             yield
         finally:
             sampler.cancel()
+            await state.jobs.aclose()
             await supervisor.aclose()
             await proxy.aclose()
             db.close()
@@ -86,6 +90,7 @@ def create_app(config: HostConfig) -> Gateway:
         api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy, failures=state.failures
     )
     gateway.state = state
+    gateway.jobs = state.jobs
     api.state.gateway = gateway  # the dashboard's Try it calls cords through it, as the signed-in user
     return gateway
 

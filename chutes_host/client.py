@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,43 @@ class HostClient:
     def delete_secret(self, ref: str, name: str) -> dict:
         return self._call("DELETE", f"/chutes/{ref}/secrets/{quote(name, safe='')}")
 
+    def start_job(self, ref: str, name: str, args: dict, *, inputs: list[Path] = ()) -> dict:
+        """Starts a job of a chute with JSON arguments (and files for its input_dir); returns the job."""
+        path = f"/chutes/{quote(ref, safe='')}/jobs/{quote(name, safe='')}"
+        if not inputs:
+            return self._call("POST", path, json=args)
+        files = [("inputs", (p.name, open(p, "rb"))) for p in inputs]
+        try:
+            return self._call("POST", path, data={"args": json.dumps(args)}, files=files, timeout=600)
+        finally:
+            for _, (_, f) in files:
+                f.close()
+
+    def list_jobs(self, chute: str | None = None) -> list[dict]:
+        return self._call("GET", "/jobs", params={"chute": chute} if chute else {})
+
+    def get_job(self, job_id: str) -> dict:
+        return self._call("GET", f"/jobs/{quote(job_id, safe='')}")
+
+    def cancel_job(self, job_id: str) -> dict:
+        """Cancels a queued or running job, or deletes a finished one and its files."""
+        return self._call("DELETE", f"/jobs/{quote(job_id, safe='')}")
+
+    def stream_job_logs(self, job_id: str, *, tail: int, follow: bool) -> Iterator[bytes]:
+        params = {"tail": tail, "follow": str(follow).lower()}
+        return self._stream(f"/jobs/{quote(job_id, safe='')}/logs", params)
+
+    def download_output(self, job_id: str, path: str) -> Iterator[bytes]:
+        return self._stream(f"/jobs/{quote(job_id, safe='')}/outputs/{quote(path)}", {})
+
     def stream_logs(self, ref: str, *, tail: int, follow: bool) -> Iterator[bytes]:
         """Yields log bytes as the host sends them."""
         params = {"tail": tail, "follow": str(follow).lower()}
+        return self._stream(f"/chutes/{ref}/logs", params)
+
+    def _stream(self, path: str, params: dict) -> Iterator[bytes]:
         try:
-            with self._http.stream("GET", f"/chutes/{ref}/logs", params=params, timeout=None) as resp:
+            with self._http.stream("GET", path, params=params, timeout=None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise self._refusal(resp)

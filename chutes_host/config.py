@@ -45,6 +45,7 @@ class HostConfig:
     gpus: str | None = None
     metrics_key: str | None = field(default=None, repr=False)
     scaling: ScalePolicy = field(default_factory=ScalePolicy)
+    job_quota_bytes: int = 10 * 1024 * MiB  # the outputs of finished jobs each user may keep
 
     @property
     def database_url(self) -> str:

@@ -22,6 +22,7 @@ class Gateway:
     """Plain ASGI middleware: chute hosts go to the proxy, every other request to `app`."""
 
     state: Any = None  # the HostState, for the server that runs this app
+    jobs: Any = None  # the JobRunner, whose running jobs answer at {slug}-job-{short id}.{domain}
 
     def __init__(
         self,
@@ -57,6 +58,9 @@ class Gateway:
 
     async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any) -> None:
         """Answers 404/401/403/503 itself, or forwards the request to one ready instance."""
+        job = self.jobs.route(slug) if self.jobs is not None else None
+        if job is not None:
+            return await self.route_job(job, slug, scope, receive, send)
         dep = self.supervisor.route(slug)
         # a static page with no chute data: it asks for the key, then sends it in headers; served for
         # unknown slugs too, so that it tells nobody which private chutes exist
@@ -103,6 +107,21 @@ class Gateway:
             counters.record(status, latency)
             target.in_flight -= 1
             dep.notify()  # a request held in the lobby may take its place
+
+    async def route_job(self, job: Any, slug: str, scope: Scope, receive: Any, send: Any) -> None:
+        """Forwards a request to a running job's ports, for its owner only (others get the 404 of no chute)."""
+        refusal = await self._check_owner(scope, job.owner_id, slug)
+        if refusal is not None:
+            return await send_json(send, *refusal)
+        if not job.ports:
+            detail = f"job {job.short} declares no ports; see @chute.job(ports=...)"
+            return await send_json(send, 404, {"detail": detail})
+        handle = job.handle
+        if handle is None:
+            detail = f"job {job.short} has not started yet ({job.waiting or 'queued'}); retry shortly"
+            return await send_json(send, 503, {"detail": detail}, [(b"retry-after", RETRY_AFTER)])
+        scope = dict(scope, headers=forwarded_headers(scope["headers"]))
+        await self.proxy.forward(scope, receive, send, host=handle.host, port=handle.port, uds=handle.uds)
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])

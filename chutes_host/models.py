@@ -118,3 +118,40 @@ class ChuteSecret(Base):
 
     def __repr__(self) -> str:
         return f"ChuteSecret(chute={self.chute!r}, name={self.name!r})"
+
+
+class JobRecord(Base):
+    """One run of a chute's job: what was asked, where it ran, how it ended; its files are in DATA/jobs/{id}.
+
+    `status` is queued, running, succeeded, failed, cancelled, timed_out or lost (the host stopped
+    while it ran); `reason` says why it is queued, or why it did not succeed.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    args_json: Mapped[str] = mapped_column(Text, default="{}")
+    result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    gpus_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @property
+    def short(self) -> str:
+        """Returns the id's first 10 hex digits: what the job's host name and listings show."""
+        return self.id[:10]
+
+    def __repr__(self) -> str:
+        return f"JobRecord(id={self.short!r}, slug={self.slug!r}, name={self.name!r}, status={self.status!r})"

@@ -2,9 +2,9 @@
 
 Every step that runs tenant code (virtualenv, pip, the instance) goes through `Sandbox.wrap`:
 own PID, mount, IPC, UTS and (unless allowed egress) network namespaces; a fresh /proc, a minimal
-/dev, read-only system and Python directories, the chute's version directory the only writable
-place besides a private /tmp (also HOME). When the host runs as root each deployment runs as its
-own uid/gid, allocated from a range and remembered in the data dir.
+/dev, read-only system and Python directories, the chute's version directory (and a job's own
+directory) the only writable place besides a private /tmp (also HOME). When the host runs as root
+each deployment runs as its own uid/gid, allocated from a range and remembered in the data dir.
 """
 
 from __future__ import annotations
@@ -159,11 +159,13 @@ class Sandbox:
         cwd: Path | None = None,
         read_only: Iterable[str] = (),
         devices: Iterable[str] = (),
+        writable: Iterable[str] = (),
     ) -> list[str]:
         """Takes a command, and returns it wrapped to run confined to `directory` (read-write).
 
         `network` shares the host's network (else only a private loopback); `read_only` adds paths
-        (e.g. the pip configuration of a build); `devices` are device nodes to pass through (GPUs).
+        (e.g. the pip configuration of a build); `devices` are device nodes to pass through (GPUs);
+        `writable` are more directories it may write, at the same paths (a job's directory).
         """
         args = [self.bwrap, "--die-with-parent", "--new-session", "--as-pid-1"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -193,6 +195,8 @@ class Sandbox:
         for device in devices:
             mounts.add("--dev-bind", device)
         mounts.add("--bind", str(directory))
+        for path in writable:
+            mounts.add("--bind", str(path))
         args += ["--chdir", str(cwd or directory)]
         if self.as_root and uid is not None:
             args += ["--cap-add", "CAP_SETUID,CAP_SETGID", "--", self.setpriv, f"--reuid={uid}", f"--regid={uid}"]

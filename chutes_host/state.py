@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
@@ -25,3 +26,4 @@ class HostState:
     stopping: threading.Event = field(default_factory=threading.Event)
     started_at: float = field(default_factory=time.time)
     gpu_history: GpuHistory = field(default_factory=GpuHistory)
+    jobs: Any = None  # the JobRunner (chutes_host.jobs), once the app made it

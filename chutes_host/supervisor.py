@@ -94,6 +94,10 @@ class Supervisor:
             self._scaling = asyncio.create_task(self._scale_loop(), name="scaler")
         return dep
 
+    def gpus_freed(self) -> None:
+        """Starts pending instances that now fit, after GPUs were freed by something else (a job that ended)."""
+        self._start_pending()
+
     def refusal(self, selector: NodeSelector, slug: str) -> tuple[int, str] | None:
         """Returns (status, message) if a deploy of this selector cannot start one instance now."""
         return self.gpus.refusal(selector, replacing=slug)

@@ -118,6 +118,10 @@ def serve_host(
             show_default=False,
         ),
     ] = None,
+    job_quota_mb: Annotated[
+        int,
+        typer.Option(help="Outputs of finished jobs each user may keep, in MiB; past it new jobs are refused.", min=1),
+    ] = 10 * 1024,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -166,6 +170,7 @@ def serve_host(
         unsafe_shared_process=unsafe_shared_process,
         gpus=gpus,
         metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,
+        job_quota_bytes=job_quota_mb << 20,
         scaling=ScalePolicy(
             up_after=scale_up_after,
             down_after=scale_down_after,

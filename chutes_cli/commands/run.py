@@ -63,6 +63,7 @@ def run_chute(
     from chutes_cli.errors import fail
     from chutes_cli.pidfile import check_pid_file, remove_pid_file, write_pid_file
 
+    os.environ["CHUTES_LOCAL_JOBS"] = "1"  # serve the chute's jobs at /_jobs/NAME (a host never does)
     if dev:
         os.environ["CHUTES_DEV"] = "1"
         os.environ["CHUTES_LOG_REQUESTS"] = "1"

@@ -12,6 +12,7 @@ from typing import Any
 
 from chutes.image import AptInstall, RunCommand
 from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
@@ -82,9 +83,17 @@ class DockerExecutor:
                 raise
 
     async def start(
-        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+        self,
+        spec: DeploymentSpec,
+        index: int,
+        log_path: Path,
+        *,
+        gpus: Sequence[Gpu] = (),
+        job: JobLaunch | None = None,
     ) -> InstanceHandle:
-        return await asyncio.to_thread(self._run, spec, index, version_tag(spec, self.owner), log_path, tuple(gpus))
+        """Starts instance number index; with `job`, a container that runs that job once and serves its ports."""
+        tag = version_tag(spec, self.owner)
+        return await asyncio.to_thread(self._run, spec, index, tag, log_path, tuple(gpus), job)
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         return await asyncio.to_thread(self._exit_code, handle.native)
@@ -185,10 +194,18 @@ class DockerExecutor:
                 f"building the image failed: {exc}", phase="building", log_tail=read_tail(log_path)
             ) from None
 
-    def _run(self, spec: DeploymentSpec, index: int, ref: str, log_path: Path, gpus: tuple[Gpu, ...]) -> InstanceHandle:
+    def _run(
+        self,
+        spec: DeploymentSpec,
+        index: int,
+        ref: str,
+        log_path: Path,
+        gpus: tuple[Gpu, ...],
+        job: JobLaunch | None = None,
+    ) -> InstanceHandle:
         import docker.errors
 
-        container = self.create(spec, index, ref, gpus=gpus)
+        container = self.create(spec, index, ref, gpus=gpus, job=job)
         self._containers[container.id] = container
         try:
             container.start()
@@ -205,8 +222,13 @@ class DockerExecutor:
         # the host reaches the container on its own network; nothing is published on the host's ports
         return InstanceHandle(host=address, port=CHUTE_PORT, container_id=container.id, native=container)
 
-    def create(self, spec: DeploymentSpec, index: int, ref: str, *, gpus: tuple[Gpu, ...]) -> Any:
-        """Creates (does not start) an instance's container, confined, with exactly these GPUs."""
+    def create(
+        self, spec: DeploymentSpec, index: int, ref: str, *, gpus: tuple[Gpu, ...], job: JobLaunch | None = None
+    ) -> Any:
+        """Creates (does not start) an instance's container, confined, with exactly these GPUs.
+
+        With `job`, the container runs that job once (`python -m chutes.jobrun`), its directory bound at /job.
+        """
         import docker.errors
         import docker.types
 
@@ -216,8 +238,22 @@ class DockerExecutor:
         read_only = bool(spec.manifest.get("read_only_root", True))
         try:
             uid, gid = self._run_user(ref)
+            labels = {OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)}
+            job_options: dict[str, Any] = {}
+            if job is not None:
+                _give_tree(job.work_dir, uid, gid)
+                entrypoint = ["python", "-m", "chutes.jobrun", spec.entrypoint, job.name, "--dir", JOB_DIR_IN_CONTAINER]
+                entrypoint += ["--id", job.id, "--host", "0.0.0.0", "--port", str(JOB_PORT_IN_CONTAINER)]
+                job_options = {
+                    "entrypoint": entrypoint,
+                    "command": [],
+                    "volumes": {str(job.work_dir): {"bind": JOB_DIR_IN_CONTAINER, "mode": "rw"}},
+                    "healthcheck": {"test": ["NONE"]},
+                }
+                labels["ai.chutes.job"] = job.id
             return self.client.containers.create(
                 ref,
+                **job_options,
                 network=self._network(spec),
                 environment={
                     **spec.env,
@@ -227,7 +263,7 @@ class DockerExecutor:
                     # last: an image's own NVIDIA_VISIBLE_DEVICES=all, or a secret, must not widen the request
                     **gpu_env(gpus),
                 },
-                labels={OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)},
+                labels=labels,
                 device_requests=requests,
                 user=f"{uid}:{gid}",
                 cap_drop=["ALL"],
@@ -358,6 +394,18 @@ class DockerExecutor:
 def version_tag(spec: DeploymentSpec, owner: str) -> str:
     """Returns the tag that holds the image of one chute version of one host (`owner`) on the engine."""
     return f"{IMAGE_REPO}/{owner[:12]}/{spec.slug}:v{spec.version}"
+
+
+def _give_tree(directory: Path, uid: int, gid: int) -> None:
+    """Gives a job's directory to the container's user, so it can write its outputs (links are not followed)."""
+    import os
+
+    if os.geteuid() != 0:
+        return
+    for root, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+    os.chown(directory, uid, gid, follow_symlinks=False)
 
 
 def _numeric_user(name: str, group: str) -> tuple[int, int] | None:

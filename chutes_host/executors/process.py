@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.logs import read_tail
 from chutes_host.sandbox import (
@@ -135,11 +136,23 @@ class ProcessExecutor:
         _mark_ready(spec.directory)
 
     async def start(
-        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Sequence[Gpu] = ()
+        self,
+        spec: DeploymentSpec,
+        index: int,
+        log_path: Path,
+        *,
+        gpus: Sequence[Gpu] = (),
+        job: JobLaunch | None = None,
     ) -> InstanceHandle:
-        path = self._socket_path(spec, index)
+        """Starts instance number index; with `job`, an instance that runs that job once and serves its ports."""
+        path = self._socket_path(spec, index) if job is None else self.run_dir / f"job-{job.short}.sock"
         listener = _listen_unix(path)
         argv = [str(_python(spec.directory / "venv")), "-m", serve_module(), spec.entrypoint]
+        if job is not None:
+            argv[2:] = ["chutes.jobrun", spec.entrypoint, job.name, "--dir", str(job.work_dir), "--id", job.id]
+            uid = self._uid(spec)
+            if uid is not None:
+                own_directory(job.work_dir, uid)
         # the instance exits when this pipe closes: when the host dies, even by SIGKILL
         life_read, life_write = os.pipe()
         argv += ["--fd", str(listener.fileno()), "--lifeline", str(life_read)]
@@ -154,6 +167,7 @@ class ProcessExecutor:
                 uid=self._uid(spec),
                 network=self._egress(spec),
                 devices=self._devices(gpus),
+                writable=[str(job.work_dir)] if job is not None else (),
             )
             argv[1:1] = ["--info-fd", str(info_write)]
             pass_fds.append(info_write)

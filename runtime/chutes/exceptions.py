@@ -4,7 +4,8 @@
     ├── ChuteDefinitionError   a Chute(...) argument is invalid
     ├── CordDefinitionError    a @chute.cord(...) or hook mistake, found at decoration time
     │   ├── InvalidPath        a cord path that is not a URL path
-    │   └── DuplicatePath      a path and method another cord already serves
+    │   ├── DuplicatePath      a path and method another cord already serves
+    │   └── JobDefinitionError a @chute.job(...) mistake, found at decoration time
     ├── ChuteLoadError         a 'module:attr' reference cannot be loaded
     ├── StartupError           an on_startup hook failed; the server must not serve
     ├── AuthenticationRequired the SDK's name for a call that needs an API key
@@ -41,6 +42,10 @@ class InvalidPath(CordDefinitionError):
 
 class DuplicatePath(CordDefinitionError):
     """Two cords of a chute claim the same path and method (and neither streams where the other does not)."""
+
+
+class JobDefinitionError(CordDefinitionError):
+    """A decorated function cannot become a job (bad timeout, ports or parameters); the message names it."""
 
 
 class ChuteLoadError(ChutesError):

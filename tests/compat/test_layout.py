@@ -10,8 +10,9 @@ import pytest
 import chutes
 
 SDK_PATHS = {
-    "chutes.chute": ["Chute", "ChutePack", "Cord", "NodeSelector"],
+    "chutes.chute": ["Chute", "ChutePack", "Cord", "Job", "NodeSelector", "Port"],
     "chutes.chute.cord": ["Cord"],
+    "chutes.chute.job": ["Job", "Port"],
     "chutes.chute.node_selector": ["NodeSelector"],
     "chutes.chute.template": ["build_vllm_chute"],
     "chutes.chute.template.vllm": ["build_vllm_chute"],
@@ -45,7 +46,7 @@ def test_public_names_are_pinned() -> None:
     import chutes.chute
     import chutes.image
 
-    assert chutes.chute.__all__ == ["Chute", "ChutePack", "Cord", "NodeSelector", "NAME_PATTERN"]
+    assert chutes.chute.__all__ == ["Chute", "ChutePack", "Cord", "Job", "NodeSelector", "Port", "NAME_PATTERN"]
     assert set(chutes.image.__all__) == {
         "Add", "AptInstall", "Directive", "Entrypoint", "Env", "Image", "Label", "PIP_PATTERN",
         "PipInstall", "REF_PATTERN", "RunCommand", "User", "Workdir",

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
 from chutes.cord import Cord, define_cord
 from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
-from chutes.exceptions import ChuteDefinitionError, DuplicatePath
+from chutes.exceptions import ChuteDefinitionError, DuplicatePath, JobDefinitionError
+from chutes.job import Job, define_job
 from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
 from chutes.naming import NAME_PATTERN, derive_slug, fold_username
@@ -91,6 +92,7 @@ class Chute:
         self.dev = os.environ.get("CHUTES_DEV") == "1"
         self.log_requests = os.environ.get("CHUTES_LOG_REQUESTS") == "1"
         self.cords: list[Cord] = []
+        self.jobs: dict[str, Job] = {}
         self._routes: dict[str, dict[str, tuple[Cord, Endpoint]]] = {}
         self._builtins = builtin_routes(self)
         self._lifecycle = Lifecycle()
@@ -98,6 +100,7 @@ class Chute:
         self._in_flight = 0
         self._bridge = None
         self._proxy = None
+        self._local_jobs = None
 
     def __repr__(self) -> str:
         return f"Chute(slug={self.slug!r}, cords={[c.path for c in self.cords]!r})"
@@ -157,6 +160,31 @@ class Chute:
             streaming, plain = plain, streaming
         methods[spec.method] = (plain[0], make_stream_pair(plain[1], streaming[1]))
 
+    def job(
+        self,
+        fn: Callable | None = None,
+        /,
+        *,
+        timeout: int | None = None,
+        upload: bool = True,
+        ports: list | None = None,
+    ) -> Callable:
+        """Registers the decorated function as a job (run once, on an instance of its own) and returns it unchanged.
+
+        @chute.job(timeout=600, ports=[Port("web", 8080, "http")])
+        async def render(self, frames: int, output_dir: str) -> dict: ...
+        """
+
+        def register(fn: Callable) -> Callable:
+            spec = define_job(fn, timeout=timeout, upload=upload, ports=ports or ())
+            if spec.name in self.jobs:
+                other = self.jobs[spec.name].where
+                raise JobDefinitionError(f"{spec.where}: {other} already has that name; rename one")
+            self.jobs[spec.name] = spec
+            return fn
+
+        return register(fn) if fn is not None else register
+
     def on_startup(self, priority: int = 50) -> Callable:
         """Registers a hook run before the chute serves, lowest priority first."""
         return self._hook("on_startup", priority)
@@ -210,6 +238,7 @@ class Chute:
                 }
                 for c in self.cords
             ],
+            **({"jobs": [j.describe() for j in self.jobs.values()]} if self.jobs else {}),
         }
 
     def upstream_ports(self) -> list[int]:
@@ -222,6 +251,16 @@ class Chute:
 
             self._bridge = build_bridge_app(self, [c for c in self.cords if c.binding and c.binding.kind == "fastapi"])
         return self._bridge
+
+    def local_jobs(self) -> Any:
+        """Returns the /_jobs/ routes a local dev server (`chutes run`) serves; their files go to ./job-runs."""
+        if self._local_jobs is None:
+            from pathlib import Path
+
+            from chutes.localjobs import LocalJobs
+
+            self._local_jobs = LocalJobs(self, Path("job-runs"))
+        return self._local_jobs
 
     def proxy(self) -> Any:
         if self._proxy is None:
@@ -243,6 +282,9 @@ class Chute:
         path = scope["path"]
         methods = self._routes.get(path)
         if methods is None:
+            if path.startswith("/_jobs/") and self.jobs and os.environ.get("CHUTES_LOCAL_JOBS") == "1":
+                await self.local_jobs()(scope, receive, send)
+                return
             builtin = self._builtins.get(path)
             if builtin is not None:
                 await builtin(scope, receive, send)

@@ -1,0 +1,198 @@
+"""`chutes jobs start|get|logs|cancel|list|download|delete`: run your chutes' jobs on the configured host."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chutes_cli.commands.chutes import HostOpt, JsonOpt, KeyOpt, _call
+
+IdArg = Annotated[str, typer.Argument(help="The job's id (or its first 6+ characters).", show_default=False)]
+FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
+
+
+def start_job(
+    chute: Annotated[str, typer.Argument(help="The chute's name (or USER-NAME slug).", show_default=False)],
+    name: Annotated[str, typer.Argument(help="The job's name (its function's name).", show_default=False)],
+    args: Annotated[
+        str | None, typer.Option("--json", help="The job's arguments as a JSON object.", show_default=False)
+    ] = None,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option("--input", "-i", help="A file for the job's input_dir (repeatable; upload=True jobs)."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print its logs until it ends; exit non-zero unless it succeeded.")
+    ] = False,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Start a job of a deployed chute on an instance of its own; prints its id.
+
+    Example: chutes jobs start my-chute squares --json '{"n": 1000}' --follow
+    """
+    from chutes_cli.errors import CLIError
+    from chutes_cli.payload import parse_json_option
+
+    values = parse_json_option(args) if args is not None else {}
+    if not isinstance(values, dict):
+        raise CLIError(f"--json must be an object of the job's arguments; got {type(values).__name__}", exit_code=2)
+    for path in inputs or []:
+        if not path.is_file():
+            raise CLIError(f"--input {path}: no such file", exit_code=2)
+    job = _call(host, key, lambda c: c.start_job(chute, name, values, inputs=list(inputs or [])))
+    typer.echo(job["id"])
+    typer.echo(f"job {job['short']} of {job['chute']}: {job['status']}", err=True)
+    if follow:
+        _follow(job["id"], host, key)
+
+
+def _follow(job_id: str, host: str | None, key: str | None) -> None:
+    def stream(client) -> None:  # noqa: ANN001
+        for chunk in client.stream_job_logs(job_id, tail=10_000, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+    try:
+        _call(host, key, stream)
+        job = _call(host, key, lambda c: c.get_job(job_id))
+        while job["status"] not in FINISHED:  # the log ended before the record did
+            time.sleep(0.2)
+            job = _call(host, key, lambda c: c.get_job(job_id))
+    except KeyboardInterrupt:
+        typer.echo(f"stopped following; the job runs on (cancel it with `chutes jobs cancel {job_id[:10]}`)", err=True)
+        raise typer.Exit(130) from None
+    _summary(job)
+    if job["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def _summary(job: dict) -> None:
+    reason = f" ({job['reason']})" if job.get("reason") else ""
+    typer.echo(f"job {job['short']} {job['status']}{reason}", err=True)
+
+
+def get_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a job's status, result and output files."""
+    job = _call(host, key, lambda c: c.get_job(job_id))
+    if as_json:
+        typer.echo(json.dumps(job, indent=2))
+        return
+    typer.echo(f"{job['id']}  {job['chute']}  {job['name']}  {job['status']}")
+    if job.get("reason"):
+        typer.echo(f"reason: {job['reason']}")
+    if job.get("exit_code") is not None:
+        typer.echo(f"exit code: {job['exit_code']}")
+    if job.get("url"):
+        typer.echo(f"ports at: {job['url']}")
+    if job["status"] == "succeeded":
+        typer.echo(f"result: {json.dumps(job.get('result'))}")
+    for output in job.get("outputs") or []:
+        typer.echo(f"output {output['path']}  {output['size']} bytes")
+
+
+def list_jobs(
+    chute: Annotated[str | None, typer.Argument(help="Only this chute's jobs.", show_default=False)] = None,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your jobs, newest first."""
+    jobs = _call(host, key, lambda c: c.list_jobs(chute))
+    if as_json:
+        typer.echo(json.dumps(jobs, indent=2))
+        return
+    if not jobs:
+        typer.echo("No jobs yet; start one with `chutes jobs start CHUTE NAME --json '{...}'`.", err=True)
+    for job in jobs:
+        typer.echo(f"{job['short']}\t{job['chute']}\t{job['name']}\t{job['status']}\t{job['created_at']}")
+
+
+def show_logs(
+    job_id: IdArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    tail: Annotated[int, typer.Option(help="Lines to show from the end of the log.", min=0)] = 1000,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Print a job's log; --follow streams it until the job ends."""
+
+    def stream(client) -> None:  # noqa: ANN001
+        for chunk in client.stream_job_logs(job_id, tail=tail, follow=follow):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+    try:
+        _call(host, key, stream)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def cancel_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None) -> None:
+    """Cancel a queued or running job: SIGTERM, a grace period, then SIGKILL. Its logs and outputs are kept."""
+    from chutes_cli.errors import CLIError
+
+    job = _call(host, key, lambda c: c.get_job(job_id))
+    if job["status"] in FINISHED:
+        raise CLIError(f"job {job['short']} already ended ({job['status']}); delete it with `chutes jobs delete`")
+    answer = _call(host, key, lambda c: c.cancel_job(job["id"]))
+    typer.echo(f"job {job['short']}: {answer.get('status')}", err=True)
+
+
+def delete_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None) -> None:
+    """Delete a finished job, its log and its outputs (freeing your quota)."""
+    from chutes_cli.errors import CLIError
+
+    job = _call(host, key, lambda c: c.get_job(job_id))
+    if job["status"] not in FINISHED:
+        raise CLIError(f"job {job['short']} is {job['status']}; cancel it first with `chutes jobs cancel`")
+    _call(host, key, lambda c: c.cancel_job(job["id"]))
+    typer.echo(f"Deleted job {job['short']}.", err=True)
+
+
+def download_outputs(
+    job_id: IdArg,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Directory to write into [default: ./JOB_ID].", show_default=False)
+    ] = None,
+    host: HostOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Download every file the job wrote to its output_dir."""
+    from chutes_cli.errors import CLIError
+
+    job = _call(host, key, lambda c: c.get_job(job_id))
+    target = to or Path(job["short"])
+    outputs = job.get("outputs") or []
+    if not outputs:
+        raise CLIError(f"job {job['short']} ({job['status']}) has no output files")
+
+    def fetch(client) -> None:  # noqa: ANN001
+        for output in outputs:
+            path = target / output["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".part")
+            with open(partial, "wb") as f:
+                for chunk in client.download_output(job["id"], output["path"]):
+                    f.write(chunk)
+            partial.replace(path)
+            typer.echo(str(path))
+
+    _call(host, key, fetch)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Run your chutes' jobs on the host.", no_args_is_help=True)
+    group.command("start")(start_job)
+    group.command("get")(get_job)
+    group.command("list")(list_jobs)
+    group.command("logs")(show_logs)
+    group.command("cancel")(cancel_job)
+    group.command("download")(download_outputs)
+    group.command("delete")(delete_job)
+    app.add_typer(group, name="jobs")

@@ -1,0 +1,297 @@
+"""The jobs part of the control API: start a chute's job, see it, follow its logs, cancel it, fetch its outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from chutes_host.api import UserDep
+from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.jobfiles import open_output, walk_files
+from chutes_host.jobinput import check_args, read_start_request
+from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
+from chutes_host.logs import read_tail
+from chutes_host.models import JobRecord, User
+from chutes_host.state import HostState
+
+# the start request streams its uploads, so the control API's small-body limit does not apply to it
+START_PATH = re.compile(r"^/api/v1/chutes/[^/]+/jobs/[^/]+$")
+READ_CHUNK = 64 * 1024
+
+
+class JobOut(BaseModel):
+    id: str
+    short: str
+    chute: str
+    name: str
+    status: str = Field(description="queued, running, succeeded, failed, cancelled, timed_out or lost")
+    reason: str | None = Field(None, description="why it is queued, or why it did not succeed")
+    exit_code: int | None = None
+    result: Any = None
+    timeout: int | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    url: str | None = Field(None, description="where its ports answer while it runs (its owner's key only)")
+    output_bytes: int = 0
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def is_job_start(method: str, path: str) -> bool:
+    return method == "POST" and START_PATH.match(path) is not None
+
+
+def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
+    """Returns the routes under /api/v1 for jobs; every one acts on the caller's own jobs only."""
+    router = APIRouter(tags=["jobs"])
+    config, db = state.config, state.db
+
+    def describe(row: JobRecord, *, with_outputs: bool = False) -> JobOut:
+        live = runner.live.get(row.id)
+        url = None
+        if row.status == "running":
+            manifest_job = job_manifest(state, row.slug, row.name)
+            if manifest_job and manifest_job.get("ports"):
+                url = config.chute_url(f"{row.slug}-job-{row.short}")
+        outputs = []
+        if with_outputs:
+            outputs = [{"path": p, "size": s} for p, s in walk_files(runner.directory(row.id) / "work" / "outputs")]
+        return JobOut(
+            id=row.id,
+            short=row.short,
+            chute=row.slug,
+            name=row.name,
+            status=row.status,
+            reason=(live.waiting if live is not None and row.status == "queued" else None) or row.reason,
+            exit_code=row.exit_code,
+            result=json.loads(row.result_json) if row.result_json else None,
+            timeout=row.timeout,
+            args=json.loads(row.args_json or "{}"),
+            gpus=json.loads(row.gpus_json) if row.gpus_json else [],
+            url=url,
+            output_bytes=row.output_bytes or 0,
+            outputs=outputs,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    def own_job(user: User, ref: str, chute: str | None = None) -> JobRecord:
+        with db.session() as session:
+            return find_own_job(session, user, ref, chute=own_slug(session, user, chute) if chute else None)
+
+    @router.post("/chutes/{ref}/jobs/{name}", status_code=202, response_model=JobOut)
+    async def start_job(ref: str, name: str, request: Request, user: UserDep) -> JobOut:
+        """Starts a job of a chute on an instance of its own. The body is the job's JSON arguments, or a
+        multipart form with the arguments in the field `args` and files to put in its input_dir (upload=True)."""
+
+        def chute_of() -> tuple[str, dict[str, Any]]:
+            with db.session() as session:
+                row = find_own_deployment_or_404(session, user, ref)
+                return row.slug, row.manifest
+
+        slug, manifest = await run_in_threadpool(chute_of)
+        jobs = {j.get("name"): j for j in manifest.get("jobs") or [] if isinstance(j, dict)}
+        spec = jobs.get(name)
+        if spec is None:
+            have = ", ".join(sorted(jobs)) or "none; define one with @chute.job() and deploy again"
+            raise HTTPException(404, f"chute {slug!r} has no job {name!r}; its jobs: {have}")
+        if runner.refusal is not None:
+            raise HTTPException(501, runner.refusal)
+        await run_in_threadpool(check_quota, user)
+        job_id = new_job_id()
+        directory = runner.directory(job_id)
+        try:
+            args = await read_start_request(request, spec, directory / "work", limit=config.max_bundle_bytes)
+            check_args(spec, args)
+            (directory / "work" / "args.json").write_text(json.dumps(args))
+
+            def record() -> JobRecord:
+                with db.session() as session:
+                    job = JobRecord(
+                        id=job_id,
+                        owner_id=user.id,
+                        slug=slug,
+                        name=name,
+                        status="queued",
+                        args_json=json.dumps(args),
+                        timeout=spec.get("timeout"),
+                    )
+                    session.add(job)
+                    session.flush()
+                    return job
+
+            job_row = await run_in_threadpool(record)
+        except BaseException:
+            remove_job_files(directory)
+            raise
+        runner.submit(job_row)
+        return describe(job_row)
+
+    def check_quota(user: User) -> None:
+        with db.session() as session:
+            used = session.execute(
+                select(func.coalesce(func.sum(JobRecord.output_bytes), 0)).where(JobRecord.owner_id == user.id)
+            ).scalar_one()
+        quota = config.job_quota_bytes
+        if used >= quota:
+            raise HTTPException(
+                507,
+                f"your jobs keep {used / 2**20:.1f} MiB of outputs, this host's quota per user is "
+                f"{quota / 2**20:.0f} MiB; download what you need and delete old jobs with `chutes jobs delete ID`",
+            )
+
+    @router.get("/jobs", response_model=list[JobOut])
+    def list_jobs(user: UserDep, chute: str | None = None) -> list[JobOut]:
+        """Lists your jobs, newest first (of one chute with `chute`)."""
+        with db.session() as session:
+            stmt = select(JobRecord).where(JobRecord.owner_id == user.id)
+            if chute:
+                stmt = stmt.where(JobRecord.slug == own_slug(session, user, chute))
+            rows = session.execute(stmt.order_by(JobRecord.created_at.desc())).scalars().all()
+        return [describe(r) for r in rows]
+
+    @router.get("/chutes/{ref}/jobs", response_model=list[JobOut])
+    def list_chute_jobs(ref: str, user: UserDep) -> list[JobOut]:
+        return list_jobs(user, chute=ref)
+
+    @router.get("/jobs/{job_id}", response_model=JobOut)
+    def get_job(job_id: str, user: UserDep) -> JobOut:
+        """Returns a job's status, result and outputs."""
+        return describe(own_job(user, job_id), with_outputs=True)
+
+    @router.get("/chutes/{ref}/jobs/{job_id}", response_model=JobOut)
+    def get_chute_job(ref: str, job_id: str, user: UserDep) -> JobOut:
+        return describe(own_job(user, job_id, ref), with_outputs=True)
+
+    @router.delete("/jobs/{job_id}")
+    async def delete_job(job_id: str, user: UserDep) -> dict[str, Any]:
+        """Cancels a queued or running job (SIGTERM, a grace, then SIGKILL); deletes a finished one and its files."""
+        row = await run_in_threadpool(own_job, user, job_id)
+        return await cancel_or_delete(row)
+
+    @router.delete("/chutes/{ref}/jobs/{job_id}")
+    async def delete_chute_job(ref: str, job_id: str, user: UserDep) -> dict[str, Any]:
+        row = await run_in_threadpool(own_job, user, job_id, ref)
+        return await cancel_or_delete(row)
+
+    async def cancel_or_delete(row: JobRecord) -> dict[str, Any]:
+        if row.status not in FINISHED:
+            await runner.cancel(row.id)
+
+            def status_of() -> str:
+                with db.session() as session:
+                    return session.get(JobRecord, row.id).status
+
+            return {"cancelled": row.id, "status": await run_in_threadpool(status_of)}
+
+        def delete() -> None:
+            with db.session() as session:
+                session.delete(session.get(JobRecord, row.id))
+            shutil.rmtree(runner.directory(row.id), ignore_errors=True)
+
+        await run_in_threadpool(delete)
+        return {"deleted": row.id}
+
+    @router.get("/jobs/{job_id}/logs", response_class=StreamingResponse)
+    async def job_logs(
+        job_id: str, user: UserDep, tail: Annotated[int, Query(ge=0, le=10_000)] = 1000, follow: bool = False
+    ) -> StreamingResponse:
+        """Streams a job's log (text); `follow` keeps streaming until the job ends."""
+        row = await run_in_threadpool(own_job, user, job_id)
+        return StreamingResponse(stream_log(row.id, tail=tail, follow=follow), media_type="text/plain; charset=utf-8")
+
+    @router.get("/chutes/{ref}/jobs/{job_id}/logs", response_class=StreamingResponse)
+    async def chute_job_logs(
+        ref: str, job_id: str, user: UserDep, tail: Annotated[int, Query(ge=0, le=10_000)] = 1000, follow: bool = False
+    ) -> StreamingResponse:
+        row = await run_in_threadpool(own_job, user, job_id, ref)
+        return StreamingResponse(stream_log(row.id, tail=tail, follow=follow), media_type="text/plain; charset=utf-8")
+
+    async def stream_log(job_id: str, *, tail: int, follow: bool) -> AsyncIterator[bytes]:
+        path = runner.directory(job_id) / "job.log"
+        text = read_tail(path, tail)
+        if text:
+            yield (text + "\n").encode()
+        offset = path.stat().st_size if path.exists() else 0
+        while follow and not state.stopping.is_set():
+            live = job_id in runner.live
+            size = path.stat().st_size if path.exists() else 0
+            if size > offset:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(size - offset)
+                offset = size
+                yield data
+            elif not live:
+                return
+            await asyncio.sleep(0.2)
+
+    @router.get("/jobs/{job_id}/outputs/{path:path}")
+    async def download_output(job_id: str, path: str, user: UserDep) -> StreamingResponse:
+        """Downloads one file the job wrote to its output_dir."""
+        row = await run_in_threadpool(own_job, user, job_id)
+        outputs = runner.directory(row.id) / "work" / "outputs"
+        try:
+            fd, size = open_output(outputs, path)
+        except FileNotFoundError:
+            detail = f"job {row.short} has no output {path!r}; `chutes jobs get {row.short}` lists them"
+            raise HTTPException(404, detail) from None
+
+        def chunks():  # noqa: ANN202
+            with open(fd, "rb") as f:
+                while chunk := f.read(READ_CHUNK):
+                    yield chunk
+
+        headers = {"content-length": str(size)}
+        return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+    return router
+
+
+def job_manifest(state: HostState, slug: str, name: str) -> dict[str, Any] | None:
+    live = state.supervisor.route(slug)
+    if live is None:
+        return None
+    return next((j for j in live.spec.manifest.get("jobs") or [] if j.get("name") == name), None)
+
+
+def find_own_deployment_or_404(session, user: User, ref: str):  # noqa: ANN001, ANN201
+    try:
+        return find_own_deployment(session, user, ref)
+    except DeployError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+def own_slug(session, user: User, ref: str) -> str:  # noqa: ANN001
+    return find_own_deployment_or_404(session, user, ref).slug
+
+
+def find_own_job(session, user: User, ref: str, *, chute: str | None = None) -> JobRecord:  # noqa: ANN001
+    """Finds a job of this user by id or by an unambiguous id prefix; 404 otherwise (others' jobs included)."""
+    ref = ref.lower()
+    missing = HTTPException(404, f"no job {ref!r}; list yours with `chutes jobs list`")
+    if not re.fullmatch(r"[0-9a-f]{6,32}", ref):
+        raise missing
+    stmt = select(JobRecord).where(JobRecord.owner_id == user.id, JobRecord.id.startswith(ref))
+    if chute is not None:
+        stmt = stmt.where(JobRecord.slug == chute)
+    rows = session.execute(stmt.limit(2)).scalars().all()
+    if not rows:
+        raise missing
+    if len(rows) > 1:
+        raise HTTPException(409, f"more than one of your jobs starts with {ref!r}; give more of its id")
+    return rows[0]

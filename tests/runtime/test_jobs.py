@@ -1,0 +1,113 @@
+"""@chute.job: checked at decoration time (import), bound like a cord, described in the manifest."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from chutes.chute import Chute, Job, Port
+from chutes.exceptions import CordDefinitionError, JobDefinitionError
+
+
+def make_chute() -> Chute:
+    return Chute(username="me", name="jobs", image="x")
+
+
+def test_job_is_registered_and_returned_unchanged() -> None:
+    chute = make_chute()
+
+    async def render(self, frames: int, scale: float = 1.0, output_dir: str = "") -> dict:
+        return {"frames": frames}
+
+    assert chute.job(timeout=600, ports=[Port("web", 8080, "http")])(render) is render
+    job = chute.jobs["render"]
+    assert isinstance(job, Job)
+    assert repr(job) == "Job(name='render', timeout=600, upload=True, ports=[8080])"
+    assert job.context_params == ("output_dir",)
+    assert job.bind(b'{"frames": 3}') == {"frames": 3, "scale": 1.0}
+    with pytest.raises(ValidationError) as caught:
+        job.bind(b'{"frames": "many", "output_dir": "/etc"}')  # the directories are never arguments
+    assert {e["loc"] for e in caught.value.errors()} == {("frames",), ("output_dir",)}
+    assert chute.manifest()["jobs"] == [
+        {
+            "name": "render",
+            "timeout": 600,
+            "upload": True,
+            "ports": [{"name": "web", "port": 8080, "proto": "http"}],
+            "input_fields": ["frames", "scale"],
+            "required": ["frames"],
+        }
+    ]
+
+
+class Settings(BaseModel):
+    rows: int
+
+
+def test_bare_decorator_and_model_arguments() -> None:
+    chute = make_chute()
+
+    @chute.job
+    def build(self, settings: Settings) -> None: ...
+
+    assert chute.jobs["build"].timeout is None and not chute.jobs["build"].is_async
+    assert chute.jobs["build"].bind(b'{"rows": 2}')["settings"].rows == 2
+    assert "jobs" not in make_chute().manifest()  # a chute without jobs keeps its manifest as it was
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": 0}, "timeout must be a whole number of seconds of at least 1 (or None for no limit), not 0"),
+        ({"timeout": 1.5}, "timeout must be a whole number"),
+        ({"upload": "yes"}, "upload must be True or False, not 'yes'"),
+        ({"ports": [Port("web", 8080), Port("web", 8081)]}, "ports must have distinct names; web appears twice"),
+        ({"ports": [{"name": "web", "port": 8000}]}, "a job's port must be 22 or in 8002-65535"),
+        ({"ports": [{"name": "Web!", "port": 8080}]}, "String should match pattern"),
+        ({"ports": [{"name": "web", "port": 8080, "proto": "sctp"}]}, "Input should be 'tcp', 'udp' or 'http'"),
+        ({"ports": "8080"}, "ports must be a list of Port(name, port, proto), not str"),
+    ],
+)
+def test_bad_options_fail_at_decoration_naming_the_job(options: dict, message: str) -> None:
+    chute = make_chute()
+    with pytest.raises(JobDefinitionError) as caught:
+
+        @chute.job(**options)
+        async def train(self) -> None: ...
+
+    assert str(caught.value).startswith("job 'train' (test_jobs.py:")
+    assert message in str(caught.value)
+
+
+def test_bad_functions_fail_at_decoration() -> None:
+    chute = make_chute()
+    with pytest.raises(JobDefinitionError, match="must not yield"):
+
+        @chute.job()
+        async def frames(self):
+            yield 1
+
+    with pytest.raises(JobDefinitionError, match="must take 'self'"):
+        chute.job()(lambda: None)
+    with pytest.raises(JobDefinitionError, match="takes JSON arguments only"):
+
+        @chute.job()
+        async def raw(self, data: bytes) -> None: ...
+
+    @chute.job()
+    async def once(self) -> None: ...
+
+    with pytest.raises(JobDefinitionError, match=r"job 'once' \(test_jobs.py:\d+\) already has that name"):
+
+        @chute.job()
+        async def once(self) -> None: ...  # noqa: F811
+
+    assert issubclass(JobDefinitionError, CordDefinitionError)  # caught where cord mistakes are
+
+
+def test_sdk_import_paths() -> None:
+    from chutes.chute.job import Job as SdkJob
+    from chutes.chute.job import Port as SdkPort
+
+    assert (SdkJob, SdkPort) == (Job, Port)
+    assert Port("ssh", 22, "tcp") == Port(name="ssh", port=22, proto="tcp")
