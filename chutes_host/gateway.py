@@ -121,7 +121,15 @@ class Gateway:
             detail = f"job {job.short} has not started yet ({job.waiting or 'queued'}); retry shortly"
             return await send_json(send, 503, {"detail": detail}, [(b"retry-after", RETRY_AFTER)])
         scope = dict(scope, headers=forwarded_headers(scope["headers"]))
-        await self.proxy.forward(scope, receive, send, host=handle.host, port=handle.port, uds=handle.uds)
+        await self.proxy.forward(
+            scope,
+            receive,
+            send,
+            host=handle.host,
+            port=handle.port,
+            uds=handle.uds,
+            write_body=scope.get("extensions", {}).get(WRITE_BODY),
+        )
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
         key = read_key(scope["headers"])
