@@ -93,13 +93,8 @@ def show_logs(
 ) -> None:
     """Print the build log and each instance's log; --follow streams new lines."""
 
-    def stream(client) -> None:  # noqa: ANN001
-        for chunk in client.stream_logs(name, tail=tail, follow=follow):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-
     try:
-        _call(host, key, stream)
+        _print_stream(host, key, lambda c: c.stream_logs(name, tail=tail, follow=follow))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -130,6 +125,17 @@ def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202
             return fn(client)
     except HostAPIError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _print_stream(host: str | None, key: str | None, open_stream) -> None:  # noqa: ANN001
+    """Copies the byte chunks that open_stream(client) yields (a log) to stdout as they arrive."""
+
+    def copy(client) -> None:  # noqa: ANN001
+        for chunk in open_stream(client):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+    _call(host, key, copy)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from chutes_cli.commands.chutes import HostOpt, JsonOpt, KeyOpt, _call
+from chutes_cli.commands.chutes import HostOpt, JsonOpt, KeyOpt, _call, _print_stream
 
 IdArg = Annotated[str, typer.Argument(help="The job's id (or its first 6+ characters).", show_default=False)]
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
@@ -53,13 +52,8 @@ def start_job(
 
 
 def _follow(job_id: str, host: str | None, key: str | None) -> None:
-    def stream(client) -> None:  # noqa: ANN001
-        for chunk in client.stream_job_logs(job_id, tail=10_000, follow=True):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-
     try:
-        _call(host, key, stream)
+        _print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=10_000, follow=True))
         job = _call(host, key, lambda c: c.get_job(job_id))
         while job["status"] not in FINISHED:  # the log ended before the record did
             time.sleep(0.2)
@@ -121,14 +115,8 @@ def show_logs(
     key: KeyOpt = None,
 ) -> None:
     """Print a job's log; --follow streams it until the job ends."""
-
-    def stream(client) -> None:  # noqa: ANN001
-        for chunk in client.stream_job_logs(job_id, tail=tail, follow=follow):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-
     try:
-        _call(host, key, stream)
+        _print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=tail, follow=follow))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

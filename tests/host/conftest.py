@@ -104,6 +104,22 @@ class Host:
         return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
 
 
+def docker_host(base: Path) -> Host:
+    """Starts a host with the docker executor on the engine the tests run against (base images and
+    wheels as the build tests use them)."""
+    from chutes_cli.build.wheel import wheel_cache_dir
+
+    env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
+    if os.environ.get("CHUTES_BASE_IMAGE"):
+        env["CHUTES_BASE_IMAGE"] = os.environ["CHUTES_BASE_IMAGE"]
+    host = Host(
+        data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--executor", "docker"], env=env
+    )
+    host.home.mkdir()
+    host.start()
+    return host
+
+
 def make_project(root: Path, *fixtures: str) -> Path:
     """Copies fixture chute files into a fresh project directory, as a user would have them."""
     root.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.host.conftest import Host, make_project, wait_for
+from tests.host.conftest import Host, docker_host, make_project, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -26,17 +25,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stream_chute"
 
 @pytest.fixture(scope="module")
 def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
-    from chutes_cli.build.wheel import wheel_cache_dir
-
     base = tmp_path_factory.mktemp("docker")
-    env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
-    if os.environ.get("CHUTES_BASE_IMAGE"):
-        env["CHUTES_BASE_IMAGE"] = os.environ["CHUTES_BASE_IMAGE"]
-    host = Host(
-        data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--executor", "docker"], env=env
-    )
-    host.home.mkdir()
-    host.start()
+    host = docker_host(base)
     host.key = host.add_user("myuser")
     host.project = base / "stream_chute"
     shutil.copytree(EXAMPLE, host.project, ignore=shutil.ignore_patterns("__pycache__"))

@@ -4,14 +4,12 @@ at /job. Needs DOCKER_HOST (see .ci/engine.sh); skips without an engine unless C
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.host.conftest import Host, make_project, wait_for
+from tests.host.conftest import FIXTURES, Host, docker_host, wait_for
 from tests.host.test_jobs import FINISHED
 
 pytestmark = pytest.mark.engine
@@ -19,20 +17,22 @@ pytestmark = pytest.mark.engine
 
 @pytest.fixture(scope="module")
 def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
-    from chutes_cli.build.wheel import wheel_cache_dir
-
     base = tmp_path_factory.mktemp("docker-jobs")
-    env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
-    if os.environ.get("CHUTES_BASE_IMAGE"):
-        env["CHUTES_BASE_IMAGE"] = os.environ["CHUTES_BASE_IMAGE"]
-    host = Host(
-        data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--executor", "docker"], env=env
-    )
-    host.home.mkdir()
-    host.start()
+    host = docker_host(base)
     host.alice = host.add_user("alice")
     host.bob = host.add_user("bob")
-    project = make_project(base / "project", "docker_jobs.py")
+    # the process executor's job chute, built into an image of its own
+    project = base / "project"
+    project.mkdir()
+    source = (FIXTURES / "host_jobs.py").read_text()
+    chute_line = 'chute = Chute(username="alice", name="jobs", image="tests/host-jobs", '
+    assert chute_line in source
+    source = source.replace(
+        chute_line, 'chute = Chute(username="alice", name="jobs", image=Image("alice", "jobs", "0.1"), '
+    )
+    imports = "from chutes.chute import Chute, NodeSelector, Port\n"
+    source = source.replace(imports, imports + "from chutes.image import Image\n")
+    (project / "docker_jobs.py").write_text(source)
     deployed = host.cli("deploy", "docker_jobs:chute", key=host.alice, cwd=project, timeout=600)
     assert deployed.returncode == 0, deployed.stderr + host.log_text()
     yield host
