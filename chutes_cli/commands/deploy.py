@@ -332,9 +332,10 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
     while True:
         chute = client.get_chute(slug)
         phase = chute["phase"]
-        if phase != seen:
-            note(phase)
-            seen = phase
+        line = progress_line(chute)
+        if line != seen:
+            note(line)
+            seen = line
         if phase == "ready":
             return chute
         if phase == "failed":
@@ -348,6 +349,16 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
                 f"the chute was not ready after {timeout:g} s (phase {phase}); see `chutes chutes logs {slug}`."
             )
         time.sleep(POLL_SECONDS)
+
+
+def progress_line(chute: dict) -> str:
+    """Returns the phase, with why its instances wait (e.g. the cluster scheduler's reason), as deploy shows it."""
+    reasons = []
+    for inst in chute.get("instances") or []:
+        why = inst.get("waiting_for")
+        if why and why not in reasons:
+            reasons.append(why)
+    return chute["phase"] + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def try_command(chute: Any, deployed: dict, *, host: str | None) -> str:

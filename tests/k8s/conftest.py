@@ -18,7 +18,7 @@ import pytest
 
 from chutes_host.config import HostConfig
 from chutes_host.spec import DeploymentSpec
-from tests.k8s.cluster import ApiServer, ClusterError
+from tests.k8s.cluster import ApiServer, Cluster, ClusterError, Node
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -116,3 +116,42 @@ def example_manifest(name: str) -> dict:
         return prepare_bundle(f"{project / name}.py:chute", None, public=None).manifest
     finally:
         shutil.rmtree(project.parent, ignore_errors=True)
+
+
+TEST_IMAGE = "localhost/chutes-k8s-hello:test"
+
+
+@pytest.fixture(scope="session")
+def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
+    """Two nodes, n1 with 1 fake GPU and n2 with 2, with the test chute's image loaded into both; the
+    `chutes` namespace and the host's RBAC applied."""
+    binaries = k8s_bin()
+    if os.geteuid() != 0:
+        give_up("the two-node cluster needs root (network namespaces, dockerd, kubelet)")
+    build_test_image(tmp_path_factory.mktemp("k8s-image"))
+    cache = Path(os.environ.get("CHUTES_CI_CACHE") or Path.home() / ".cache" / "chutes-ci") / "k8s-nodes"
+    nodes = [Node("n1", 1, gpus=1), Node("n2", 2, gpus=2)]
+    made = Cluster(binaries, tmp_path_factory.mktemp("cluster"), cache, nodes)
+    try:
+        made.start([TEST_IMAGE], engine_host=os.environ["DOCKER_HOST"])
+        made.api.kubectl("apply", "-f", str(RBAC))
+        made.api.kubectl("apply", "-f", "-", input=HOST_USER_BINDINGS)
+    except ClusterError as exc:
+        made.stop()
+        give_up(f"the two-node cluster could not start here: {exc}")
+    yield made
+    made.stop()
+
+
+def build_test_image(work: Path) -> None:
+    """Builds tests/fixtures/chutes/k8s_hello.py's image with `chutes build` on the shared engine."""
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "tests" / "fixtures" / "chutes" / "k8s_hello.py", work / "k8s_hello.py")
+    chutes = str(Path(sys.executable).with_name("chutes"))
+    result = subprocess.run(
+        [chutes, "build", "k8s_hello:chute", "--tag", TEST_IMAGE], cwd=work, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the test chute's image failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
