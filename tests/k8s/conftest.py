@@ -119,6 +119,7 @@ def example_manifest(name: str) -> dict:
 
 
 TEST_IMAGE = "localhost/chutes-k8s-hello:test"
+CRASH_IMAGE = "localhost/chutes-k8s-crash:test"
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +129,13 @@ def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
     binaries = k8s_bin()
     if os.geteuid() != 0:
         give_up("the two-node cluster needs root (network namespaces, dockerd, kubelet)")
-    build_test_image(tmp_path_factory.mktemp("k8s-image"))
+    build_test_image(tmp_path_factory.mktemp("k8s-image"), "k8s_hello", TEST_IMAGE)
+    build_test_image(tmp_path_factory.mktemp("k8s-image"), "k8s_crash", CRASH_IMAGE)
     cache = Path(os.environ.get("CHUTES_CI_CACHE") or Path.home() / ".cache" / "chutes-ci") / "k8s-nodes"
     nodes = [Node("n1", 1, gpus=1), Node("n2", 2, gpus=2)]
     made = Cluster(binaries, tmp_path_factory.mktemp("cluster"), cache, nodes)
     try:
-        made.start([TEST_IMAGE], engine_host=os.environ["DOCKER_HOST"])
+        made.start([TEST_IMAGE, CRASH_IMAGE], engine_host=os.environ["DOCKER_HOST"])
         made.api.kubectl("apply", "-f", str(RBAC))
         made.api.kubectl("apply", "-f", "-", input=HOST_USER_BINDINGS)
     except ClusterError as exc:
@@ -143,15 +145,15 @@ def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
     made.stop()
 
 
-def build_test_image(work: Path) -> None:
-    """Builds tests/fixtures/chutes/k8s_hello.py's image with `chutes build` on the shared engine."""
+def build_test_image(work: Path, module: str, tag: str) -> None:
+    """Builds a fixture chute's image with `chutes build` on the shared engine."""
     import subprocess
     import sys
 
-    shutil.copy(ROOT / "tests" / "fixtures" / "chutes" / "k8s_hello.py", work / "k8s_hello.py")
+    shutil.copy(ROOT / "tests" / "fixtures" / "chutes" / f"{module}.py", work / f"{module}.py")
     chutes = str(Path(sys.executable).with_name("chutes"))
     result = subprocess.run(
-        [chutes, "build", "k8s_hello:chute", "--tag", TEST_IMAGE], cwd=work, capture_output=True, text=True, timeout=600
+        [chutes, "build", f"{module}:chute", "--tag", tag], cwd=work, capture_output=True, text=True, timeout=600
     )
     if result.returncode != 0:
         pytest.fail(f"building the test chute's image failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")

@@ -14,7 +14,7 @@ import pytest
 from chutes_host.k8s_render import object_name
 from tests.conftest import free_port
 from tests.host.conftest import Host, make_project, wait_for
-from tests.k8s.conftest import TEST_IMAGE
+from tests.k8s.conftest import CRASH_IMAGE, TEST_IMAGE
 
 pytestmark = pytest.mark.k8s
 SLUG = "alice-k8s-hello"
@@ -30,7 +30,7 @@ def host(cluster, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.home.mkdir()
     host.start()
     host.key = host.add_user("alice")
-    host.project = make_project(base / "project", "k8s_hello.py")
+    host.project = make_project(base / "project", "k8s_hello.py", "k8s_crash.py", "k8s_idle.py")
     yield host
     host.stop()
 
@@ -139,6 +139,35 @@ def test_logs_stream_from_the_pods(host: Host) -> None:
     result = host.cli("chutes", "logs", "k8s-hello", key=host.key)
     assert result.returncode == 0
     assert f"k8s-hello starting on {instance['pod']}" in result.stdout
+
+
+def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_crash:chute", "--image", CRASH_IMAGE, key=host.key, cwd=host.project, timeout=240)
+    assert result.returncode == 1
+    assert "the chute failed while starting: pod chute-alice-k8s-crash-" in result.stderr
+    assert "is crash-looping" in result.stderr
+    assert "k8s-crash: the model file /models/weights.bin is missing" in result.stderr  # the container's own words
+    got = host.api("GET", "/chutes/alice-k8s-crash", key=host.key).json()
+    assert got["phase"] == "failed" and got["instances"][0]["phase"] == "crash-looping"
+    assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
+
+
+def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_idle:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = object_name("alice-k8s-idle")
+
+    def replicas() -> str:
+        return cluster.api.kubectl("get", "deployment", name, "-n", "chutes", "-o", "jsonpath={.spec.replicas}")
+
+    wait_for(lambda: replicas() == "0", timeout=60, what="the idle chute to scale to zero", host=host)
+    wait_for(lambda: host.api("GET", "/chutes/alice-k8s-idle", key=host.key).json()["phase"] == "cold", timeout=60,
+             what="the chute to be cold", host=host)  # fmt: skip
+    r = host.call("alice-k8s-idle", "/hello", json={"name": "Z"}, timeout=90)
+    assert r.status_code == 200, r.text
+    assert replicas() == "1"
+    assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=host.key).returncode == 0
 
 
 def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
