@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def main() -> None:
             host.terminate()
             host.wait(30)
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def report(cluster_seconds: float, deploys: list[float], rows: dict[str, list]) -> None:

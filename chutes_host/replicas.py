@@ -53,7 +53,10 @@ class ManagedReplicas:
     async def remove(self, dep: LiveDeployment) -> None:
         dep.stopping = True
         await self._cancel(dep)
-        await self.executor.remove(dep.spec)
+        try:
+            await self.executor.remove(dep.spec)
+        except ExecutorError as exc:  # the chute's record is gone already: say what is left, and why
+            log.error("%s: removing its objects from the cluster failed: %s", dep.spec.slug, exc)
         dep.phase = "stopped"
 
     async def aclose(self) -> None:
@@ -67,7 +70,8 @@ class ManagedReplicas:
         try:
             await self.executor.prepare(spec, build_log)
             dep.phase = "starting"
-            await self.executor.apply(spec, replicas)
+            # a scale set while the image was prepared counts (the supervisor updated dep.spec)
+            await self.executor.apply(spec, max(replicas, dep.spec.min_instances))
         except ExecutorError as exc:
             dep.fail(exc.phase, str(exc), exc.log_tail or read_tail(build_log))
             return

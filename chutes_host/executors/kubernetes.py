@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,7 @@ class Pod(Instance):
     pod: str = ""
     node: str | None = None
     version: int = 0
+    running: bool = False  # its container runs (its log can be followed)
     seen_restarts: int = field(default=-1, repr=False)  # the container run whose log is being copied
 
     def describe(self) -> dict[str, Any]:
@@ -175,18 +178,23 @@ class KubernetesExecutor:
         task = self._logs.get(pod.pod)
         if task is not None and not task.done():
             task.cancel()
-        self._logs[pod.pod] = asyncio.create_task(self._copy_log(pod), name=f"log {pod.pod}")
+        resumed = pod.seen_restarts < 0  # the first run this host sees may have logged before it looked
+        pod.seen_restarts = pod.restarts
+        self._logs[pod.pod] = asyncio.create_task(self._copy_log(pod, resumed=resumed), name=f"log {pod.pod}")
 
     def forget_log(self, pod: str) -> None:
         task = self._logs.pop(pod, None)
         if task is not None:
             task.cancel()
 
-    async def _copy_log(self, pod: Pod) -> None:
+    async def _copy_log(self, pod: Pod, *, resumed: bool) -> None:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
+        since = None
+        if resumed and pod.log_path.exists():  # a restarted host: copy only what came after its last line
+            since = max(1, math.ceil(time.time() - pod.log_path.stat().st_mtime))
         with contextlib.suppress(Exception):
             with open(pod.log_path, "a") as f:
-                async for line in self.client.log(pod.pod, follow=True):
+                async for line in self.client.log(pod.pod, follow=True, since=since):
                     f.write(line)
                     f.flush()
 
@@ -351,8 +359,7 @@ class _Mirror:
                 index = min(set(range(len(used) + 1)) - used)
                 pod = self.known[name] = Pod(index=index, log_path=spec.logs_dir / f"instance-{name}.log", pod=name)
             _read_pod(pod, obj)
-            if pod.phase in ("ready", "starting") and pod.seen_restarts != pod.restarts and pod.handle is not None:
-                pod.seen_restarts = pod.restarts
+            if pod.running and pod.seen_restarts != pod.restarts:
                 self.executor.follow_log(pod)
             if pod.phase == "stopping":
                 continue
@@ -406,6 +413,7 @@ def _read_pod(pod: Pod, obj: Any) -> None:
     pod.waiting = None
     containers = (status.containerStatuses if status else None) or []
     container = containers[0] if containers else None
+    pod.running = bool(container and container.state and container.state.running)
     if container is not None:
         pod.restarts = container.restartCount or 0
         last = container.lastState.terminated if container.lastState else None

@@ -344,6 +344,7 @@ class Cluster:
         self.api.stop()
         self._teardown_network()
         self._remove_cgroups()
+        _unmount_under(self.work)  # the kubelet bind-mounts its root dir (and pods' volumes) there
 
     def _api_request(self, method: str, path: str, body: str, content_type: str) -> None:
         context = ssl.create_default_context()
@@ -478,6 +479,15 @@ class Cluster:
              "--node-labels", f"nvidia.com/gpu.product={node.product},nvidia.com/gpu.memory={node.memory_mib}"],
             netns=node.netns,
         )  # fmt: skip
+
+
+def _unmount_under(directory: Path) -> None:
+    """Lazily unmounts every mount below `directory`, deepest first."""
+    prefix = str(directory.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def _run(*argv: str, env: dict | None = None) -> None:

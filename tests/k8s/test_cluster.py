@@ -134,6 +134,16 @@ def test_a_redeploy_under_load_fails_no_request(host: Host, cluster) -> None:  #
     assert now["version"] == 2 and chute(host)["version"] == 2
 
 
+def test_a_restarted_host_adopts_the_running_pod(host: Host, cluster) -> None:  # noqa: ANN001
+    (before,) = chute(host)["instances"]
+    host.stop()
+    assert [p["metadata"]["name"] for p in pods(cluster)] == [before["pod"]]  # the pod outlives the host
+    host.start()
+    (after,) = wait_for(lambda: ready_pods(host, 1), timeout=60, what="the pod to be ready again", host=host)
+    assert after["pod"] == before["pod"] and after["version"] == 2  # no new rollout, no second version
+    assert host.call(SLUG, "/hello", json={"name": "R"}).json()["pod"] == before["pod"]
+
+
 def test_logs_stream_from_the_pods(host: Host) -> None:
     (instance,) = chute(host)["instances"]
     result = host.cli("chutes", "logs", "k8s-hello", key=host.key)
