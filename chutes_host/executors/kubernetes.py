@@ -82,6 +82,9 @@ class KubernetesExecutor:
         self.client = AsyncClient(config=kube, namespace=self.shape.namespace, field_manager=FIELD_MANAGER)
         self._images: dict[tuple[str, int], str] = {}
         self.replicas: dict[str, int] = {}  # the count last applied, per chute slug
+        self.pulling: dict[str, str] = {}  # pod name: the kubelet's "Pulling image ..." while it pulls
+        self._mirrors: dict[str, _Mirror] = {}
+        self._events: asyncio.Task | None = None
         self._logs: dict[str, asyncio.Task] = {}
         self._builder: Any = None
         self._check_namespace()
@@ -143,7 +146,9 @@ class KubernetesExecutor:
         from lightkube.resources.core_v1 import Pod as PodResource
 
         pods: dict[str, Any] = {}
-        mirror = _Mirror(dep, self, on_ready)
+        mirror = self._mirrors[dep.spec.slug] = _Mirror(dep, self, on_ready)
+        if self._events is None or self._events.done():
+            self._events = asyncio.create_task(self._watch_pulls(), name="pull events")
         selector = owned_selector(self.shape, dep.spec.slug)
         try:
             while True:
@@ -164,7 +169,37 @@ class KubernetesExecutor:
                     log.warning("%s: the pod watch ended (%s: %s); retrying", dep.spec.slug, type(exc).__name__, exc)
                 await asyncio.sleep(WATCH_RETRY)
         finally:
+            if self._mirrors.get(dep.spec.slug) is mirror:
+                del self._mirrors[dep.spec.slug]
             mirror.close()
+
+    async def _watch_pulls(self) -> None:
+        """Follows the kubelets' image pull events, which no pod status shows, so a pod reads `pulling`."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Event
+
+        while True:
+            try:
+                async for _op, event in self.client.watch(Event, fields={"involvedObject.kind": "Pod"}):
+                    pod, reason = event.involvedObject.name, event.reason
+                    if reason == "Pulling":
+                        self.pulling[pod] = event.message or "pulling the image"
+                    elif reason in ("Pulled", "Failed", "BackOff", "Created", "Started", "Killing"):
+                        if self.pulling.pop(pod, None) is None:
+                            continue
+                    else:
+                        continue
+                    for mirror in list(self._mirrors.values()):
+                        if pod in mirror.known:
+                            await mirror.refresh()
+            except ApiError as exc:
+                if exc.status.code == 403:
+                    log.warning("the host may not watch events (%s): pods show `starting` while they pull", exc)
+                    return
+                log.warning("watching pull events failed (%s); retrying", exc.status.message)
+            except Exception as exc:
+                log.warning("the pull event watch ended (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(WATCH_RETRY)
 
     async def pod_log_tail(self, pod: str, lines: int = 40) -> str:
         """Returns the last lines the pod's container wrote (its last run's, while it crash-loops)."""
@@ -217,6 +252,8 @@ class KubernetesExecutor:
         self._images.pop((spec.slug, spec.version), None)
 
     async def aclose(self) -> None:
+        if self._events is not None:
+            self._events.cancel()
         for task in self._logs.values():
             task.cancel()
         self._logs.clear()
@@ -344,11 +381,18 @@ class _Mirror:
         self.on_ready = on_ready
         self.known: dict[str, Pod] = {}
         self.proven = False
+        self.pods: dict[str, Any] = {}
+
+    async def refresh(self) -> None:
+        """Reads the pods as last seen again (an image pull started or ended)."""
+        await self.update(self.pods)
 
     async def update(self, pods: dict[str, Any]) -> None:
+        self.pods = pods
         dep, spec = self.dep, self.dep.spec
         for gone in set(self.known) - set(pods):
             self.executor.forget_log(gone)
+            self.executor.pulling.pop(gone, None)
             del self.known[gone]
         current: list[Pod] = []
         older: list[Pod] = []
@@ -358,7 +402,7 @@ class _Mirror:
                 used = {p.index for p in self.known.values()}
                 index = min(set(range(len(used) + 1)) - used)
                 pod = self.known[name] = Pod(index=index, log_path=spec.logs_dir / f"instance-{name}.log", pod=name)
-            _read_pod(pod, obj)
+            _read_pod(pod, obj, pulling=self.executor.pulling.get(name))
             if pod.running and pod.seen_restarts != pod.restarts:
                 self.executor.follow_log(pod)
             if pod.phase == "stopping":
@@ -402,7 +446,7 @@ class _Mirror:
             self.executor.forget_log(name)
 
 
-def _read_pod(pod: Pod, obj: Any) -> None:
+def _read_pod(pod: Pod, obj: Any, *, pulling: str | None = None) -> None:
     """Reads a pod object's state into the Instance: phase, why it waits, where it listens, restarts."""
     meta, status = obj.metadata, obj.status
     pod.version = int((meta.labels or {}).get(VERSION_LABEL, "0") or 0)
@@ -436,6 +480,8 @@ def _read_pod(pod: Pod, obj: Any) -> None:
             pod.phase, pod.waiting = "pull-failed", f"{reason}: {message}".rstrip(": ")
         elif reason in START_FAILURES:
             pod.phase, pod.waiting = "failed-to-start", f"{reason}: {message}".rstrip(": ")
+        elif pulling is not None and reason in ("ContainerCreating", "PodInitializing"):
+            pod.phase, pod.waiting = "pulling", pulling
         else:
             pod.phase, pod.waiting = "starting", reason or None
         return

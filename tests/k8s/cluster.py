@@ -467,6 +467,10 @@ class Cluster:
             [str(self.bin_dir / "kubelet"), "--kubeconfig", str(self.api.kubeconfig(node.name)),
              "--hostname-override", node.name, "--node-ip", node.address,
              "--container-runtime", "docker", "--docker-endpoint", f"unix://{self._sock(node)}",
+             # each kubelet's dockershim serves its CRI on a socket of its own: on the default path the last
+             # kubelet started would serve both, and create the other node's pods in its own engine
+             "--container-runtime-endpoint", f"unix://{self._sock(node).parent / 'dockershim.sock'}",
+             "--image-service-endpoint", f"unix://{self._sock(node).parent / 'dockershim.sock'}",
              "--pod-infra-container-image", PAUSE_IMAGE,
              # two kubelets on one machine: each its own cgroup root (else each kills the other's pods) and state
              "--cgroup-root", f"/ck8s-{node.name}", "--cgroup-driver", "cgroupfs",

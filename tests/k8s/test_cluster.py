@@ -162,6 +162,17 @@ def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Ho
     assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
 
 
+def test_an_image_the_nodes_cannot_pull_fails_the_deploy_while_pulling(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_crash:chute", "--image", "registry.invalid/nobody/none:1", key=host.key,
+                      cwd=host.project, timeout=240)  # fmt: skip
+    assert result.returncode == 1
+    assert "the chute failed while pulling: pod chute-alice-k8s-crash-" in result.stderr
+    assert "ErrImagePull" in result.stderr and "registry.invalid" in result.stderr  # the kubelet's own words
+    got = host.api("GET", "/chutes/alice-k8s-crash", key=host.key).json()
+    assert got["instances"][0]["phase"] in ("pull-failed", "pulling")  # the kubelet retries, and says so
+    assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
+
+
 def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host, cluster) -> None:  # noqa: ANN001
     result = host.cli("deploy", "k8s_idle:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
                       timeout=240)  # fmt: skip
