@@ -151,3 +151,45 @@ async def test_the_watch_reports_a_deployment_without_pods_as_starting(api_serve
     finally:
         await executor.remove(spec)
         await executor.aclose()
+
+
+@pytest.mark.engine
+def test_a_chute_built_here_is_pushed_to_the_registry_the_cluster_pulls_from(
+    api_server, engine, tmp_path: Path
+) -> None:  # noqa: ANN001
+    import os
+
+    import httpx
+
+    from chutes_cli.build.wheel import wheel_cache_dir
+    from tests.host.conftest import Host, make_project, wait_for
+
+    registry = os.environ.get("CHUTES_TEST_REGISTRY", "127.0.0.1:5000")
+    env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
+    if os.environ.get("CHUTES_BASE_IMAGE"):
+        env["CHUTES_BASE_IMAGE"] = os.environ["CHUTES_BASE_IMAGE"]
+    args = ["--executor", "kubernetes", "--kubeconfig", str(api_server.kubeconfig("host")), "--registry", registry]
+    host = Host(data_dir=tmp_path / "data", home=tmp_path / "home", port=free_port(), extra_args=args, env=env)
+    host.home.mkdir()
+    host.start()
+    try:
+        key = host.add_user("alice")
+        project = make_project(tmp_path / "project", "k8s_idle.py")
+        deployed = host.cli("deploy", "k8s_idle:chute", "--no-wait", key=key, cwd=project)
+        assert deployed.returncode == 0, deployed.stderr
+        name = object_name("alice-k8s-idle")
+
+        def applied_image() -> str:
+            got = api_server.kubectl("get", "deployment", name, "-n", "chutes", "-o",
+                                     "jsonpath={.spec.template.spec.containers[0].image}", check=False)  # fmt: skip
+            return got.strip()
+
+        image = wait_for(applied_image, timeout=300, what="the built image to be applied", host=host)
+        repository, _, tag = image.rpartition(":")
+        assert repository == f"{registry}/chutes/alice-k8s-idle" and tag.startswith("v1-")
+        tags = httpx.get(f"http://{registry}/v2/chutes/alice-k8s-idle/tags/list", timeout=10).json()["tags"]
+        assert tag in tags  # what the cluster will pull is in the registry
+        assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=key).returncode == 0
+        assert applied_image() == ""
+    finally:
+        host.stop()
