@@ -7,7 +7,8 @@ Needs root, the binaries of `bash .ci/k8s.sh` (CHUTES_K8S_BIN) and the engine of
 timed, so deploy-to-ready is the host's and Kubernetes' own time (apply, schedule, start the container, pass
 the readiness probe, the watch reporting it). Then wrk (one thread) measures requests/s and p50/p99 of a GET
 cord through the gateway (`Host: {slug}.localhost`, the host in the root namespace routing to the pod's IP)
-and against the same pod directly, one after the other.
+and against the same pod directly, one after the other. Pinning, as in bench_gateway.py: the pod's
+containers on core 0, the host and wrk on core 1.
 
 Goals (issue 12): deploy-to-ready < 30 s; the gateway keeps >= 0.5x of direct throughput.
 """
@@ -38,7 +39,7 @@ SLUG = "alice-k8s-hello"
 
 def wrk(url: str, *, host: str | None, duration: int, connections: int) -> tuple[float, float, float, int]:
     """Runs wrk against url; returns requests/s, p50 and p99 in ms, and errors."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     if host:
         command += ["-H", f"Host: {host}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=duration + 30).stdout
@@ -85,8 +86,8 @@ def main() -> None:
         ).stdout.strip()
         env.update(CHUTES_API_URL=f"http://127.0.0.1:{port}", CHUTES_API_KEY=key)
         host = subprocess.Popen(
-            [CHUTES, "host", "serve", "--port", str(port), "--data-dir", data, "--log-level", "warning",
-             "--executor", "kubernetes", "--kubeconfig", str(cluster.api.kubeconfig("host")),
+            ["taskset", "-c", "1", CHUTES, "host", "serve", "--port", str(port), "--data-dir", data,
+             "--log-level", "warning", "--executor", "kubernetes", "--kubeconfig", str(cluster.api.kubeconfig("host")),
              "--pod-cpu", "50m", "--pod-memory", "256Mi"],
             env=env, stderr=open(work / "host.log", "wb"),  # noqa: SIM115
         )  # fmt: skip
@@ -105,7 +106,13 @@ def main() -> None:
             )  # fmt: skip
             deploys.append(time.perf_counter() - started)
         chute = httpx.get(f"http://127.0.0.1:{port}/api/v1/chutes/{SLUG}", headers={"X-API-Key": key}).json()
-        pod_ip = _pod_ip(cluster, chute["instances"][0]["pod"])
+        pod = chute["instances"][0]
+        pod_ip = _pod_ip(cluster, pod["pod"])
+        node = next(n for n in cluster.nodes if n.name == pod["node"])
+        for container in cluster.docker(
+            node, "ps", "-q", "--filter", f"label=io.kubernetes.pod.name={pod['pod']}"
+        ).split():
+            cluster.docker(node, "update", "--cpuset-cpus", "0", container.decode())
         rows = {"gateway": [], "direct": []}
         for _ in range(args.runs):
             gateway = wrk(f"http://127.0.0.1:{port}/", host=f"{SLUG}.localhost", duration=args.duration,
