@@ -20,9 +20,12 @@ from typing import Any
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.k8s_render import (
     CHUTE_PORT,
+    HOST_LABEL,
     PRODUCT_LABEL,
     VERSION_LABEL,
     PodShape,
+    RenderError,
+    label_value,
     object_name,
     owned_selector,
     render_manifests,
@@ -79,7 +82,9 @@ class KubernetesExecutor:
                 phase="starting",
             ) from None
         self._kube = kube
-        self.client = AsyncClient(config=kube, namespace=self.shape.namespace, field_manager=FIELD_MANAGER)
+        # a field manager per host: two hosts sharing a namespace conflict on a name instead of overwriting
+        self.field_manager = f"{FIELD_MANAGER}-{host_id}"
+        self.client = AsyncClient(config=kube, namespace=self.shape.namespace, field_manager=self.field_manager)
         self._images: dict[tuple[str, int], str] = {}
         self.replicas: dict[str, int] = {}  # the count last applied, per chute slug
         self.pulling: dict[str, str] = {}  # pod name: the kubelet's "Pulling image ..." while it pulls
@@ -110,9 +115,12 @@ class KubernetesExecutor:
         """Creates or updates the chute's Secret, Deployment and Service by server-side apply."""
         from lightkube import codecs
 
-        objects = render_manifests(
-            spec, image=self.image_of(spec), replicas=replicas, shape=self.shape, products=await self._products()
-        )
+        try:
+            objects = render_manifests(
+                spec, image=self.image_of(spec), replicas=replicas, shape=self.shape, products=await self._products()
+            )
+        except RenderError as exc:
+            raise ExecutorError(str(exc), phase="starting") from None
         for data in objects:
             obj = codecs.from_dict(data)
             await self._call(f"apply {data['kind']} {data['metadata']['name']}", self.client.apply(obj))
@@ -131,6 +139,10 @@ class KubernetesExecutor:
         name = object_name(spec.slug)
         for kind, obj_name in ((Deployment, name), (Service, name), (Secret, f"{name}-env")):
             try:
+                found = await self.client.get(kind, obj_name)
+                if (found.metadata.labels or {}).get(HOST_LABEL) != label_value(self.shape.host_id):
+                    log.warning("%s: not deleting %s %s: another host made it", spec.slug, kind.__name__, obj_name)
+                    continue
                 await self.client.delete(kind, obj_name, cascade=CascadeType.BACKGROUND)
             except ApiError as exc:
                 if exc.status.code != 404:

@@ -193,3 +193,37 @@ def test_a_chute_built_here_is_pushed_to_the_registry_the_cluster_pulls_from(
         assert applied_image() == ""
     finally:
         host.stop()
+
+
+async def test_a_gpu_type_no_node_has_fails_the_apply_with_a_message(api_server, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    executor = KubernetesExecutor(host_config(tmp_path, api_server.kubeconfig("host")))
+    spec = example_spec("gpu_model", tmp_path, image=IMAGE)
+    spec = replace(spec, manifest=dict(spec.manifest, node_selector={"gpu_count": 1, "include": ["b9000"]}))
+    try:
+        await executor.prepare(spec, tmp_path / "build.log")
+        with pytest.raises(ExecutorError, match=r"include=\['b9000'\] matches no GPU product"):
+            await executor.apply(spec, 1)
+    finally:
+        await executor.aclose()
+    assert owned(api_server, "deployments") == []
+
+
+async def test_two_hosts_sharing_a_namespace_never_take_each_others_objects(api_server, tmp_path: Path) -> None:
+    first = KubernetesExecutor(host_config(tmp_path / "a", api_server.kubeconfig("host")))
+    second = KubernetesExecutor(host_config(tmp_path / "b", api_server.kubeconfig("host")))
+    spec = example_spec("hello", tmp_path, image=IMAGE)
+    try:
+        for executor in (first, second):
+            await executor.prepare(spec, tmp_path / "build.log")
+        await first.apply(spec, 1)
+        with pytest.raises(ExecutorError, match="another manager changed fields the host sets"):
+            await second.apply(spec, 1)
+        await second.remove(spec)  # the same chute name on the other host: nothing of it is this host's
+        assert [o["metadata"]["name"] for o in owned(api_server, "deployments")] == [object_name(spec.slug)]
+    finally:
+        await first.remove(spec)
+        await first.aclose()
+        await second.aclose()
+    assert owned(api_server, "deployments") == []
