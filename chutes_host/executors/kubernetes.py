@@ -65,8 +65,13 @@ class KubernetesExecutor:
     manages_replicas = True  # the supervisor asks for replicas; it never starts instances itself
 
     def __init__(self, config) -> None:  # noqa: ANN001
-        from lightkube import AsyncClient, KubeConfig
-        from lightkube.core.exceptions import ConfigError
+        try:
+            from lightkube import AsyncClient, KubeConfig
+            from lightkube.core.exceptions import ConfigError
+        except ImportError:
+            raise ExecutorError(
+                "the kubernetes executor needs its client library: pip install 'chutes[kubernetes]'", phase="starting"
+            ) from None
 
         self.config = config
         host_id = config.k8s_host_id or hashlib.sha256(str(Path(config.data_dir).resolve()).encode()).hexdigest()[:16]
