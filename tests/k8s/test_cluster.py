@@ -62,6 +62,8 @@ def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:  # no
     assert "ready in" in progress
     (instance,) = chute(host)["instances"]
     assert instance["phase"] == "ready" and instance["node"] in ("n1", "n2") and instance["pod"].startswith(NAME)
+    shown = host.cli("chutes", "get", "k8s-hello", key=host.key).stdout
+    assert f"instance 0: ready  pod {instance['pod']} on {instance['node']}  version 1  restarts 0" in shown
     r = host.call(SLUG, "/hello", json={"name": "Ada"})
     assert r.status_code == 200, r.text
     assert r.json() == {"message": "Hello, Ada!", "pod": instance["pod"]}
