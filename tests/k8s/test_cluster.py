@@ -30,7 +30,7 @@ def host(cluster, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.home.mkdir()
     host.start()
     host.key = host.add_user("alice")
-    host.project = make_project(base / "project", "k8s_hello.py", "k8s_crash.py", "k8s_idle.py")
+    host.project = make_project(base / "project", "k8s_hello.py", "k8s_crash.py", "k8s_idle.py", "k8s_busy.py")
     yield host
     host.stop()
 
@@ -191,6 +191,35 @@ def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host
     assert r.status_code == 200, r.text
     assert replicas() == "1"
     assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=host.key).returncode == 0
+
+
+def test_load_adds_a_replica(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_busy:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = object_name("alice-k8s-busy")
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            r = host.call("alice-k8s-busy", "/slow", json={"seconds": 0.5}, timeout=60)
+            statuses.append(r.status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        wait_for(lambda: cluster.api.kubectl("get", "deployment", name, "-n", "chutes", "-o",
+                                             "jsonpath={.status.readyReplicas}") == "2",
+                 timeout=90, what="the scaler to add a second ready replica", host=host)  # fmt: skip
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert set(statuses) == {200}
+    assert "scaling from 1 to 2 instance(s)" in host.log_text()
+    assert host.cli("chutes", "delete", "k8s-busy", "--yes", key=host.key).returncode == 0
 
 
 def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
