@@ -222,6 +222,20 @@ def test_load_adds_a_replica(host: Host, cluster) -> None:  # noqa: ANN001
     assert host.cli("chutes", "delete", "k8s-busy", "--yes", key=host.key).returncode == 0
 
 
+def test_a_failing_redeploy_leaves_the_old_pod_serving(host: Host, cluster) -> None:  # noqa: ANN001
+    (serving,) = ready_pods(host, 1)
+    version = chute(host)["version"]
+    result = host.cli("deploy", "k8s_hello:chute", "--image", CRASH_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 1 and "is crash-looping" in result.stderr
+    got = chute(host)
+    assert got["phase"] == "failed" and got["version"] == version + 1
+    for _ in range(5):  # Kubernetes removes no old pod before a new one is ready: the old version answers
+        r = host.call(SLUG, "/hello", json={"name": "still"})
+        assert r.status_code == 200, (r.text, got)
+        assert r.json()["pod"] == serving["pod"]
+
+
 def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
     assert host.cli("chutes", "delete", "k8s-hello", "--yes", key=host.key).returncode == 0
     selector = "app.kubernetes.io/managed-by=chutes-host"
