@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chutes_host.scaler import ScalePolicy
 
-EXECUTORS = ("process", "docker")
+EXECUTORS = ("process", "docker", "kubernetes")
 SANDBOX_MODES = ("auto", "bwrap", "off")
 DEFAULT_SANDBOX_UIDS = range(3_000_000, 3_100_000)
 MiB = 1024 * 1024
@@ -46,6 +46,12 @@ class HostConfig:
     metrics_key: str | None = field(default=None, repr=False)
     scaling: ScalePolicy = field(default_factory=ScalePolicy)
     job_quota_bytes: int = 10 * 1024 * MiB  # the outputs of finished jobs each user may keep
+    kubeconfig: str | None = None  # kubernetes executor: None reads the in-cluster service account or KUBECONFIG
+    k8s_namespace: str = "chutes"
+    k8s_host_id: str | None = None  # the label value that marks this host's objects (default: from data_dir)
+    k8s_cpu: str = "1"
+    k8s_memory: str = "8Gi"
+    registry: str | None = None  # where chute images built here are pushed for the cluster to pull
 
     @property
     def database_url(self) -> str:

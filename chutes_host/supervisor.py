@@ -21,6 +21,7 @@ from chutes_host.holdings import Holder, Holdings
 from chutes_host.live import Instance, LiveDeployment
 from chutes_host.logs import read_tail, rotate_if_large
 from chutes_host.metrics import HostCounters
+from chutes_host.replicas import ManagedReplicas
 from chutes_host.scaler import Decision, ScalePolicy, Scaler
 from chutes_host.spec import DeploymentSpec
 
@@ -62,6 +63,10 @@ class Supervisor:
         self.scaler = Scaler(self.policy)
         self._scaling: asyncio.Task | None = None
         self._resizing: dict[str, asyncio.Task] = {}
+        # an executor that runs the replicas itself (Kubernetes) gets counts, never single starts
+        self.replicas = None
+        if getattr(executor, "manages_replicas", False):
+            self.replicas = ManagedReplicas(executor, self.live, on_ready=self._managed_ready)
 
     def route(self, slug: str) -> LiveDeployment | None:
         return self.live.get(slug)
@@ -73,6 +78,10 @@ class Supervisor:
         do not fit wait as `pending`. A new version that fits only on its old version's GPUs replaces
         it without overlap: the old version stops first.
         """
+        if self.replicas is not None:
+            dep = await self.replicas.launch(spec)
+            self._start_scaler()
+            return dep
         old = self.live.get(spec.slug)
         starting = max(1, spec.min_instances)
         overlap = old is not None and not old.stopping and self.gpus.fits(spec.node_selector, starting)
@@ -90,9 +99,17 @@ class Supervisor:
             self._new_instance(dep, index)
         self._start_pending()
         dep.task = asyncio.create_task(self._bring_up(dep), name=f"deploy {spec.slug}")
+        self._start_scaler()
+        return dep
+
+    def _start_scaler(self) -> None:
         if self._scaling is None:
             self._scaling = asyncio.create_task(self._scale_loop(), name="scaler")
-        return dep
+
+    async def _managed_ready(self, dep: LiveDeployment) -> None:
+        """Called by the executor's watch the first time a pod of the deployment's version is ready."""
+        self.scaler.started(dep.spec.slug, time.monotonic())
+        await self._record_ready(dep)
 
     def gpus_freed(self) -> None:
         """Starts pending instances that now fit, after GPUs were freed by something else (a job that ended)."""
@@ -100,6 +117,8 @@ class Supervisor:
 
     def refusal(self, selector: NodeSelector, slug: str) -> tuple[int, str] | None:
         """Returns (status, message) if a deploy of this selector cannot start one instance now."""
+        if self.replicas is not None:
+            return None  # the cluster's scheduler decides; a pod that cannot fit is reported pending
         return self.gpus.refusal(selector, replacing=slug)
 
     async def remove(self, slug: str) -> LiveDeployment | None:
@@ -107,7 +126,9 @@ class Supervisor:
         dep = self.live.pop(slug, None)
         self.counters.chutes.pop(slug, None)
         self.scaler.forget(slug)
-        if dep is not None:
+        if dep is not None and self.replicas is not None:
+            await self.replicas.remove(dep)
+        elif dep is not None:
             await self._stop(dep)
             version = dep
             while version is not None:  # e.g. the image the docker executor built for it
@@ -122,6 +143,9 @@ class Supervisor:
         if dep is None:
             return
         dep.spec = replace(dep.spec, max_instances=count, min_instances=count)
+        if self.replicas is not None:
+            log.info("%s: scaled to %d replica(s) by its owner", slug, count)
+            return await self.replicas.scale(dep, count)
         if dep.phase == "failed":
             return
         log.info("%s: scaled to %d instance(s) by its owner", slug, count)
@@ -134,6 +158,11 @@ class Supervisor:
             return
         self.scaler.started(slug, time.monotonic())
         log.info("%s: waking from zero: a request arrived", slug)
+        if self.replicas is not None:
+            dep.phase = "starting"  # until the watch sees the pod: the lobby waits for it
+            self._resizing[slug] = task = asyncio.create_task(self.replicas.scale(dep, max(1, dep.spec.min_instances)))
+            task.add_done_callback(lambda _t: self._resizing.pop(slug, None))
+            return
         self._grow(dep, max(1, dep.spec.min_instances))
 
     async def aclose(self) -> None:
@@ -144,7 +173,10 @@ class Supervisor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await asyncio.gather(*(self._stop(d) for d in list(self.live.values())))
+        if self.replicas is not None:
+            await self.replicas.aclose()
+        else:
+            await asyncio.gather(*(self._stop(d) for d in list(self.live.values())))
         self.live.clear()
         await self._client.aclose()
         for client in self._socket_clients.values():
@@ -205,6 +237,8 @@ class Supervisor:
     async def _resize(self, dep: LiveDeployment, count: int) -> None:
         """Adds instances, or takes the last ones out of the gateway's rotation, lets their requests finish
         and stops them."""
+        if self.replicas is not None:
+            return await self.replicas.scale(dep, count)
         if len(dep.instances) < count:
             self._grow(dep, count)
             return

@@ -57,6 +57,13 @@ def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: 
     if chute["phase"] == "cold":
         typer.echo("scaled to zero: no instance runs; the next request starts one and waits for it")
     for inst in chute["instances"]:
+        if inst.get("pod"):  # a kubernetes host: Kubernetes says why a pod waits, GPUs or not
+            line = (
+                f"instance {inst['index']}: {inst['phase']}  pod {inst['pod']} on {inst.get('node') or '(no node yet)'}"
+            )
+            line += f"  version {inst.get('version')}  restarts {inst['restarts']}"
+            typer.echo(line + (f"  ({inst['waiting_for']})" if inst.get("waiting_for") else ""))
+            continue
         if inst["phase"] == "pending":
             typer.echo(f"instance {inst['index']}: pending  waiting for GPUs: {inst.get('waiting_for')}")
             continue

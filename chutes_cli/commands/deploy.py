@@ -43,6 +43,20 @@ def deploy_chute(
     accept_fee: Annotated[
         bool, typer.Option("--accept-fee", help="Accepted for the Chutes SDK; a self-hosted host charges no fee.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what a kubernetes host would apply (with -o yaml); upload nothing."),
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="With --dry-run: 'yaml' (the manifests).", show_default=False)
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(help="With --dry-run: the kubernetes host's namespace.", show_default=True)
+    ] = "chutes",
+    registry: Annotated[
+        str | None,
+        typer.Option(help="With --dry-run: the registry a kubernetes host pushes built images to.", show_default=False),
+    ] = None,
 ) -> None:
     """Upload a chute to your host and wait until it is ready; prints its URL.
 
@@ -52,6 +66,8 @@ def deploy_chute(
     from chutes_cli.progress import Progress
     from chutes_host.client import HostAPIError, HostClient
 
+    if dry_run or output is not None:
+        return print_manifests(ref, context, output=output, image=image, namespace=namespace, registry=registry)
     url, api_key = resolve_host(host, key)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chutes-deploy-") as tmp, HostClient(url, api_key) as client:
@@ -80,6 +96,48 @@ def deploy_chute(
         note(f"try: {try_command(prepared.chute, chute, host=host)}")
         if key and not chute.get("public"):
             note("(it needs your key: put it in CHUTES_API_KEY, or set it once with `chutes config set api_key KEY`)")
+
+
+def print_manifests(
+    ref: str, context: Path | None, *, output: str | None, image: str | None, namespace: str, registry: str | None
+) -> None:
+    """Prints the Kubernetes manifests a kubernetes host would apply for this chute's first version."""
+    from chutes_cli.errors import CLIError
+    from chutes_host.k8s_render import PodShape, RenderError, render_manifests, to_yaml
+    from chutes_host.spec import DeploymentSpec
+
+    if output != "yaml":
+        raise CLIError(
+            "--dry-run prints the Kubernetes manifests: pass -o yaml (and -o yaml needs --dry-run)", exit_code=2
+        )
+    manifest = prepare_bundle(ref, context, public=None, image=image).manifest
+    slug = manifest["slug"]
+    ref_to_run = image or (None if manifest.get("build_image") else manifest.get("image"))
+    if ref_to_run is None and registry:
+        ref_to_run = f"{registry.rstrip('/')}/chutes/{slug}:v1"
+    if ref_to_run is None:
+        raise CLIError(
+            "this chute's image is built from its recipe: pass --registry HOST:PORT (where the host pushes it) "
+            "or --image REF to see the manifests",
+            exit_code=2,
+        )
+    spec = DeploymentSpec(
+        slug=slug,
+        name=manifest["name"],
+        owner_id=0,
+        owner_name=manifest["username"],
+        version=1,
+        directory=Path(slug),
+        entrypoint=manifest["entrypoint"],
+        public=bool(manifest.get("public")),
+        max_instances=manifest.get("max_instances") or 1,
+        manifest=manifest,
+    )
+    try:
+        objects = render_manifests(spec, image=ref_to_run, replicas=1, shape=PodShape(namespace=namespace))
+    except RenderError as exc:
+        raise CLIError(str(exc)) from None
+    typer.echo(to_yaml(objects), nl=False)
 
 
 def resolve_host(host: str | None, key: str | None) -> tuple[str, str | None]:
@@ -274,9 +332,10 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
     while True:
         chute = client.get_chute(slug)
         phase = chute["phase"]
-        if phase != seen:
-            note(phase)
-            seen = phase
+        line = progress_line(chute)
+        if line != seen:
+            note(line)
+            seen = line
         if phase == "ready":
             return chute
         if phase == "failed":
@@ -290,6 +349,16 @@ def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN
                 f"the chute was not ready after {timeout:g} s (phase {phase}); see `chutes chutes logs {slug}`."
             )
         time.sleep(POLL_SECONDS)
+
+
+def progress_line(chute: dict) -> str:
+    """Returns the phase, with why its instances wait (e.g. the cluster scheduler's reason), as deploy shows it."""
+    reasons = []
+    for inst in chute.get("instances") or []:
+        why = inst.get("waiting_for")
+        if why and why not in reasons:
+            reasons.append(why)
+    return chute["phase"] + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def try_command(chute: Any, deployed: dict, *, host: str | None) -> str:

@@ -32,6 +32,7 @@ DbOpt = Annotated[
 class ExecutorKind(StrEnum):
     process = "process"
     docker = "docker"
+    kubernetes = "kubernetes"
 
 
 class SandboxMode(StrEnum):
@@ -122,6 +123,29 @@ def serve_host(
         int,
         typer.Option(help="Outputs of finished jobs each user may keep, in MiB; past it new jobs are refused.", min=1),
     ] = 10 * 1024,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="kubernetes executor: the cluster's kubeconfig [default: the in-cluster service account, "
+            "else $KUBECONFIG or ~/.kube/config].",
+            show_default=False,
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(help="kubernetes executor: the namespace the host's chutes run in (it must exist).")
+    ] = "chutes",
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="kubernetes executor: push chute images built here to this registry (HOST[:PORT]), which the "
+            "cluster pulls from; without it, chutes deploy with --image REF.",
+            show_default=False,
+        ),
+    ] = None,
+    pod_cpu: Annotated[str, typer.Option(help="kubernetes executor: CPU each pod requests, e.g. 1 or 500m.")] = "1",
+    pod_memory: Annotated[
+        str, typer.Option(help="kubernetes executor: memory each pod requests (and is limited to), e.g. 8Gi.")
+    ] = "8Gi",
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -150,6 +174,7 @@ def serve_host(
 
     if public_url is not None:
         check_public_url(public_url, domain)
+    check_pod_resources(pod_cpu, pod_memory, namespace)
     if not re.fullmatch(r"[1-9][0-9]*[kmg]?", docker_memory.lower()):
         raise CLIError(f"--docker-memory {docker_memory!r} is not a size like 8g, 512m or 1073741824", exit_code=2)
     config = _config(
@@ -178,6 +203,11 @@ def serve_host(
             queue_timeout=queue_timeout,
             queue_limit=queue_limit,
         ),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+        k8s_namespace=namespace,
+        k8s_cpu=pod_cpu,
+        k8s_memory=pod_memory,
+        registry=registry,
     )
     os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)
@@ -215,6 +245,21 @@ def serve_host(
         stopping=app.state.stopping,
     )
     server.run(sockets=[sock])
+
+
+def check_pod_resources(cpu: str, memory: str, namespace: str) -> None:
+    """Fails (usage error) unless the pod sizes are Kubernetes quantities and the namespace a DNS label."""
+    from chutes_cli.errors import CLIError
+
+    if not re.fullmatch(r"[1-9][0-9]*m?|[0-9]+\.[0-9]+", cpu):
+        raise CLIError(f"--pod-cpu must be a CPU quantity like 1, 2 or 500m; got {cpu!r}.", exit_code=2)
+    if not re.fullmatch(r"[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?", memory):
+        raise CLIError(f"--pod-memory must be a memory quantity like 8Gi or 512Mi; got {memory!r}.", exit_code=2)
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise CLIError(
+            f"--namespace must be a Kubernetes namespace name (lowercase letters, digits and '-'); got {namespace!r}.",
+            exit_code=2,
+        )
 
 
 def parse_uid_range(text: str) -> range:

@@ -1,4 +1,4 @@
-"""Executors start and stop a chute's instances: `process` (subprocesses) or `docker`."""
+"""Executors start and stop a chute's instances: `process` (subprocesses), `docker` or `kubernetes`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def create_executor(kind: str, config) -> Executor:  # noqa: ANN001
         from chutes_host.executors.docker import DockerExecutor
 
         return DockerExecutor(config)
-    raise ValueError(f"unknown executor {kind!r}; choose 'process' or 'docker'")
+    if kind == "kubernetes":
+        from chutes_host.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(config)
+    raise ValueError(f"unknown executor {kind!r}; choose 'process', 'docker' or 'kubernetes'")
 
 
 __all__ = ["Executor", "ExecutorError", "InstanceHandle", "create_executor"]

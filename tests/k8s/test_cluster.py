@@ -1,0 +1,249 @@
+"""The kubernetes executor on a real two-node cluster, through the real `chutes host serve` and `chutes` CLI:
+deploy and call, scale over nodes with 1 + 2 fake GPUs, pending for lack of GPUs, a killed pod replaced, a
+redeploy under load without a failed request, logs, and delete leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from chutes_host.k8s_render import object_name
+from tests.conftest import free_port
+from tests.host.conftest import Host, make_project, wait_for
+from tests.k8s.conftest import CRASH_IMAGE, TEST_IMAGE
+
+pytestmark = pytest.mark.k8s
+SLUG = "alice-k8s-hello"
+NAME = object_name(SLUG)
+
+
+@pytest.fixture(scope="module")
+def host(cluster, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+    base = tmp_path_factory.mktemp("k8s-host")
+    args = ["--executor", "kubernetes", "--kubeconfig", str(cluster.api.kubeconfig("host")), "--pod-cpu", "50m",
+            "--pod-memory", "256Mi", "--health-interval", "0.5"]  # fmt: skip
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=args)
+    host.home.mkdir()
+    host.start()
+    host.key = host.add_user("alice")
+    host.project = make_project(base / "project", "k8s_hello.py", "k8s_crash.py", "k8s_idle.py", "k8s_busy.py")
+    yield host
+    host.stop()
+
+
+def chute(host: Host) -> dict:
+    return host.api("GET", f"/chutes/{SLUG}", key=host.key).json()
+
+
+def pods(cluster) -> list[dict]:  # noqa: ANN001
+    listed = cluster.api.kubectl("get", "pods", "-n", "chutes", "-l", f"chutes.ai/chute-id={NAME}", "-o", "json")
+    return json.loads(listed)["items"]
+
+
+def ready_pods(host: Host, count: int) -> list[dict] | None:
+    instances = chute(host)["instances"]
+    ready = [i for i in instances if i["phase"] == "ready"]
+    return ready if len(ready) == count and len(instances) == count else None
+
+
+def deploy(host: Host) -> str:
+    result = host.cli("deploy", "k8s_hello:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr + host.log_text()[-3000:]
+    return result.stderr
+
+
+def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:  # noqa: ANN001
+    progress = deploy(host)
+    assert "ready in" in progress
+    (instance,) = chute(host)["instances"]
+    assert instance["phase"] == "ready" and instance["node"] in ("n1", "n2") and instance["pod"].startswith(NAME)
+    shown = host.cli("chutes", "get", "k8s-hello", key=host.key).stdout
+    assert f"instance 0: ready  pod {instance['pod']} on {instance['node']}  version 1  restarts 0" in shown
+    r = host.call(SLUG, "/hello", json={"name": "Ada"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"message": "Hello, Ada!", "pod": instance["pod"]}
+
+
+def test_scale_over_the_nodes_gpus_and_the_fourth_replica_waits_for_one(host: Host, cluster) -> None:  # noqa: ANN001
+    assert host.cli("chutes", "scale", "k8s-hello", "3", key=host.key).returncode == 0
+    ready = wait_for(lambda: ready_pods(host, 3), timeout=90, what="3 ready pods", host=host)
+    # one GPU on n1, two on n2: the scheduler had to use both nodes, one pod per GPU
+    assert sorted(i["node"] for i in ready) == ["n1", "n2", "n2"]
+    answered = {host.call(SLUG, "/hello", json={"name": "x"}).json()["pod"] for _ in range(12)}
+    assert answered == {i["pod"] for i in ready}  # the gateway spreads requests over every ready pod
+
+    assert host.cli("chutes", "scale", "k8s-hello", "4", key=host.key).returncode == 0
+
+    def pending() -> dict | None:
+        waiting = [i for i in chute(host)["instances"] if i["phase"] == "pending"]
+        return waiting[0] if waiting else None
+
+    waiting = wait_for(pending, timeout=60, what="a pending pod", host=host)
+    assert "Insufficient nvidia.com/gpu" in waiting["waiting_for"]
+    shown = host.cli("chutes", "get", "k8s-hello", key=host.key)
+    assert "Insufficient nvidia.com/gpu" in shown.stdout + shown.stderr
+    assert chute(host)["phase"] == "ready"  # three pods still serve
+
+    assert host.cli("chutes", "scale", "k8s-hello", "1", key=host.key).returncode == 0
+    wait_for(lambda: ready_pods(host, 1), timeout=90, what="one pod left", host=host)
+
+
+def test_a_killed_pod_is_replaced(host: Host, cluster) -> None:  # noqa: ANN001
+    (before,) = wait_for(lambda: ready_pods(host, 1), timeout=60, what="one ready pod", host=host)
+    cluster.api.kubectl("delete", "pod", before["pod"], "-n", "chutes", "--wait=false")
+
+    def replaced() -> list[dict] | None:
+        ready = ready_pods(host, 1)
+        return ready if ready and ready[0]["pod"] != before["pod"] else None
+
+    (after,) = wait_for(replaced, timeout=90, what="a replacement pod", host=host)
+    assert host.call(SLUG, "/hello", json={"name": "B"}).json()["pod"] == after["pod"]
+
+
+def test_a_redeploy_under_load_fails_no_request(host: Host, cluster) -> None:  # noqa: ANN001
+    stop = threading.Event()
+    outcomes: list[tuple[int, str]] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(f"{host.url}/hello", json={"name": "L"}, headers={"Host": f"{SLUG}.localhost"})
+                    outcomes.append((r.status_code, r.json().get("pod", r.text) if r.status_code == 200 else r.text))
+                except httpx.HTTPError as exc:
+                    outcomes.append((0, repr(exc)))
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        deploy(host)
+        wait_for(lambda: [p for p in pods(cluster) if p["metadata"]["labels"]["chutes.ai/version"] == "1"] == [],
+                 timeout=90, what="the old pod to go")  # fmt: skip
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    failed = [o for o in outcomes if o[0] != 200]
+    assert failed == [] and len(outcomes) > 20
+    assert len({pod for _, pod in outcomes}) >= 2  # answered by the old pod, then by the new one
+    (now,) = chute(host)["instances"]
+    assert now["version"] == 2 and chute(host)["version"] == 2
+
+
+def test_a_restarted_host_adopts_the_running_pod(host: Host, cluster) -> None:  # noqa: ANN001
+    (before,) = chute(host)["instances"]
+    host.stop()
+    assert [p["metadata"]["name"] for p in pods(cluster)] == [before["pod"]]  # the pod outlives the host
+    host.start()
+    (after,) = wait_for(lambda: ready_pods(host, 1), timeout=60, what="the pod to be ready again", host=host)
+    assert after["pod"] == before["pod"] and after["version"] == 2  # no new rollout, no second version
+    assert host.call(SLUG, "/hello", json={"name": "R"}).json()["pod"] == before["pod"]
+
+
+def test_logs_stream_from_the_pods(host: Host) -> None:
+    (instance,) = chute(host)["instances"]
+    result = host.cli("chutes", "logs", "k8s-hello", key=host.key)
+    assert result.returncode == 0
+    assert f"k8s-hello starting on {instance['pod']}" in result.stdout
+
+
+def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_crash:chute", "--image", CRASH_IMAGE, key=host.key, cwd=host.project, timeout=240)
+    assert result.returncode == 1
+    assert "the chute failed while starting: pod chute-alice-k8s-crash-" in result.stderr
+    assert "is crash-looping" in result.stderr
+    assert "k8s-crash: the model file /models/weights.bin is missing" in result.stderr  # the container's own words
+    got = host.api("GET", "/chutes/alice-k8s-crash", key=host.key).json()
+    assert got["phase"] == "failed" and got["instances"][0]["phase"] == "crash-looping"
+    assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
+
+
+def test_an_image_the_nodes_cannot_pull_fails_the_deploy_while_pulling(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_crash:chute", "--image", "registry.invalid/nobody/none:1", key=host.key,
+                      cwd=host.project, timeout=240)  # fmt: skip
+    assert result.returncode == 1
+    assert "the chute failed while pulling: pod chute-alice-k8s-crash-" in result.stderr
+    assert "ErrImagePull" in result.stderr and "registry.invalid" in result.stderr  # the kubelet's own words
+    got = host.api("GET", "/chutes/alice-k8s-crash", key=host.key).json()
+    assert got["instances"][0]["phase"] in ("pull-failed", "pulling")  # the kubelet retries, and says so
+    assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
+
+
+def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_idle:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = object_name("alice-k8s-idle")
+
+    def replicas() -> str:
+        return cluster.api.kubectl("get", "deployment", name, "-n", "chutes", "-o", "jsonpath={.spec.replicas}")
+
+    wait_for(lambda: replicas() == "0", timeout=60, what="the idle chute to scale to zero", host=host)
+    wait_for(lambda: host.api("GET", "/chutes/alice-k8s-idle", key=host.key).json()["phase"] == "cold", timeout=60,
+             what="the chute to be cold", host=host)  # fmt: skip
+    r = host.call("alice-k8s-idle", "/hello", json={"name": "Z"}, timeout=90)
+    assert r.status_code == 200, r.text
+    assert replicas() == "1"
+    assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=host.key).returncode == 0
+
+
+def test_load_adds_a_replica(host: Host, cluster) -> None:  # noqa: ANN001
+    result = host.cli("deploy", "k8s_busy:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = object_name("alice-k8s-busy")
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            r = host.call("alice-k8s-busy", "/slow", json={"seconds": 0.5}, timeout=60)
+            statuses.append(r.status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        wait_for(lambda: cluster.api.kubectl("get", "deployment", name, "-n", "chutes", "-o",
+                                             "jsonpath={.status.readyReplicas}") == "2",
+                 timeout=90, what="the scaler to add a second ready replica", host=host)  # fmt: skip
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert set(statuses) == {200}
+    assert "scaling from 1 to 2 instance(s)" in host.log_text()
+    assert host.cli("chutes", "delete", "k8s-busy", "--yes", key=host.key).returncode == 0
+
+
+def test_a_failing_redeploy_leaves_the_old_pod_serving(host: Host, cluster) -> None:  # noqa: ANN001
+    (serving,) = ready_pods(host, 1)
+    version = chute(host)["version"]
+    result = host.cli("deploy", "k8s_hello:chute", "--image", CRASH_IMAGE, "--public", key=host.key, cwd=host.project,
+                      timeout=240)  # fmt: skip
+    assert result.returncode == 1 and "is crash-looping" in result.stderr
+    got = chute(host)
+    assert got["phase"] == "failed" and got["version"] == version + 1
+    for _ in range(5):  # Kubernetes removes no old pod before a new one is ready: the old version answers
+        r = host.call(SLUG, "/hello", json={"name": "still"})
+        assert r.status_code == 200, (r.text, got)
+        assert r.json()["pod"] == serving["pod"]
+
+
+def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
+    assert host.cli("chutes", "delete", "k8s-hello", "--yes", key=host.key).returncode == 0
+    selector = "app.kubernetes.io/managed-by=chutes-host"
+
+    def nothing_left() -> bool:
+        listed = cluster.api.kubectl("get", "deployments,replicasets,pods,services,secrets", "-n", "chutes", "-l",
+                                     selector, "-o", "name")  # fmt: skip
+        return listed.strip() == ""
+
+    wait_for(nothing_left, timeout=90, what="every object of the chute to go")
+    assert host.call(SLUG, "/hello", json={"name": "x"}).status_code == 404
