@@ -50,6 +50,11 @@ def wait_status(host: Host, job_id: str, wanted: tuple[str, ...] = FINISHED, tim
     )
 
 
+def job_dirs(host: Host) -> list[str]:
+    jobs = host.data_dir / "jobs"
+    return sorted(p.name for p in jobs.iterdir()) if jobs.exists() else []
+
+
 def logs_of(host: Host, job_id: str) -> str:
     return host.api("GET", f"/jobs/{job_id}/logs", key=host.alice).text
 
@@ -148,7 +153,7 @@ def test_job_runs_sandboxed_like_an_instance(host: Host) -> None:
 
 def test_bad_requests_are_refused_clearly(host: Host) -> None:
     before = host.api("GET", "/jobs", key=host.alice).json()
-    dirs = sorted(p.name for p in (host.data_dir / "jobs").iterdir())
+    dirs = job_dirs(host)
     unknown = start(host, "nope")
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == (
@@ -170,15 +175,27 @@ def test_bad_requests_are_refused_clearly(host: Host) -> None:
     )
     assert bad_name.status_code == 422 and "is not allowed" in bad_name.json()["detail"]
     assert host.api("GET", "/jobs/0123456789", key=host.alice).status_code == 404
+    # arguments of the wrong type are checked against the job's schema (from the manifest), as a cord's are
+    wrong = start(host, "squares", {"n": "many"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"] == [
+        {"type": "type", "loc": ["body", "n"], "msg": "'many' is not of type 'integer'", "input": "many"}
+    ]
+    nested = start(host, "probe", {"paths": ["a", 2]})
+    assert nested.status_code == 422
+    assert [(e["loc"], e["msg"]) for e in nested.json()["detail"]] == [
+        (["body", "paths", 1], "2 is not of type 'string'")
+    ]
+    uploaded = host.api(
+        "POST", "/chutes/jobs/jobs/squares", key=host.alice, data={"args": '{"n": 1.5}'}, files={"f": ("a.txt", b"x")}
+    )
+    assert uploaded.status_code == 422 and uploaded.json()["detail"][0]["msg"] == "1.5 is not of type 'integer'"
+    cli = host.cli("jobs", "start", "jobs", "squares", "--json", '{"n": "many"}', key=host.alice)
+    assert cli.returncode == 1
+    assert cli.stderr.strip() == "Error: the host answered 422: n: 'many' is not of type 'integer'"
     # nothing of a refused request is left: no record, no directory
     assert host.api("GET", "/jobs", key=host.alice).json() == before
-    assert sorted(p.name for p in (host.data_dir / "jobs").iterdir()) == dirs
-    # arguments of the wrong type fail the job, with the job's own validation message
-    wrong = start(host, "squares", {"n": "many"})
-    job = wait_status(host, wrong.json()["id"])
-    assert job["status"] == "failed" and job["exit_code"] == 2
-    assert job["reason"].startswith("the arguments of job 'squares' (host_jobs.py:")
-    assert "n: Input should be a valid integer" in job["reason"]
+    assert job_dirs(host) == dirs
     cli = host.cli("jobs", "start", "jobs", "nope", key=host.alice)
     assert cli.returncode == 1 and "has no job 'nope'" in cli.stderr
 
