@@ -301,3 +301,35 @@ def test_job_queues_while_the_gpus_are_held_and_starts_when_they_free(host_facto
     assert done["status"] == "succeeded", done
     assert done["result"] == {"cuda": str(gpu["index"])}
     assert done["gpus"] == holding["gpus"]
+
+
+def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    host = host_factory("--health-interval", "0.3")
+    key = host.add_user("alice")
+    project = make_project(tmp_path / "project", "host_late_jobs.py", "host_late_module.py", "host_late_data.txt")
+    assert host.cli("deploy", "host_late_jobs:chute", key=key, cwd=project).returncode == 0
+    versions = host.data_dir / "chutes" / "alice-latejobs"
+    job_id = host.api("POST", "/chutes/latejobs/jobs/late_import", key=key, json={}).json()["id"]
+    wait_status_on(host, key, job_id, ("running",))
+    wait_for(
+        lambda: "waiting for go" in host.api("GET", f"/jobs/{job_id}/logs", key=key).text,
+        timeout=30,
+        what="the job to wait",
+        host=host,
+    )
+    redeployed = host.cli("deploy", "host_late_jobs:chute", key=key, cwd=project)
+    assert redeployed.returncode == 0, redeployed.stderr
+    wait_for(  # the new version is ready and has replaced version 1 (whose files would go at this point)
+        lambda: "version 1 is replaced" in host.log_text() or not (versions / "1").exists(),
+        timeout=60,
+        what="version 1 to be retired",
+        host=host,
+    )
+    (host.data_dir / "jobs" / job_id / "work" / "inputs" / "go").touch()  # now the job imports from its app
+    job = wait_status_on(host, key, job_id)
+    assert job["status"] == "succeeded", (job, host.api("GET", f"/jobs/{job_id}/logs", key=key).text)
+    assert job["result"] == {"value": "imported late", "data": "read late"}
+    wait_for(lambda: not (versions / "1").exists(), timeout=30, what="version 1's files to go", host=host)
+    assert (versions / "2" / "app" / "host_late_module.py").is_file()
+    assert "version 1 is replaced, but 1 job(s) started on it still run; its files stay" in host.log_text()
+    assert "the last job on version 1 ended; removing its files" in host.log_text()
