@@ -333,3 +333,32 @@ def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_p
     assert (versions / "2" / "app" / "host_late_module.py").is_file()
     assert "version 1 is replaced, but 1 job(s) started on it still run; its files stay" in host.log_text()
     assert "the last job on version 1 ended; removing its files" in host.log_text()
+
+
+def test_a_chute_deployed_without_argument_schemas_still_checks_names_and_leaves_types_to_the_job(
+    host_factory,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures.chutes.host_jobs import chute
+    from tests.host.bundles import file_member, make_tar
+
+    host = host_factory("--health-interval", "0.3")
+    key = host.add_user("alice")
+    manifest = dict(chute.manifest(), entrypoint="host_jobs:chute")
+    for job in manifest["jobs"]:  # as an older CLI wrote it
+        del job["args_schema"]
+    source = (Path(__file__).parents[1] / "fixtures" / "chutes" / "host_jobs.py").read_bytes()
+    bundle = make_tar(
+        tmp_path / "old.tgz",
+        [file_member("manifest.json", json.dumps(manifest).encode()), file_member("app/host_jobs.py", source)],
+    )
+    deployed = host.api("POST", "/chutes", key=key, content=bundle, headers={"Content-Type": "application/gzip"})
+    assert deployed.status_code in (200, 201, 202), deployed.text
+    extra = host.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": 1, "m": 2})
+    assert extra.status_code == 422 and extra.json()["detail"] == "job 'squares': unknown argument(s) m (it takes: n)"
+    wrong = host.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": "many"})
+    assert wrong.status_code == 202, wrong.text
+    job = wait_status_on(host, key, wrong.json()["id"])
+    assert job["status"] == "failed" and job["exit_code"] == 2
+    assert job["reason"].startswith("the arguments of job 'squares' (host_jobs.py:")
+    assert "n: Input should be a valid integer" in job["reason"]
