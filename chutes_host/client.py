@@ -140,7 +140,7 @@ class HostClient:
         except ValueError:
             detail = resp.text.strip() or resp.reason_phrase
         if isinstance(detail, list):
-            detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+            detail = "; ".join(field_error(d) for d in detail)
         hint = ""
         if resp.status_code == 401:
             hint = " Set the key with `chutes config set api_key KEY` (or CHUTES_API_KEY)."
@@ -151,3 +151,11 @@ class HostClient:
             f"cannot reach the host at {self.url} ({type(exc).__name__}: {exc}). Is `chutes host serve` "
             "running there? Set the URL with `chutes config set api_url URL` or --host."
         )
+
+
+def field_error(error: Any) -> str:
+    """Formats one field error of a 422 as 'path.to.field: message' (the body itself is not named)."""
+    if not isinstance(error, dict):
+        return str(error)
+    where = ".".join(str(part) for part in error.get("loc", []) if part not in ("body", "query"))
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))

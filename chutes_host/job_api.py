@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from chutes_host.api import UserDep
 from chutes_host.deployments import DeployError, find_own_deployment
 from chutes_host.jobfiles import open_output, walk_files
-from chutes_host.jobinput import check_args, read_start_request
+from chutes_host.jobinput import check_arg_types, check_args, read_start_request
 from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
 from chutes_host.logs import read_tail
 from chutes_host.models import JobRecord, User
@@ -117,6 +117,7 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         try:
             args = await read_start_request(request, spec, directory / "work", limit=config.max_bundle_bytes)
             check_args(spec, args)
+            check_arg_types(spec, args)
             (directory / "work" / "args.json").write_text(json.dumps(args))
 
             def record() -> JobRecord:

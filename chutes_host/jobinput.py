@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from fastapi import HTTPException, Request
 from chutes_host.jobfiles import check_input_name
 
 READ_CHUNK = 64 * 1024
+log = logging.getLogger("chutes.host")
 
 
 async def read_start_request(request: Request, spec: dict[str, Any], work: Path, *, limit: int) -> dict[str, Any]:
@@ -88,3 +91,27 @@ def check_args(spec: dict[str, Any], args: dict[str, Any]) -> None:
     if problems:
         takes = ", ".join(fields) or "no arguments"
         raise HTTPException(422, f"job {spec['name']!r}: {'; '.join(problems)} (it takes: {takes})")
+
+
+def check_arg_types(spec: dict[str, Any], args: dict[str, Any]) -> None:
+    """Refuses arguments that do not match the job's JSON schema (from its manifest) with 422 and
+    pydantic-shaped field errors; a manifest without a schema (an older CLI's) leaves this to the job."""
+    schema = spec.get("args_schema")
+    if not isinstance(schema, dict):
+        return
+    from chutes.schema import schema_errors
+
+    try:
+        errors = schema_errors(validator_of(json.dumps(schema, sort_keys=True)), args)
+    except Exception:  # e.g. a $ref it cannot resolve: the job's own validation still applies
+        log.warning("the argument schema of job %r cannot be used; the job checks its arguments", spec.get("name"))
+        return
+    if errors:
+        raise HTTPException(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors])
+
+
+@lru_cache(maxsize=64)
+def validator_of(schema: str):  # noqa: ANN201
+    from chutes.schema import schema_validator
+
+    return schema_validator(json.loads(schema))

@@ -183,6 +183,7 @@ class JobRunner:
             spec = await self._wait_for_place(job)
             if spec is None:
                 return
+            self.supervisor.files.hold(spec)  # a redeploy now keeps this version's files until the job ends
             await self._start_and_watch(job, spec)
         except asyncio.CancelledError:
             if job.handle is not None:
@@ -201,6 +202,8 @@ class JobRunner:
             if self.supervisor.gpus.release(job) and not self._closing:
                 self.supervisor.gpus_freed()
                 self.freed()
+            if spec is not None:
+                await self.supervisor.files.release(spec)
 
     async def _wait_for_place(self, job: LiveJob) -> DeploymentSpec | None:
         """Waits until the chute is built and GPUs are free; returns its spec (None when the job ended queued)."""

@@ -65,7 +65,24 @@ def parse_manifest(data: Any) -> Manifest:
     if manifest.slug != expected:
         raise ManifestError(f"manifest slug {manifest.slug!r} should be {expected!r}")
     check_images(manifest)
+    check_job_schemas(manifest)
     return manifest
+
+
+def check_job_schemas(manifest: Manifest) -> None:
+    """Checks that each job's `args_schema` (what start requests are validated against) is a JSON schema."""
+    for job in getattr(manifest, "jobs", None) or []:
+        schema = job.get("args_schema") if isinstance(job, dict) else None
+        if schema is None:
+            continue
+        name = job.get("name")
+        if not isinstance(schema, dict):
+            raise ManifestError(f"invalid manifest.json: jobs: {name!r}: args_schema must be a JSON object")
+        from chutes.schema import schema_problem
+
+        problem = schema_problem(schema)
+        if problem is not None:
+            raise ManifestError(f"invalid manifest.json: jobs: {name!r}: args_schema is not a JSON schema: {problem}")
 
 
 def check_images(manifest: Manifest) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,6 +23,7 @@ from chutes_host.metrics import HostCounters
 from chutes_host.replicas import ManagedReplicas
 from chutes_host.scaler import Decision, ScalePolicy, Scaler
 from chutes_host.spec import DeploymentSpec
+from chutes_host.versionfiles import VersionFiles
 
 log = logging.getLogger("chutes.host")
 
@@ -48,6 +48,7 @@ class Supervisor:
     ) -> None:
         """`on_ready` is called (in a worker thread) the first time each version has a ready instance."""
         self.executor = executor
+        self.files = VersionFiles(executor)  # a replaced version's files stay while a job runs on it
         self.on_ready = on_ready
         self.gpus = holdings or Holdings(Inventory((), "none"))
         self.counters = HostCounters()
@@ -444,7 +445,8 @@ class Supervisor:
         return client
 
     async def _retire_previous(self, dep: LiveDeployment) -> None:
-        """Stops the versions this one replaces (a chain, after quick redeploys) and removes their files."""
+        """Stops the versions this one replaces (a chain, after quick redeploys) and removes their files
+        (once no job runs on them)."""
         old, dep.previous = dep.previous, None
         retired = []
         while old is not None:
@@ -454,8 +456,7 @@ class Supervisor:
             await self._stop(retired[0])
         for version in retired:
             if version.spec.directory != dep.spec.directory:
-                await self.executor.discard(version.spec)
-                shutil.rmtree(version.spec.directory, ignore_errors=True)
+                await self.files.retire(version.spec)
 
     async def _stop_others(self, dep: LiveDeployment, keep: Instance) -> None:
         for inst in dep.instances:

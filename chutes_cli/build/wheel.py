@@ -29,6 +29,7 @@ RUNTIME_REQUIREMENTS = (
     "uvicorn[standard]>=0.29",
     "httpx>=0.27",
     "python-multipart>=0.0.9",
+    "jsonschema>=4.18",
 )
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

@@ -41,9 +41,12 @@ class Binding:
     from_query: bool = False
     list_fields: frozenset[str] = frozenset()
     finite: bool = True  # refuse NaN and Infinity literals, which are not JSON (a model opts in by its config)
+    checker: Any = None  # a jsonschema validator of the body, for `input_schema` given as a JSON-schema dict
 
     def bind(self, body: bytes, query_string: bytes) -> dict[str, Any]:
         """Takes the body and query string, and returns the keyword arguments (raises ValidationError)."""
+        if self.checker is not None and not self.from_query:
+            self.check_schema(body)
         if self.kind == "raw":
             return {self.param: body}
         if self.from_query:
@@ -59,6 +62,20 @@ class Binding:
         if self.kind == "body":
             return {self.param: value.root}
         return {self.param: value} if self.param else {}
+
+    def check_schema(self, body: bytes) -> None:
+        """Raises ValidationError if the JSON body does not match the cord's JSON schema (invalid JSON is
+        left to the model, which says so in pydantic's words)."""
+        from chutes.schema import check_against_schema
+
+        if not body:
+            value = {}  # as a client that sends nothing means: its errors then name the required keys
+        else:
+            try:
+                value = from_json(body)
+            except ValueError:
+                return
+        check_against_schema(self.checker, value, self.model.__name__ if self.model else "input_schema")
 
     @property
     def location(self) -> str:

@@ -6,14 +6,14 @@ import inspect
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
 
-from chutes.binding import Binding, analyse_parameters, is_model, model_binding
+from chutes.binding import Binding, analyse_parameters, build_body_model, is_model, model_binding
 from chutes.exceptions import CordDefinitionError, InvalidPath
-from chutes.schema import check_json_schema
+from chutes.schema import check_json_schema, schema_validator
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 RESERVED_PATHS = frozenset({"/_ping", "/_ready", "/_metrics", "/openapi.json", "/docs"})
@@ -126,6 +126,9 @@ def define_cord(
             raise InvalidPath(f"{where}: passthrough_path {target!r} must be a URL path like '/v1/models'")
         from_query = verb in ("GET", "DELETE")
         binding = model_binding("model", input_schema, None, None, from_query) if input_schema else None
+        if json_schema is not None and not from_query:  # read the body to check it, then forward it as it came
+            body_model = build_body_model(Any, model_name_for(name), fail)
+            binding = Binding("body", body_model, checker=schema_validator(json_schema))
         return Cord(
             name, route, verb, fn, binding, stream, True, target, port, output_content_type,
             input_schema, minimal_input_schema, True, filename, lineno, alias, json_schema, out_schema,
@@ -142,6 +145,8 @@ def define_cord(
         fail=fail,
         whole_body=json_schema is not None,
     )
+    if json_schema is not None and binding.kind in ("body", "fields", "model"):
+        binding = replace(binding, checker=schema_validator(json_schema))
     is_async = is_async_gen or inspect.iscoroutinefunction(fn)
     return Cord(
         name, route, verb, fn, binding, stream, False, None, None, output_content_type,

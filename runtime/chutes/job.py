@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, field_validator
 
 from chutes.binding import Binding, analyse_parameters
 from chutes.exceptions import JobDefinitionError
@@ -92,7 +92,17 @@ class Job:
             "ports": [p.model_dump() for p in self.ports],
             "input_fields": self.input_fields,
             "required": self.required_fields,
+            **({"args_schema": schema} if (schema := self.args_schema) is not None else {}),
         }
+
+    @property
+    def args_schema(self) -> dict[str, Any] | None:
+        """Returns the JSON schema of the job's arguments, which a host checks a start request against
+        without importing the chute (None for a type pydantic cannot describe in JSON schema)."""
+        try:
+            return self.binding.model.model_json_schema()
+        except PydanticUserError:  # e.g. a Callable parameter: the job's own validation still applies
+            return None
 
     @property
     def required_fields(self) -> list[str]:

@@ -172,6 +172,11 @@ def test_invalid_manifest_names_the_field(host: Host) -> None:
         ),
         ({"image_recipe": "RUN id"}, "image_recipe"),
         ({"deploy_image": "Not An Image"}, "deploy_image"),
+        (
+            {"jobs": [{"name": "train", "args_schema": {"type": "objekt"}}]},
+            "jobs: 'train': args_schema is not a JSON schema: 'objekt' is not valid under any of the given schemas",
+        ),
+        ({"jobs": [{"name": "train", "args_schema": ["n"]}]}, "jobs: 'train': args_schema must be a JSON object"),
     ],
 )
 def test_invalid_image_in_the_manifest_is_400(host: Host, extra: dict, message: str) -> None:

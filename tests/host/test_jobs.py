@@ -50,6 +50,11 @@ def wait_status(host: Host, job_id: str, wanted: tuple[str, ...] = FINISHED, tim
     )
 
 
+def job_dirs(host: Host) -> list[str]:
+    jobs = host.data_dir / "jobs"
+    return sorted(p.name for p in jobs.iterdir()) if jobs.exists() else []
+
+
 def logs_of(host: Host, job_id: str) -> str:
     return host.api("GET", f"/jobs/{job_id}/logs", key=host.alice).text
 
@@ -148,7 +153,7 @@ def test_job_runs_sandboxed_like_an_instance(host: Host) -> None:
 
 def test_bad_requests_are_refused_clearly(host: Host) -> None:
     before = host.api("GET", "/jobs", key=host.alice).json()
-    dirs = sorted(p.name for p in (host.data_dir / "jobs").iterdir())
+    dirs = job_dirs(host)
     unknown = start(host, "nope")
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == (
@@ -170,15 +175,27 @@ def test_bad_requests_are_refused_clearly(host: Host) -> None:
     )
     assert bad_name.status_code == 422 and "is not allowed" in bad_name.json()["detail"]
     assert host.api("GET", "/jobs/0123456789", key=host.alice).status_code == 404
+    # arguments of the wrong type are checked against the job's schema (from the manifest), as a cord's are
+    wrong = start(host, "squares", {"n": "many"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"] == [
+        {"type": "type", "loc": ["body", "n"], "msg": "'many' is not of type 'integer'", "input": "many"}
+    ]
+    nested = start(host, "probe", {"paths": ["a", 2]})
+    assert nested.status_code == 422
+    assert [(e["loc"], e["msg"]) for e in nested.json()["detail"]] == [
+        (["body", "paths", 1], "2 is not of type 'string'")
+    ]
+    uploaded = host.api(
+        "POST", "/chutes/jobs/jobs/squares", key=host.alice, data={"args": '{"n": 1.5}'}, files={"f": ("a.txt", b"x")}
+    )
+    assert uploaded.status_code == 422 and uploaded.json()["detail"][0]["msg"] == "1.5 is not of type 'integer'"
+    cli = host.cli("jobs", "start", "jobs", "squares", "--json", '{"n": "many"}', key=host.alice)
+    assert cli.returncode == 1
+    assert cli.stderr.strip() == "Error: the host answered 422: n: 'many' is not of type 'integer'"
     # nothing of a refused request is left: no record, no directory
     assert host.api("GET", "/jobs", key=host.alice).json() == before
-    assert sorted(p.name for p in (host.data_dir / "jobs").iterdir()) == dirs
-    # arguments of the wrong type fail the job, with the job's own validation message
-    wrong = start(host, "squares", {"n": "many"})
-    job = wait_status(host, wrong.json()["id"])
-    assert job["status"] == "failed" and job["exit_code"] == 2
-    assert job["reason"].startswith("the arguments of job 'squares' (host_jobs.py:")
-    assert "n: Input should be a valid integer" in job["reason"]
+    assert job_dirs(host) == dirs
     cli = host.cli("jobs", "start", "jobs", "nope", key=host.alice)
     assert cli.returncode == 1 and "has no job 'nope'" in cli.stderr
 
@@ -284,3 +301,64 @@ def test_job_queues_while_the_gpus_are_held_and_starts_when_they_free(host_facto
     assert done["status"] == "succeeded", done
     assert done["result"] == {"cuda": str(gpu["index"])}
     assert done["gpus"] == holding["gpus"]
+
+
+def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    host = host_factory("--health-interval", "0.3")
+    key = host.add_user("alice")
+    project = make_project(tmp_path / "project", "host_late_jobs.py", "host_late_module.py", "host_late_data.txt")
+    assert host.cli("deploy", "host_late_jobs:chute", key=key, cwd=project).returncode == 0
+    versions = host.data_dir / "chutes" / "alice-latejobs"
+    job_id = host.api("POST", "/chutes/latejobs/jobs/late_import", key=key, json={}).json()["id"]
+    wait_status_on(host, key, job_id, ("running",))
+    wait_for(
+        lambda: "waiting for go" in host.api("GET", f"/jobs/{job_id}/logs", key=key).text,
+        timeout=30,
+        what="the job to wait",
+        host=host,
+    )
+    redeployed = host.cli("deploy", "host_late_jobs:chute", key=key, cwd=project)
+    assert redeployed.returncode == 0, redeployed.stderr
+    wait_for(  # the new version is ready and has replaced version 1 (whose files would go at this point)
+        lambda: "version 1 is replaced" in host.log_text() or not (versions / "1").exists(),
+        timeout=60,
+        what="version 1 to be retired",
+        host=host,
+    )
+    (host.data_dir / "jobs" / job_id / "work" / "inputs" / "go").touch()  # now the job imports from its app
+    job = wait_status_on(host, key, job_id)
+    assert job["status"] == "succeeded", (job, host.api("GET", f"/jobs/{job_id}/logs", key=key).text)
+    assert job["result"] == {"value": "imported late", "data": "read late"}
+    wait_for(lambda: not (versions / "1").exists(), timeout=30, what="version 1's files to go", host=host)
+    assert (versions / "2" / "app" / "host_late_module.py").is_file()
+    assert "version 1 is replaced, but 1 job(s) started on it still run; its files stay" in host.log_text()
+    assert "the last job on version 1 ended; removing its files" in host.log_text()
+
+
+def test_a_chute_deployed_without_argument_schemas_still_checks_names_and_leaves_types_to_the_job(
+    host_factory,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures.chutes.host_jobs import chute
+    from tests.host.bundles import file_member, make_tar
+
+    host = host_factory("--health-interval", "0.3")
+    key = host.add_user("alice")
+    manifest = dict(chute.manifest(), entrypoint="host_jobs:chute")
+    for job in manifest["jobs"]:  # as an older CLI wrote it
+        del job["args_schema"]
+    source = (Path(__file__).parents[1] / "fixtures" / "chutes" / "host_jobs.py").read_bytes()
+    bundle = make_tar(
+        tmp_path / "old.tgz",
+        [file_member("manifest.json", json.dumps(manifest).encode()), file_member("app/host_jobs.py", source)],
+    )
+    deployed = host.api("POST", "/chutes", key=key, content=bundle, headers={"Content-Type": "application/gzip"})
+    assert deployed.status_code in (200, 201, 202), deployed.text
+    extra = host.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": 1, "m": 2})
+    assert extra.status_code == 422 and extra.json()["detail"] == "job 'squares': unknown argument(s) m (it takes: n)"
+    wrong = host.api("POST", "/chutes/jobs/jobs/squares", key=key, json={"n": "many"})
+    assert wrong.status_code == 202, wrong.text
+    job = wait_status_on(host, key, wrong.json()["id"])
+    assert job["status"] == "failed" and job["exit_code"] == 2
+    assert job["reason"].startswith("the arguments of job 'squares' (host_jobs.py:")
+    assert "n: Input should be a valid integer" in job["reason"]

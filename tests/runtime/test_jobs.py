@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +38,16 @@ def test_job_is_registered_and_returned_unchanged() -> None:
             "ports": [{"name": "web", "port": 8080, "proto": "http"}],
             "input_fields": ["frames", "scale"],
             "required": ["frames"],
+            "args_schema": {
+                "additionalProperties": False,
+                "properties": {
+                    "frames": {"title": "Frames", "type": "integer"},
+                    "scale": {"default": 1.0, "title": "Scale", "type": "number"},
+                },
+                "required": ["frames"],
+                "title": "RenderJobInput",
+                "type": "object",
+            },
         }
     ]
 
@@ -52,6 +64,13 @@ def test_bare_decorator_and_model_arguments() -> None:
 
     assert chute.jobs["build"].timeout is None and not chute.jobs["build"].is_async
     assert chute.jobs["build"].bind(b'{"rows": 2}')["settings"].rows == 2
+    assert chute.jobs["build"].args_schema["properties"] == {"rows": {"title": "Rows", "type": "integer"}}
+
+    @chute.job
+    def call(self, hook: Callable[[], None] | None = None) -> None: ...
+
+    assert chute.jobs["call"].args_schema is None  # pydantic cannot say it in JSON schema: the job checks it
+    assert "args_schema" not in chute.jobs["call"].describe()
     assert "jobs" not in make_chute().manifest()  # a chute without jobs keeps its manifest as it was
 
 

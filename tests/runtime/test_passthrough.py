@@ -102,6 +102,19 @@ async def test_input_schema_is_validated_before_forwarding(chute_url) -> None:
         assert (r.status_code, json.loads(r.json()["body"])) == (201, {"prompt": "ok"})
 
 
+async def test_a_json_schema_dict_is_validated_before_forwarding(chute_url) -> None:
+    async with httpx.AsyncClient(base_url=chute_url) as c:
+        r = await c.post("/v1/dict-validated", json={"prompt": 3})
+        assert r.status_code == 422
+        assert r.json()["detail"] == [
+            {"type": "type", "loc": ["body", "prompt"], "msg": "3 is not of type 'string'", "input": 3}
+        ]
+        r = await c.post(
+            "/v1/dict-validated", content=b'{"prompt": "ok"}', headers={"content-type": "application/json"}
+        )
+        assert (r.status_code, r.json()["body"]) == (201, '{"prompt": "ok"}')  # forwarded byte for byte
+
+
 async def test_upstream_stream_is_relayed_unbuffered(chute_url) -> None:
     released.clear()
     async with httpx.AsyncClient(base_url=chute_url, timeout=5) as c:
