@@ -161,6 +161,8 @@ start_engine
 start_registry
 make_images
 
+# networks no container uses, left by an interrupted run, would in time exhaust the engine's address pools
+DOCKER_HOST=unix://$SOCK docker network prune -f >/dev/null 2>&1 || true
 cat >"$ENV_FILE" <<EOF
 export DOCKER_HOST=unix://$SOCK
 export CHUTES_BASE_IMAGE=$BASE_IMAGE

@@ -239,6 +239,7 @@ def test_container_asks_the_engine_for_exactly_its_gpus(engine, tmp_path: Path) 
             # the refused container is not left behind
             assert engine.containers.list(all=True, filters={"label": "ai.chutes.slug=alice-gpu"}) == []
     finally:
+        asyncio.run(executor.discard(spec))  # its network too: leaked ones exhaust the engine's address pools
         asyncio.run(executor.aclose())
         for tag in (ref, version_tag(spec, executor.owner)):
             with contextlib.suppress(docker.errors.ImageNotFound):
