@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -49,11 +49,11 @@ def test_the_example_renders_real_png_frames(chutes, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     outputs = tmp_path / "run" / "outputs"
     assert sorted(p.name for p in outputs.iterdir()) == [f"frame-00{i}.png" for i in range(4)] + ["frames.csv"]
-    sys.path.insert(0, str(ROOT / "examples" / "jobs"))
-    try:
-        import jobs as example
-    finally:
-        sys.path.pop(0)
+    # loaded under a name of its own: a module named `jobs` left in sys.modules would clash with other
+    # tests that load the example as `chutes` does (by its file name)
+    spec = importlib.util.spec_from_file_location("examples_jobs_frames", ROOT / "examples" / "jobs" / "jobs.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
     for index in range(4):
         data = (outputs / f"frame-00{index}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
