@@ -50,8 +50,10 @@ async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, sen
     if is_sse:
         headers.append((b"x-accel-buffering", b"no"))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    finished = False
 
     async def pump() -> None:
+        nonlocal finished
         if first is not NO_ITEM:
             await send({"type": "http.response.body", "body": frame(first), "more_body": True})
         try:
@@ -67,7 +69,7 @@ async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, sen
                     "more_body": True,
                 }
             )
-        await send({"type": "http.response.body", "body": b""})
+        finished = True
 
     try:
         async with anyio.create_task_group() as group:
@@ -85,6 +87,10 @@ async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, sen
     finally:
         # close the generator now, not at garbage collection: its finally blocks free GPUs and sockets
         await items.aclose()
+    # the end goes out only once the generator is closed: a client that saw it may call again at once,
+    # and must find the chute's concurrency slot free
+    if finished:
+        await send({"type": "http.response.body", "body": b""})
     return 200
 
 
