@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chutes.protocol import WRITE_BODY
+from chutes.protocol import SEND_WHOLE, WRITE_BODY
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import serve_private_docs
@@ -92,6 +92,14 @@ class Gateway:
                 status, latency = message["status"], time.monotonic() - started
             await send(message)
 
+        extensions = scope.get("extensions", {})
+        whole = extensions.get(SEND_WHOLE)
+
+        async def send_whole_counted(start: dict, body: dict) -> None:
+            nonlocal status, latency
+            status, latency = start["status"], time.monotonic() - started
+            await whole(start, body)
+
         try:
             await self.proxy.forward(
                 scope,
@@ -100,7 +108,8 @@ class Gateway:
                 host=target.host,
                 port=target.port,
                 uds=target.uds,
-                write_body=scope.get("extensions", {}).get(WRITE_BODY),  # send_counted leaves bodies as they are
+                write_body=extensions.get(WRITE_BODY),  # send_counted leaves bodies as they are
+                send_whole=send_whole_counted if whole is not None else None,
             )
         finally:
             counters.in_flight -= 1

@@ -24,6 +24,9 @@ LINGER_BYTES = 8 * 1024 * 1024
 # The ASGI scope extension through which a proxy may write a streamed response's body parts at once,
 # from the callback that received them, instead of waking its task for each (see write_body).
 WRITE_BODY = "chutes.write_body"
+# The scope extension through which an app sends a whole response (its start and its one body message)
+# in one socket write instead of uvicorn's two (see send_whole).
+SEND_WHOLE = "chutes.send_whole"
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -92,7 +95,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not previous and cycle is not None:  # a request, not an upgrade
-            cycle.scope.setdefault("extensions", {})[WRITE_BODY] = partial(write_body, cycle)
+            extensions = cycle.scope.setdefault("extensions", {})
+            extensions[WRITE_BODY] = partial(write_body, cycle)
+            extensions[SEND_WHOLE] = partial(send_whole, cycle)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -179,6 +184,38 @@ def write_body(cycle: RequestResponseCycle, body: bytes) -> bool:
     else:
         return False  # longer than its content-length: `send` raises
     return True
+
+
+class _Collected:
+    """Stands in for a cycle's transport while send_whole renders a response: keeps what is written."""
+
+    __slots__ = ("parts", "closed")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def send_whole(cycle: RequestResponseCycle, start: dict, body: dict) -> None:
+    """Sends `start` and the final `body` message through the cycle's own `send` (its checks, framing
+    and keep-alive rules), writing what they render to the socket at once."""
+    transport, collected = cycle.transport, _Collected()
+    cycle.transport = collected
+    try:
+        await cycle.send(start)
+        await cycle.send(body)
+    finally:
+        cycle.transport = transport
+        if collected.parts and not transport.is_closing():
+            transport.write(b"".join(collected.parts))
+        if collected.closed:
+            transport.close()
 
 
 def server_options() -> dict[str, Any]:

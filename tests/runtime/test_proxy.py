@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from chutes.protocol import WRITE_BODY, BoundedHttpToolsProtocol
+from chutes.protocol import SEND_WHOLE, WRITE_BODY, BoundedHttpToolsProtocol
 from chutes.proxy import Proxy
 from chutes.proxy.head import build_request_head
 
@@ -218,7 +218,8 @@ async def send_bytes(
 
 def make_proxy_app(proxy: Proxy, port: int, *, direct_writes: bool = False) -> Callable:
     """A proxy server app: /renamed goes upstream as /echo, everything else as it is. With
-    `direct_writes`, it passes the server's synchronous body writer on (served by chutes' protocol)."""
+    `direct_writes`, it passes the server's synchronous body writer and whole-response sender on
+    (served by chutes' protocol)."""
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -238,6 +239,7 @@ def make_proxy_app(proxy: Proxy, port: int, *, direct_writes: bool = False) -> C
             body=body,
             extra_headers=[(b"x-gateway", b"1")],
             write_body=scope["extensions"][WRITE_BODY] if direct_writes else None,
+            send_whole=scope["extensions"][SEND_WHOLE] if direct_writes else None,
         )
 
     return app
@@ -465,6 +467,26 @@ async def test_large_stream_to_a_slow_reader_arrives_whole_with_direct_writes(up
         assert b"transfer-encoding: chunked" in head.lower()
         body = dechunk(bytes(received))
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+@pytest.mark.parametrize("connection", [b"keep-alive", b"close"])
+async def test_whole_response_in_one_write_keeps_framing_and_connection_rules(upstream, proxy_factory, connection):
+    """A response that arrived whole leaves in one write; a second request on a kept-alive connection
+    is answered, and `connection: close` is honoured after the whole answer."""
+    _, port = upstream
+    base = proxy_factory(port, direct_writes=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+    request = b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: %s\r\n\r\n" % connection
+    writer.write(request + (request if connection == b"keep-alive" else b""))
+    answers = 2 if connection == b"keep-alive" else 1
+    for _ in range(answers):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 201")
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:])
+        assert json.loads(await reader.readexactly(length))["method"] == "GET"
+    if connection == b"close":
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the answer
+    writer.close()
 
 
 def dechunk(data: bytes) -> bytes:

@@ -66,11 +66,13 @@ class Proxy:
         extra_headers: list[tuple[bytes, bytes]] | None = None,
         uds: str | None = None,
         write_body: Callable[[bytes], bool] | None = None,
+        send_whole: Callable[[dict, dict], Awaitable[None]] | None = None,
     ) -> None:
         """Sends the request to host:port (or the Unix socket `uds`), and relays the response (or a 502/504).
 
         `write_body` is the server's synchronous body writer (chutes.protocol.WRITE_BODY), for a caller
-        whose `send` passes the body on unchanged."""
+        whose `send` passes the body on unchanged; `send_whole(start, body)` likewise sends a response
+        that arrived whole in one write (chutes.protocol.SEND_WHOLE)."""
         head = build_request_head(scope, host=host, port=port, path=path, extra_headers=extra_headers)
         if uds is not None:
             host, port = uds, 0
@@ -100,9 +102,14 @@ class Proxy:
         started = False
         try:
             conn = await exchange.open(request, body, first, receive, chunked=chunked)
-            await send({"type": "http.response.start", "status": conn.status, "headers": conn.headers})
-            started = True
-            await exchange.relay(receive, send, write_body)
+            start = {"type": "http.response.start", "status": conn.status, "headers": conn.headers}
+            if send_whole is not None and conn.complete:  # e.g. a JSON answer: head and body leave together
+                started = True
+                await send_whole(start, {"type": "http.response.body", "body": conn.take(), "more_body": False})
+            else:
+                await send(start)
+                started = True
+                await exchange.relay(receive, send, write_body)
         except BaseException as exc:
             exchange.abort()
             if not isinstance(exc, FOREIGN_ERRORS):
