@@ -54,13 +54,18 @@ class Gateway:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1003})
-        await self.route_request(slug, scope, receive, send)
+        await self.route_request(slug, scope, receive, send, direct=True)
 
-    async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any) -> None:
-        """Answers 404/401/403/503 itself, or forwards the request to one ready instance."""
+    async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any, *, direct: bool = False) -> None:
+        """Answers 404/401/403/503 itself, or forwards the request to one ready instance.
+
+        `direct` says that `send` is the server's own, so the server's direct writers (scope extensions
+        that bypass `send`) may be used; a caller that wraps `send` (the dashboard's Try it filters
+        headers) leaves it False, and every part goes through its `send`."""
+        extensions = scope.get("extensions", {}) if direct else {}
         job = self.jobs.route(slug) if self.jobs is not None else None
         if job is not None:
-            return await self.route_job(job, slug, scope, receive, send)
+            return await self.route_job(job, slug, scope, receive, send, extensions)
         dep = self.supervisor.route(slug)
         # a static page with no chute data: it asks for the key, then sends it in headers; served for
         # unknown slugs too, so that it tells nobody which private chutes exist
@@ -92,7 +97,6 @@ class Gateway:
                 status, latency = message["status"], time.monotonic() - started
             await send(message)
 
-        extensions = scope.get("extensions", {})
         whole = extensions.get(SEND_WHOLE)
 
         async def send_whole_counted(start: dict, body: dict) -> None:
@@ -117,7 +121,7 @@ class Gateway:
             target.in_flight -= 1
             dep.notify()  # a request held in the lobby may take its place
 
-    async def route_job(self, job: Any, slug: str, scope: Scope, receive: Any, send: Any) -> None:
+    async def route_job(self, job: Any, slug: str, scope: Scope, receive: Any, send: Any, extensions: dict) -> None:
         """Forwards a request to a running job's ports, for its owner only (others get the 404 of no chute)."""
         refusal = await self._check_owner(scope, job.owner_id, slug)
         if refusal is not None:
@@ -137,7 +141,7 @@ class Gateway:
             host=handle.host,
             port=handle.port,
             uds=handle.uds,
-            write_body=scope.get("extensions", {}).get(WRITE_BODY),
+            write_body=extensions.get(WRITE_BODY),
         )
 
     async def _check_owner(self, scope: Scope, owner_id: int, slug: str) -> tuple[int, dict, list] | None:
