@@ -91,6 +91,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         self._cancel_head_timer()
+        if self.handle_directly():
+            return
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
@@ -98,6 +100,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             extensions = cycle.scope.setdefault("extensions", {})
             extensions[WRITE_BODY] = partial(write_body, cycle)
             extensions[SEND_WHOLE] = partial(send_whole, cycle)
+
+    def handle_directly(self) -> bool:
+        """Takes the request whose head just completed without the ASGI app, and returns True; or
+        returns False (as here) to hand it to the app. A subclass that takes it sets `self.cycle` to an
+        object that does the cycle's part for uvicorn (`body`, `more_body`, `response_complete`,
+        `disconnected`, `keep_alive`, `response_started`, `message_event.set()`), and calls
+        `on_response_complete` or closes the transport when its response is complete."""
+        return False
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -218,10 +228,10 @@ async def send_whole(cycle: RequestResponseCycle, start: dict, body: dict) -> No
             transport.close()
 
 
-def server_options() -> dict[str, Any]:
-    """Returns the uvicorn Config options that bound request heads, with httptools or h11."""
+def server_options(protocol: type[BoundedHttpToolsProtocol] = BoundedHttpToolsProtocol) -> dict[str, Any]:
+    """Returns the uvicorn Config options that bound request heads: `protocol` with httptools, else h11."""
     try:
         import httptools  # noqa: F401
     except ImportError:
         return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
-    return {"http": BoundedHttpToolsProtocol}
+    return {"http": protocol}

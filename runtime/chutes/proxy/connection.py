@@ -42,6 +42,9 @@ class UpstreamConnection(asyncio.Protocol):
         # Set while a response body streams to a client that can take parts synchronously: each part
         # is written from here, and the forwarding coroutine is woken only for what the sink refuses.
         self.sink: Callable[[bytes], bool] | None = None
+        # Set by a forwarder that is not a coroutine (the gateway's direct path): called where a waiting
+        # coroutine would be woken, i.e. on progress of the parser, a failure, or the connection's end.
+        self.listener: Callable[[], None] | None = None
         self._reset()
 
     def __repr__(self) -> str:
@@ -70,6 +73,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._timing = False
         self._connection_tokens: bytes | None = None
         self.sink = None
+        self.listener = None
 
     # asyncio.Protocol
 
@@ -245,6 +249,8 @@ class UpstreamConnection(asyncio.Protocol):
         await self._waiter
 
     def _wake(self) -> None:
+        if self.listener is not None:
+            return self.listener()
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -273,6 +279,7 @@ class UpstreamConnection(asyncio.Protocol):
     def finish(self) -> bool:
         """Ends the exchange; returns whether the connection may carry another request."""
         self._active = self._timing = False
+        self.listener = self.sink = None
         return self.complete and self.keep_alive and not (self.closed or self.spoiled or self.chunks)
 
     def close(self) -> None:

@@ -53,6 +53,11 @@ class Proxy:
             f"Proxy(connect_timeout={self.connect_timeout:g}, read_timeout={self.read_timeout:g}, pool={self._pool!r})"
         )
 
+    @property
+    def pool(self) -> ConnectionPool:
+        """The pool of idle upstream connections, keyed by (host, port), or (socket path, 0)."""
+        return self._pool
+
     async def forward(
         self,
         scope: Scope,
