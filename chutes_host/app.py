@@ -91,6 +91,7 @@ def create_app(config: HostConfig) -> Gateway:
     )
     gateway.state = state
     gateway.jobs = state.jobs
+    gateway.direct = config.direct_gateway
     api.state.gateway = gateway  # the dashboard's Try it calls cords through it, as the signed-in user
     return gateway
 

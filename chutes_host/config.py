@@ -52,6 +52,7 @@ class HostConfig:
     k8s_cpu: str = "1"
     k8s_memory: str = "8Gi"
     registry: str | None = None  # where chute images built here are pushed for the cluster to pull
+    direct_gateway: bool = True  # forward what it can from the server protocol's callbacks (chutes_host.fastpath)
 
     @property
     def database_url(self) -> str:

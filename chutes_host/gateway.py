@@ -8,7 +8,7 @@ from typing import Any
 from chutes.protocol import SEND_WHOLE, WRITE_BODY
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
-from chutes_host.docs import serve_private_docs
+from chutes_host.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.lobby import Lobby
 from chutes_host.supervisor import Supervisor
 
@@ -23,6 +23,7 @@ class Gateway:
 
     state: Any = None  # the HostState, for the server that runs this app
     jobs: Any = None  # the JobRunner, whose running jobs answer at {slug}-job-{short id}.{domain}
+    direct = False  # whether the host's server protocol forwards what it can itself (chutes_host.fastpath)
 
     def __init__(
         self,
@@ -86,9 +87,7 @@ class Gateway:
         if target is None:
             body = {"detail": _not_ready_detail(slug, dep.phase, dep.error), "phase": dep.phase}
             return await send_json(send, 503, body, [(b"retry-after", RETRY_AFTER)])
-        counters = self.supervisor.counters.of(slug)
-        counters.in_flight += 1
-        target.in_flight += 1
+        self.begin_request(slug, target)
         started, status, latency = time.monotonic(), 0, 0.0
 
         async def send_counted(message: dict) -> None:
@@ -116,10 +115,42 @@ class Gateway:
                 send_whole=send_whole_counted if whole is not None else None,
             )
         finally:
-            counters.in_flight -= 1
-            counters.record(status, latency)
-            target.in_flight -= 1
-            dep.notify()  # a request held in the lobby may take its place
+            self.end_request(slug, dep, target, status, latency)
+
+    def ready_instance(self, slug: str, method: bytes, target: bytes, headers: list) -> tuple[Any, Any] | None:
+        """Returns (deployment, instance) when the request may be forwarded at once, with nothing to wait
+        for or refuse: a chute (not a job) that is public or whose owner's key is in the key cache, with a
+        ready instance below its concurrency. Returns None for every other request: `route_request`
+        answers those."""
+        if self.jobs is not None and self.jobs.route(slug) is not None:
+            return None
+        dep = self.supervisor.route(slug)
+        if dep is None:
+            return None
+        if not dep.spec.public:
+            if method in (b"GET", b"HEAD") and target.split(b"?", 1)[0].decode("latin-1") in PRIVATE_DOCS_PATHS:
+                return None
+            key = read_key(headers)
+            found = self.keys.cached(key) if key is not None else None
+            if found is None or found[0] != dep.spec.owner_id:
+                return None
+        instance = dep.next_ready()
+        if instance is None or instance.in_flight >= dep.concurrency:
+            return None
+        return dep, instance
+
+    def begin_request(self, slug: str, instance: Any) -> None:
+        """Counts a request forwarded to `instance` as in flight, until `end_request`."""
+        self.supervisor.counters.of(slug).in_flight += 1
+        instance.in_flight += 1
+
+    def end_request(self, slug: str, dep: Any, instance: Any, status: int, latency: float) -> None:
+        """Counts a forwarded request as done: `status` 0 when no answer started, `latency` to its first byte."""
+        counters = self.supervisor.counters.of(slug)
+        counters.in_flight -= 1
+        counters.record(status, latency)
+        instance.in_flight -= 1
+        dep.notify()  # a request held in the lobby may take its place
 
     async def route_job(self, job: Any, slug: str, scope: Scope, receive: Any, send: Any, extensions: dict) -> None:
         """Forwards a request to a running job's ports, for its owner only (others get the 404 of no chute)."""

@@ -59,6 +59,7 @@ class HostCounters:
     """Counters by chute slug; the gateway and the supervisor write, /_metrics reads."""
 
     chutes: dict[str, ChuteCounters] = field(default_factory=dict)
+    direct: int = 0  # requests the server protocol forwarded itself, without the ASGI gateway (chutes_host.fastpath)
 
     def of(self, slug: str) -> ChuteCounters:
         found = self.chutes.get(slug)
@@ -128,6 +129,9 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
         for phase, count in sorted(Counter(i.phase for i in dep.instances).items()):
             yield f'chutes_chute_instances{{chute="{escape(slug)}",phase="{phase}"}} {count}'
     slugs = sorted(set(live) | set(counters.chutes))
+    yield "# HELP chutes_gateway_direct_requests_total Requests forwarded without the ASGI gateway (the direct path)."
+    yield "# TYPE chutes_gateway_direct_requests_total counter"
+    yield f"chutes_gateway_direct_requests_total {counters.direct}"
     yield "# HELP chutes_chute_requests_in_flight Requests the gateway is forwarding to the chute now."
     yield "# TYPE chutes_chute_requests_in_flight gauge"
     for slug in slugs:

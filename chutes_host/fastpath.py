@@ -1,0 +1,326 @@
+"""The gateway's direct path: requests forwarded from the server protocol's own callbacks, without ASGI.
+
+Most requests to a chute need nothing the gateway would wait for: the chute is public or the key is in
+the key cache, an instance is ready with room, and an idle connection to it is pooled. For those,
+`GatewayProtocol` sends the request upstream from the parser's callbacks, and writes the response to
+the client from the upstream connection's callbacks: no task, no scope, no ASGI messages. Every other
+request (a job, an unknown or private chute without a cached key, no ready instance, a body over
+64 KiB or chunked, HEAD, `Expect: 100-continue`, HTTP/1.0, pipelining) goes to the ASGI gateway as
+before, which answers it the same way, more slowly. The semantics are the proxy's: the same request
+head (`build_request_head`), the same response headers, errors and status counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+from chutes.protocol import BoundedHttpToolsProtocol
+from chutes.proxy.connection import UpstreamConnection
+from chutes.proxy.errors import UpstreamUnreachable, translate_error
+from chutes.proxy.head import build_request_head
+from chutes_host.gateway import Gateway, forwarded_headers, slug_from_host
+
+# Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
+MAX_DIRECT_BODY = 64 * 1024
+
+
+class GatewayProtocol(BoundedHttpToolsProtocol):
+    """The host's server protocol: takes the requests the gateway can forward at once (see module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app = self.app  # uvicorn wraps the app in middleware when proxy headers are trusted: then no direct path
+        direct = isinstance(app, Gateway) and app.direct and self.limit_concurrency is None
+        self.gateway: Gateway | None = app if direct else None
+        self.direct: DirectExchange | None = None
+
+    def handle_directly(self) -> bool:
+        gateway = self.gateway
+        if gateway is None or self.expect_100_continue or (self.cycle is not None and not self.cycle.response_complete):
+            return False
+        parser = self.parser
+        url = self.url
+        if parser.get_http_version() != "1.1" or parser.should_upgrade() or url[:1] != b"/":
+            return False
+        host = None
+        length = 0
+        for name, value in self.headers:
+            if name == b"host":
+                if host is not None:
+                    return False  # the ASGI gateway answers 400
+                host = value
+            elif name == b"content-length":
+                if not value.isdigit() or int(value) > MAX_DIRECT_BODY:
+                    return False
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return False
+        slug = slug_from_host(host.decode("latin-1"), gateway.suffix) if host is not None else None
+        if slug is None:
+            return False
+        method = parser.get_method()
+        if method == b"HEAD":
+            return False
+        found = gateway.ready_instance(slug, method, url, self.headers)
+        if found is None:
+            return False
+        dep, instance = found
+        upstream = (instance.uds, 0) if instance.uds is not None else (instance.host, instance.port)
+        gateway.begin_request(slug, instance)
+        gateway.supervisor.counters.direct += 1
+        scope = {
+            "method": method.decode("ascii"),
+            "raw_path": url,
+            "headers": forwarded_headers(self.headers),
+            "client": self.client,
+            "scheme": self.scheme,
+        }
+        head = build_request_head(scope, host=instance.host, port=instance.port, path=None, extra_headers=None)
+        framing = b"" if head.content_length is None else b"content-length: %d\r\n" % length
+        self.cycle = self.direct = DirectExchange(
+            self, gateway, slug, dep, instance, upstream, head.render(framing), parser.should_keep_alive()
+        )
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        direct = self.direct
+        super().connection_lost(exc)
+        if direct is not None and direct is not self.cycle:  # a pipelined request took its place as the cycle
+            direct.disconnected = True
+            direct.set()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.direct is not None:
+            self.direct.relay()
+
+
+class DirectExchange:
+    """One request forwarded by `GatewayProtocol`, standing in for uvicorn's request-response cycle.
+
+    uvicorn's protocol appends the body to `body`, clears `more_body` when the request is complete, sets
+    `disconnected` when the client goes, and calls `message_event.set()` after each: `set` moves on."""
+
+    __slots__ = (
+        "protocol",
+        "gateway",
+        "slug",
+        "dep",
+        "instance",
+        "upstream",
+        "conn",
+        "request",
+        "keep_alive",
+        "body",
+        "more_body",
+        "disconnected",
+        "response_started",
+        "response_complete",
+        "status",
+        "started",
+        "latency",
+        "chunked",
+        "sent",
+        "retried",
+        "task",
+    )
+
+    def __init__(
+        self,
+        protocol: GatewayProtocol,
+        gateway: Gateway,
+        slug: str,
+        dep: Any,
+        instance: Any,
+        upstream: tuple[str, int],
+        request: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self.protocol = protocol
+        self.gateway = gateway
+        self.slug = slug
+        self.dep = dep
+        self.instance = instance
+        self.upstream = upstream
+        self.conn = gateway.proxy.pool.take_idle(*upstream)
+        self.request = request
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.more_body = True
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.status = 0
+        self.started = time.monotonic()
+        self.latency = 0.0
+        self.chunked = False
+        self.sent = False
+        self.retried = False
+        self.task: Any = None
+        if self.conn is None:  # opened while the body arrives
+            self.task = protocol.loop.create_task(self.connect())
+
+    @property
+    def message_event(self) -> DirectExchange:
+        return self
+
+    def set(self) -> None:
+        """Called by uvicorn's protocol after a body part, the end of the request, or the client leaving."""
+        if self.response_complete:
+            return
+        if self.disconnected:
+            return self.finish(close=True)
+        if not self.more_body and not self.sent and self.conn is not None:
+            self.send_request(self.conn)
+
+    def send_request(self, conn: UpstreamConnection) -> None:
+        self.sent = True
+        conn.begin(head_request=False)
+        conn.listener = self.relay
+        try:
+            conn.write(self.request + self.body if self.body else self.request)
+        except OSError as exc:
+            return self.failed(exc)
+        conn.start_timer()
+
+    def relay(self) -> None:
+        """Called by the upstream connection on progress: writes what can be written to the client."""
+        conn = self.conn
+        if conn is None or self.response_complete:
+            return
+        if conn.error is not None:
+            return self.failed(conn.error)
+        if not self.response_started:
+            if not conn.headers_done:
+                return
+            self.status, self.latency = conn.status, time.monotonic() - self.started
+            self.response_started = True
+            head = self.render_head(conn)
+            if conn.complete:  # e.g. a JSON answer: head and body in one write
+                return self.write_last(head + self.frame(conn.take()) if conn.chunks else head)
+            body = conn.take() if conn.chunks else b""
+            self.write(head + self.frame(body) if body else head)
+            conn.sink = self.write_part
+            return
+        if self.protocol.flow.write_paused:
+            return  # resume_writing calls again
+        if conn.chunks:
+            body = self.frame(conn.take())
+            if conn.complete:
+                return self.write_last(body)
+            self.write(body)
+            conn.sink = self.write_part
+        elif conn.complete:
+            self.write_last(b"")
+
+    def render_head(self, conn: UpstreamConnection) -> bytes:
+        """Returns the response head for the client, as uvicorn's `send` renders a relayed response's start."""
+        parts = [STATUS_LINE[conn.status]]
+        for name, value in self.protocol.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        for name, value in conn.headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not conn._has_length and conn.status not in (204, 304):
+            self.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def frame(self, body: bytes) -> bytes:
+        return b"%x\r\n%b\r\n" % (len(body), body) if self.chunked and body else body
+
+    def write_part(self, body: bytes) -> bool:
+        """The upstream connection's sink: writes a streamed body part now, unless the client is slow."""
+        if self.protocol.flow.write_paused or self.response_complete:
+            return False
+        if body:
+            self.write(self.frame(body))
+        return True
+
+    def write(self, data: bytes) -> None:
+        transport = self.protocol.transport
+        if not transport.is_closing():
+            transport.write(data)
+
+    def write_last(self, data: bytes) -> None:
+        self.write(data + b"0\r\n\r\n" if self.chunked else data)
+        self.finish(close=not self.keep_alive)
+
+    def failed(self, exc: BaseException) -> None:
+        """Answers an upstream failure: a retry on a new connection when a pooled one was stale, an error
+        response before the response started, else a closed client connection (never a truncated success)."""
+        conn = self.conn
+        stale = conn is not None and conn.reused and not conn.received_any and not self.retried
+        if stale and isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+            self.retried = True
+            conn.listener = None
+            conn.close()
+            self.conn = None
+            self.task = self.protocol.loop.create_task(self.connect())
+            return
+        if self.response_started:
+            return self.finish(close=True)
+        self.answer_error(exc, connecting=False)
+
+    async def connect(self) -> None:
+        """Opens a new connection to the instance, and sends the request on it once the body is in."""
+        try:
+            conn = await self.gateway.proxy.pool.connect(*self.upstream)
+        except (OSError, TimeoutError) as exc:
+            self.task = None
+            return self.answer_error(exc, connecting=True)
+        self.task = None
+        if self.response_complete:
+            return conn.close()
+        self.conn = conn
+        if not self.more_body:
+            self.send_request(conn)
+
+    def answer_error(self, exc: BaseException, *, connecting: bool) -> None:
+        proxy = self.gateway.proxy
+        timeout = proxy.connect_timeout if connecting else proxy.read_timeout
+        error = translate_error(exc, *self.upstream, connecting=connecting, timeout=timeout)
+        status = getattr(error, "status", 502)
+        extra = b""
+        if isinstance(error, UpstreamUnreachable) and proxy.unreachable_retry_after is not None:
+            status = 503
+            extra = b"retry-after: %d\r\n" % proxy.unreachable_retry_after
+        body = json.dumps({"detail": getattr(error, "detail", str(error))}).encode()
+        self.status, self.latency = status, time.monotonic() - self.started
+        self.response_started = True
+        head = [STATUS_LINE[status]]
+        for name, value in self.protocol.server_state.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n%b" % (len(body), extra))
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        self.write(b"".join(head) + b"\r\n" + body)
+        self.finish(close=not self.keep_alive)
+
+    def finish(self, *, close: bool) -> None:
+        """Ends the exchange once: the upstream connection back to the pool (or closed), the request
+        counted, and the client connection ready for its next request (or closed)."""
+        if self.response_complete:
+            return
+        self.response_complete = True
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            if not conn.complete:
+                conn.close()
+            self.gateway.proxy.pool.release(conn, *self.upstream)
+        if self.task is not None:  # the client left while a new upstream connection was being opened
+            self.task.cancel()
+        self.gateway.end_request(self.slug, self.dep, self.instance, self.status, self.latency)
+        protocol = self.protocol
+        if protocol.direct is self:
+            protocol.direct = None
+        if close or protocol.transport.is_closing():
+            protocol.transport.close()
+        else:
+            protocol.on_response_complete()
