@@ -12,10 +12,12 @@ head (`build_request_head`), the same response headers, errors and status counts
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
 
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from chutes.protocol import BoundedHttpToolsProtocol
@@ -33,7 +35,12 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        app = self.app  # uvicorn wraps the app in middleware when proxy headers are trusted: then no direct path
+        app = self.app
+        self.forwarded: ProxyHeadersMiddleware | None = None
+        if isinstance(app, ProxyHeadersMiddleware):  # --forwarded-allow-ips: the client as the trusted proxy says
+            trusted = self.config.forwarded_allow_ips
+            self.forwarded = proxy_headers(tuple(trusted) if isinstance(trusted, list) else trusted)
+            app = app.app
         direct = isinstance(app, Gateway) and app.direct and self.limit_concurrency is None
         self.gateway: Gateway | None = app if direct else None
         self.direct: DirectExchange | None = None
@@ -79,6 +86,8 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
             "client": self.client,
             "scheme": self.scheme,
         }
+        if self.forwarded is not None:
+            apply_proxy_headers(self.forwarded, scope, self.headers)
         head = build_request_head(scope, host=instance.host, port=instance.port, path=None, extra_headers=None)
         framing = b"" if head.content_length is None else b"content-length: %d\r\n" % length
         self.cycle = self.direct = DirectExchange(
@@ -97,6 +106,30 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
         super().resume_writing()
         if self.direct is not None:
             self.direct.relay()
+
+
+@functools.cache
+def proxy_headers(trusted: str | tuple[str, ...]) -> ProxyHeadersMiddleware:
+    """Returns uvicorn's proxy-headers middleware for these trusted proxies, around an app that does nothing."""
+    return ProxyHeadersMiddleware(_nothing, trusted_hosts=trusted if isinstance(trusted, str) else list(trusted))
+
+
+async def _nothing(scope: dict, receive: Any, send: Any) -> None:
+    return None
+
+
+def apply_proxy_headers(middleware: ProxyHeadersMiddleware, scope: dict, headers: list) -> None:
+    """Sets the scope's client and scheme from the request's `headers` as uvicorn's middleware does for the
+    ASGI gateway, by running it (around an app that does nothing, it never suspends)."""
+    probe = {"type": "http", "client": scope["client"], "scheme": scope["scheme"], "headers": headers}
+    call = middleware(probe, None, None)
+    try:
+        call.send(None)
+    except StopIteration:
+        scope.update(client=probe["client"], scheme=probe["scheme"])
+        return
+    call.close()
+    raise RuntimeError("uvicorn's proxy-headers middleware suspended; it cannot run on the direct path")
 
 
 class DirectExchange:
@@ -224,7 +257,7 @@ class DirectExchange:
             parts += (name, b": ", value, b"\r\n")
         for name, value in conn.headers:
             parts += (name, b": ", value, b"\r\n")
-        if not conn._has_length and conn.status not in (204, 304):
+        if not conn.has_length and conn.status not in (204, 304):
             self.chunked = True
             parts.append(b"transfer-encoding: chunked\r\n")
         if not self.keep_alive:
@@ -320,6 +353,8 @@ class DirectExchange:
         protocol = self.protocol
         if protocol.direct is self:
             protocol.direct = None
+        if self.disconnected:  # the protocol saw the client go, or timed its body out (408): the connection is its own
+            return
         if close or protocol.transport.is_closing():
             protocol.transport.close()
         else:

@@ -3,6 +3,7 @@ with --no-direct-gateway, the same chute on each, and the same raw requests must
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -48,10 +49,11 @@ def direct_requests(host: Host) -> int:
     return int(re.search(r"^chutes_gateway_direct_requests_total (\d+)$", text, re.M).group(1))
 
 
-def raw(host: Host, data: bytes, *, timeout: float = 20) -> bytes:
-    """Sends `data` on one connection and returns everything the host sends until it closes it (the last
-    request of `data` says `Connection: close`, or is HTTP/1.0)."""
-    with socket.create_connection(("127.0.0.1", host.port), timeout=timeout) as sock:
+def raw(host: Host, data: bytes, *, timeout: float = 20, source: str | None = None) -> bytes:
+    """Sends `data` on one connection (from the address `source`, if given) and returns everything the
+    host sends until it closes it (the last request of `data` says `Connection: close`, or is HTTP/1.0)."""
+    bind = (source, 0) if source else None
+    with socket.create_connection(("127.0.0.1", host.port), timeout=timeout, source_address=bind) as sock:
         sock.sendall(data.replace(b"PORT", str(host.port).encode()))
         parts = []
         while chunk := sock.recv(65536):
@@ -235,3 +237,29 @@ def test_many_clients_at_once_all_get_their_own_answers(hosts: tuple[Host, Host]
         thread.join()
     assert failures == []
     wait_for(lambda: in_flight(direct, "alice-direct") == 0, timeout=10, what="every slot freed", host=direct)
+
+
+@pytest.fixture(scope="module")
+def trusting_hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+    """Hosts behind a TLS proxy at 127.0.0.2 (--forwarded-allow-ips), with and without the direct path."""
+    trust = ("--forwarded-allow-ips", "127.0.0.2")
+    direct = start_host(tmp_path_factory.mktemp("trusting-direct"), *trust)
+    asgi = start_host(tmp_path_factory.mktemp("trusting-asgi"), *trust, "--no-direct-gateway")
+    yield direct, asgi
+    direct.stop()
+    asgi.stop()
+
+
+@pytest.mark.parametrize(("source", "client"), [("127.0.0.2", "6.6.6.6"), ("127.0.0.1", "127.0.0.1")])
+def test_behind_a_trusted_proxy_the_client_is_the_one_it_names(
+    trusting_hosts: tuple[Host, Host], source: str, client: str
+) -> None:
+    direct, asgi = trusting_hosts
+    call = request("GET", "/request", headers="x-forwarded-for: 6.6.6.6\r\nx-forwarded-proto: https\r\n" + CLOSE)
+    before = direct_requests(direct)
+    answers = [normalized(host, raw(host, call, source=source)) for host in (direct, asgi)]
+    assert answers[0] == answers[1]
+    seen = json.loads(answers[0].partition(b"\r\n\r\n")[2])
+    assert seen["x_forwarded_for"] == client  # from the proxy it trusts, the client it names; else the peer
+    assert seen["x_forwarded_proto"] == ("https" if source == "127.0.0.2" else "http")
+    assert direct_requests(direct) == before + 1

@@ -208,6 +208,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._transport.write(data)
 
     @property
+    def has_length(self) -> bool:
+        """Whether the response's body is framed by a content-length (relayed as it is)."""
+        return self._has_length
+
+    @property
     def write_paused(self) -> bool:
         return self._write_paused
 
