@@ -173,17 +173,20 @@ def build_test_image(work: Path, module: str, tag: str) -> None:
 
 def build_host_image(work: Path, tag: str) -> None:
     """Builds the host's own image (this checkout, with the kubernetes extra) on the shared engine, once per
-    change of its sources: the image carries their hash as a label, and a matching image is kept."""
+    change of its sources, dependencies or base image: the image carries their hash as a label, and a matching
+    image is kept."""
     from chutes_cli.build.wheel import fetch_wheelhouse, runtime_pins
 
-    digest = hashlib.sha256(HOST_DOCKERFILE.encode())
+    engine = os.environ["DOCKER_HOST"]
+    base = os.environ.get("CHUTES_BASE_IMAGE", "localhost/chutes-base:bookworm")
+    pins = [pin for pin in runtime_pins(["chutes[kubernetes]"]) if not pin.startswith("chutes==")]
+    digest = hashlib.sha256("\n".join([HOST_DOCKERFILE, image_id(engine, base), *pins]).encode())
     for name in HOST_SOURCES:
         top = ROOT / name
         for path in sorted([top] if top.is_file() else top.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     source = digest.hexdigest()[:16]
-    engine = os.environ["DOCKER_HOST"]
     have = subprocess.run(
         ["docker", "-H", engine, "image", "inspect", "-f", '{{index .Config.Labels "chutes.test.source"}}', tag],
         capture_output=True, text=True,
@@ -207,11 +210,10 @@ def build_host_image(work: Path, tag: str) -> None:
     )  # fmt: skip
     if built.returncode != 0:
         pytest.fail(f"building the chutes wheel for the host's image failed:\n{built.stderr[-3000:]}")
-    pins = [pin for pin in runtime_pins(["chutes[kubernetes]"]) if not pin.startswith("chutes==")]
     for wheel in fetch_wheelhouse(pins).glob("*.whl"):
         shutil.copy(wheel, context / "wheels")
     (context / "Dockerfile").write_text(HOST_DOCKERFILE)
-    base = os.environ.get("CHUTES_BASE_IMAGE", "localhost/chutes-base:bookworm")
+    before = image_id(engine, tag)
     result = subprocess.run(
         ["docker", "-H", engine, "build", "--network", "none", "--build-arg", f"BASE_IMAGE={base}",
          "--label", f"chutes.test.source={source}", "-t", tag, str(context)],
@@ -219,3 +221,12 @@ def build_host_image(work: Path, tag: str) -> None:
     )  # fmt: skip
     if result.returncode != 0:
         pytest.fail(f"building the host's image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    if before and image_id(engine, tag) != before:  # the build it replaces (the nodes prune theirs)
+        subprocess.run(["docker", "-H", engine, "rmi", before], capture_output=True)
+
+
+def image_id(engine: str, image: str) -> str:
+    """Returns the image's ID on the engine, or "" when it has none."""
+    argv = ["docker", "-H", engine, "image", "inspect", "-f", "{{.Id}}", image]
+    inspected = subprocess.run(argv, capture_output=True, text=True)
+    return inspected.stdout.strip() if inspected.returncode == 0 else ""
