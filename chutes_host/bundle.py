@@ -87,7 +87,7 @@ def unpack_bundle(archive: Path, target: Path, *, max_bytes: int, max_files: int
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = _checked_members(tar, max_bytes=max_bytes, max_files=max_files)
-            tar.extractall(target, members=members, filter="data")
+            _extract(tar, target, members)
         return _read_manifest(target)
     except BaseException as exc:  # whatever went wrong, nothing stays behind
         shutil.rmtree(target, ignore_errors=True)
@@ -100,6 +100,23 @@ def unpack_bundle(archive: Path, target: Path, *, max_bytes: int, max_files: int
                 f"the bundle is not a readable gzip tar ({exc}); upload the file `chutes deploy` makes"
             ) from None
         raise
+
+
+def _extract(tar: tarfile.TarFile, target: Path, members: list[tarfile.TarInfo]) -> None:
+    """Extracts checked members as tarfile's "data" filter does: no set-id, sticky or group/other write bits,
+    and files owned by the host's user whatever the archive says."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, members=members, filter="data")
+        return
+    # Python before 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters: _checked_members already
+    # refused what escapes, links out and devices; strip the modes and owners here
+    for member in members:
+        if member.isfile():
+            member.mode &= 0o755
+        elif member.isdir():
+            member.mode = 0o755
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    tar.extractall(target, members=members)
 
 
 def _checked_members(tar: tarfile.TarFile, *, max_bytes: int, max_files: int) -> list[tarfile.TarInfo]:

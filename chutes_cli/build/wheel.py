@@ -138,16 +138,17 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_pins() -> list[str]:
-    """Pins the runtime's dependencies and theirs to the versions installed here, so the image
-    runs what was tested. Packages not installed here (other platforms, unused extras) are left out.
+def runtime_pins(requirements: tuple[str, ...] | list[str] = RUNTIME_REQUIREMENTS) -> list[str]:
+    """Pins the runtime's dependencies (or other `requirements`) and theirs to the versions installed
+    here, so the image runs what was tested. Packages not installed here (other platforms, unused
+    extras) are left out.
     """
     from importlib.metadata import distributions
 
     installed = {canonical_name(d.metadata["Name"]): d for d in distributions()}
     pins: dict[str, str] = {}
     wanted: dict[str, set[str]] = {}
-    queue = [parse_requirement(req) for req in RUNTIME_REQUIREMENTS]
+    queue = [parse_requirement(req) for req in requirements]
     while queue:
         name, extras = queue.pop()
         key = canonical_name(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tarfile
 from pathlib import Path
 
@@ -96,3 +97,24 @@ def test_plain_gzip_is_not_a_bundle(tmp_path: Path) -> None:
 )
 def test_slug_from_host(host: str | None, slug: str | None) -> None:
     assert slug_from_host(host, ".localhost") == slug
+
+
+@pytest.mark.parametrize("filters", ["this Python's", "none (before 3.11.4)"])
+def test_unpacked_files_lose_set_id_bits_and_foreign_owners(tmp_path: Path, monkeypatch, filters: str) -> None:  # noqa: ANN001
+    if filters.startswith("none"):  # Debian 12's Python 3.11.2: no extraction filters, no `filter` argument
+        extract = tarfile.TarFile.extractall
+
+        def extractall_without_filters(self, path=".", members=None, *, numeric_owner=False):  # noqa: ANN001, ANN202
+            return extract(self, path, members, numeric_owner=numeric_owner, filter="fully_trusted")
+
+        monkeypatch.delattr(tarfile, "data_filter")
+        monkeypatch.setattr(tarfile.TarFile, "extractall", extractall_without_filters)
+    setuid, shared = file_member("app/run.sh", b"#!/bin/sh\n"), tarfile.TarInfo("app/shared")
+    setuid[0].mode, setuid[0].uid, setuid[0].gid, setuid[0].uname = 0o6777, 4242, 4242, "nobody-here"
+    shared.type, shared.mode, shared.uid = tarfile.DIRTYPE, 0o1777, 4242
+    hello_bundle(tmp_path / "b.tgz", None, setuid, (shared, None))
+    unpack_bundle(tmp_path / "b.tgz", tmp_path / "out", **LIMITS)
+    script, folder = (tmp_path / "out" / "app" / "run.sh").stat(), (tmp_path / "out" / "app" / "shared").stat()
+    assert oct(script.st_mode & 0o7777) == oct(0o755)
+    assert folder.st_mode & 0o7022 == 0
+    assert (script.st_uid, script.st_gid, folder.st_uid) == (os.getuid(), os.getgid(), os.getuid())

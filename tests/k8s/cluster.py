@@ -30,6 +30,7 @@ BRIDGE = "ck8s0"
 BRIDGE_NET = "10.201.0"  # the bridge and the nodes' addresses
 POD_NET = "10.202"  # node N's pods get 10.202.N.0/24
 SERVICE_NET = "10.203.0.0/24"
+FORWARD_RULE = ("-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT")
 CGROUPS = Path("/sys/fs/cgroup")
 
 
@@ -103,7 +104,9 @@ class ApiServer:
                 "--service-account-signing-key-file", str(key),
                 "--service-account-issuer", "https://kubernetes.default.svc",
                 "--service-cluster-ip-range", SERVICE_NET,
-                "--endpoint-reconciler-type", "none",
+                # in a cluster, the `kubernetes` Service's endpoint is the API server's bridge address: pods reach
+                # it through kube-proxy with their service account; on 127.0.0.1 alone there are no pods
+                "--endpoint-reconciler-type", "none" if self.bind.startswith("127.") else "lease",
                 # the nodes are named n1, n2: the API server reaches their kubelets by address
                 "--kubelet-preferred-address-types", "InternalIP",
                 "--allow-privileged=false",
@@ -297,6 +300,7 @@ class Cluster:
         for node in self.nodes:
             self._load_images(node, images, pause, engine_host)
             self._start_kubelet(node)
+            self._start_proxy(node)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             self.api._check_alive()
@@ -335,6 +339,16 @@ class Cluster:
             raise ClusterError(f"docker {' '.join(args)} on {node.name} failed: {result.stderr.decode()[-2000:]}")
         return result.stdout
 
+    def engine(self, node: Node) -> str:
+        """The node's docker engine, as a DOCKER_HOST."""
+        return f"unix://{self._sock(node)}"
+
+    def in_node(self, node: Node, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs a command in the node's network namespace (where kube-proxy's rules make ClusterIPs answer)."""
+        return subprocess.run(
+            ["nsenter", f"--net=/var/run/netns/{node.netns}", *argv], capture_output=True, text=True, timeout=timeout
+        )
+
     def stop(self) -> None:
         for node in self.nodes:  # the kubelets' pods go with their engines
             with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
@@ -363,6 +377,9 @@ class Cluster:
         run("ip", "link", "add", BRIDGE, "type", "bridge")
         run("ip", "addr", "add", f"{BRIDGE_NET}.1/24", "dev", BRIDGE)
         run("ip", "link", "set", BRIDGE, "up")
+        # a container engine on this machine may set FORWARD's policy to DROP, and with br_netfilter that also
+        # drops frames between two nodes on the bridge (pod to pod across nodes): let the bridge's own through
+        run("iptables", "-I", "FORWARD", "1", *FORWARD_RULE)
         for node in self.nodes:
             ns = node.netns
             run("ip", "netns", "add", ns)
@@ -373,6 +390,8 @@ class Cluster:
             run(*inside, "ip", "link", "set", "eth0", "up")
             run(*inside, "ip", "link", "set", "lo", "up")
             run(*inside, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            # the nodes' own processes reach ClusterIPs: kube-proxy rewrites them once they are routed out
+            run(*inside, "ip", "route", "add", SERVICE_NET, "dev", "eth0")
             run("ip", "route", "add", node.pod_net, "via", node.address)
             for other in self.nodes:
                 if other is not node:
@@ -383,6 +402,8 @@ class Cluster:
             subprocess.run(["ip", "route", "del", node.pod_net], capture_output=True)
             subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        while subprocess.run(["iptables", "-D", "FORWARD", *FORWARD_RULE], capture_output=True).returncode == 0:
+            pass
 
     def _sock(self, node: Node) -> Path:
         return Path(f"/tmp/ck8s-{node.name}/docker.sock")  # a short path: Unix socket paths are limited
@@ -435,6 +456,8 @@ class Cluster:
                 continue
             saved = subprocess.run(["docker", "-H", engine_host, "save", image], capture_output=True, check=True)
             self.docker(node, "load", "-q", input=saved.stdout)
+            if have:  # the image this tag named before is kept between runs otherwise
+                self.docker(node, "image", "prune", "-f")
 
     def _make_cgroups(self, node: Node) -> None:
         """Creates the node's cgroup root in every hierarchy (cgroup v1), with the parent's CPUs and memory nodes."""
@@ -481,6 +504,19 @@ class Cluster:
              "--image-gc-high-threshold=100", "--image-gc-low-threshold=99", "--max-pods=30",
              "--node-status-update-frequency=2s",
              "--node-labels", f"nvidia.com/gpu.product={node.product},nvidia.com/gpu.memory={node.memory_mib}"],
+            netns=node.netns,
+        )  # fmt: skip
+
+    def _start_proxy(self, node: Node) -> None:
+        """kube-proxy in iptables mode in the node's namespace, so Services' ClusterIPs answer there and in its pods."""
+        self.api._spawn(
+            f"kube-proxy-{node.name}",
+            [str(self.bin_dir / "kube-proxy"), "--kubeconfig", str(self.api.kubeconfig("admin")),
+             "--proxy-mode", "iptables", "--hostname-override", node.name, "--bind-address", node.address,
+             "--cluster-cidr", f"{POD_NET}.0.0/16",
+             # root here may not set a negative OOM score; conntrack's limits are the machine's, not the node's
+             "--oom-score-adj", "0", "--conntrack-max-per-core", "0",
+             "--conntrack-tcp-timeout-established", "0", "--conntrack-tcp-timeout-close-wait", "0"],
             netns=node.netns,
         )  # fmt: skip
 

@@ -7,8 +7,11 @@ them the tests skip, saying why; under CI they fail.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -120,22 +123,34 @@ def example_manifest(name: str) -> dict:
 
 TEST_IMAGE = "localhost/chutes-k8s-hello:test"
 CRASH_IMAGE = "localhost/chutes-k8s-crash:test"
+HOST_IMAGE = "localhost/chutes-k8s-host:test"
+# What deploy/kubernetes/host.yaml tells a user to run: an image with `pip install 'chutes[kubernetes]'`. Here
+# chutes is this checkout's wheel, and every dependency a wheel fetched on this machine (no network in RUN).
+HOST_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY wheels /wheels
+RUN pip install --no-index --find-links /wheels 'chutes[kubernetes]' && chutes --help >/dev/null
+USER 1000
+"""
+HOST_SOURCES = ("pyproject.toml", "README.md", "Dockerfile.base", "runtime", "chutes_cli", "chutes_host", "templates")
 
 
 @pytest.fixture(scope="session")
 def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
-    """Two nodes, n1 with 1 fake GPU and n2 with 2, with the test chute's image loaded into both; the
-    `chutes` namespace and the host's RBAC applied."""
+    """Two nodes, n1 with 1 fake GPU and n2 with 2, with the test chutes' images and the host's image loaded into
+    both; the `chutes` namespace and the host's RBAC applied."""
     binaries = k8s_bin()
     if os.geteuid() != 0:
         give_up("the two-node cluster needs root (network namespaces, dockerd, kubelet)")
     build_test_image(tmp_path_factory.mktemp("k8s-image"), "k8s_hello", TEST_IMAGE)
     build_test_image(tmp_path_factory.mktemp("k8s-image"), "k8s_crash", CRASH_IMAGE)
+    build_host_image(tmp_path_factory.mktemp("k8s-host-image"), HOST_IMAGE)
     cache = Path(os.environ.get("CHUTES_CI_CACHE") or Path.home() / ".cache" / "chutes-ci") / "k8s-nodes"
     nodes = [Node("n1", 1, gpus=1), Node("n2", 2, gpus=2)]
     made = Cluster(binaries, tmp_path_factory.mktemp("cluster"), cache, nodes)
     try:
-        made.start([TEST_IMAGE, CRASH_IMAGE], engine_host=os.environ["DOCKER_HOST"])
+        made.start([TEST_IMAGE, CRASH_IMAGE, HOST_IMAGE], engine_host=os.environ["DOCKER_HOST"])
         made.api.kubectl("apply", "-f", str(RBAC))
         made.api.kubectl("apply", "-f", "-", input=HOST_USER_BINDINGS)
     except ClusterError as exc:
@@ -147,9 +162,6 @@ def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
 
 def build_test_image(work: Path, module: str, tag: str) -> None:
     """Builds a fixture chute's image with `chutes build` on the shared engine."""
-    import subprocess
-    import sys
-
     shutil.copy(ROOT / "tests" / "fixtures" / "chutes" / f"{module}.py", work / f"{module}.py")
     chutes = str(Path(sys.executable).with_name("chutes"))
     result = subprocess.run(
@@ -157,3 +169,64 @@ def build_test_image(work: Path, module: str, tag: str) -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"building the test chute's image failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def build_host_image(work: Path, tag: str) -> None:
+    """Builds the host's own image (this checkout, with the kubernetes extra) on the shared engine, once per
+    change of its sources, dependencies or base image: the image carries their hash as a label, and a matching
+    image is kept."""
+    from chutes_cli.build.wheel import fetch_wheelhouse, runtime_pins
+
+    engine = os.environ["DOCKER_HOST"]
+    base = os.environ.get("CHUTES_BASE_IMAGE", "localhost/chutes-base:bookworm")
+    pins = [pin for pin in runtime_pins(["chutes[kubernetes]"]) if not pin.startswith("chutes==")]
+    digest = hashlib.sha256("\n".join([HOST_DOCKERFILE, image_id(engine, base), *pins]).encode())
+    for name in HOST_SOURCES:
+        top = ROOT / name
+        for path in sorted([top] if top.is_file() else top.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    source = digest.hexdigest()[:16]
+    have = subprocess.run(
+        ["docker", "-H", engine, "image", "inspect", "-f", '{{index .Config.Labels "chutes.test.source"}}', tag],
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    if have == source:
+        return
+    # a clean copy: a wheel built in the checkout would pick up whatever an earlier build left in build/
+    tree = work / "src"
+    tree.mkdir()
+    for name in HOST_SOURCES:
+        if (ROOT / name).is_file():
+            shutil.copy(ROOT / name, tree / name)
+        else:
+            shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    context = work / "context"
+    (context / "wheels").mkdir(parents=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels"),
+         str(tree)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if built.returncode != 0:
+        pytest.fail(f"building the chutes wheel for the host's image failed:\n{built.stderr[-3000:]}")
+    for wheel in fetch_wheelhouse(pins).glob("*.whl"):
+        shutil.copy(wheel, context / "wheels")
+    (context / "Dockerfile").write_text(HOST_DOCKERFILE)
+    before = image_id(engine, tag)
+    result = subprocess.run(
+        ["docker", "-H", engine, "build", "--network", "none", "--build-arg", f"BASE_IMAGE={base}",
+         "--label", f"chutes.test.source={source}", "-t", tag, str(context)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(f"building the host's image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    if before and image_id(engine, tag) != before:  # the build it replaces (the nodes prune theirs)
+        subprocess.run(["docker", "-H", engine, "rmi", before], capture_output=True)
+
+
+def image_id(engine: str, image: str) -> str:
+    """Returns the image's ID on the engine, or "" when it has none."""
+    argv = ["docker", "-H", engine, "image", "inspect", "-f", "{{.Id}}", image]
+    inspected = subprocess.run(argv, capture_output=True, text=True)
+    return inspected.stdout.strip() if inspected.returncode == 0 else ""
