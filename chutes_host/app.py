@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -74,6 +75,10 @@ def create_app(config: HostConfig) -> Gateway:
         if isolation is not None:
             log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
+        # Everything imported and built so far lives as long as the host: out of the cyclic collector's
+        # sight, a full collection no longer walks it, which held the loop (and every stream) ~100 ms.
+        gc.collect()
+        gc.freeze()
         sampler = asyncio.create_task(sample_gpu_memory(state), name="GPU memory samples")
         try:
             yield
