@@ -125,6 +125,12 @@ async def run_streams(
     return delays, failures, sampled
 
 
+def own_cpu_seconds() -> float:
+    """Returns the user + system CPU seconds this process (the clients) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -173,15 +179,24 @@ def main() -> None:
         asyncio.run(run_streams(bench.port, via_host, **{**common, "streams": 50}, sample=lambda: 0))
         direct, direct_failed, _ = asyncio.run(run_streams(port, "x", **common, sample=lambda: 0))
         before, cpu_before = rss_kib(bench.host.pid), cpu_seconds(bench.host.pid)
+        instance_before, client_before, wall = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()
         via, via_failed, peak = asyncio.run(
             run_streams(bench.port, via_host, **common, sample=lambda: rss_kib(bench.host.pid))
         )
-        cpu_per_event = (cpu_seconds(bench.host.pid) - cpu_before) / max(len(via), 1) * 1e6
+        wall = time.monotonic() - wall
+        host_cpu = cpu_seconds(bench.host.pid) - cpu_before
+        cpu_per_event = host_cpu / max(len(via), 1) * 1e6
+        cores = (cpu_seconds(pid) - instance_before, host_cpu, own_cpu_seconds() - client_before)
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)
     report(args, direct, direct_failed, via, via_failed, (peak - before) / args.streams)
     print(f"host CPU per relayed event: {cpu_per_event:.1f} us (all host work during the gateway run)")
+    instance, host, client = (seconds / wall for seconds in cores)
+    print(
+        f"CPU during the gateway run, in cores: instance {instance:.2f}, host {host:.2f}, clients {client:.2f}; "
+        f"total {instance + host + client:.2f} of {os.cpu_count()}"
+    )
 
 
 def report(args, direct: list[float], direct_failed: int, via: list[float], via_failed: int, per_stream: float) -> None:  # noqa: ANN001
