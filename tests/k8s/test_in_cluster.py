@@ -162,10 +162,22 @@ def test_the_host_in_the_cluster_deploys_and_routes_with_only_its_service_accoun
 
 
 def node_request(cluster, node, url: str, host: str, body: dict) -> tuple[int, dict]:  # noqa: ANN001
-    result = cluster.in_node(node, sys.executable, "-c", NODE_REQUEST, url, host, json.dumps(body))
-    assert result.returncode == 0, f"{url} from {node.name}: {result.stderr[-2000:]}"
-    status, _, text = result.stdout.partition(" ")
-    return int(status), json.loads(text)
+    """Calls `url` from inside the node's network namespace; retries while the node's kube-proxy has not yet
+    written the rules for a Service that just got its endpoint (it refuses the connection until then)."""
+    failures = []
+
+    def call() -> tuple[int, dict] | None:
+        result = cluster.in_node(node, sys.executable, "-c", NODE_REQUEST, url, host, json.dumps(body))
+        if result.returncode != 0:
+            failures.append(result.stderr[-2000:])
+            return None
+        status, _, text = result.stdout.partition(" ")
+        return int(status), json.loads(text)
+
+    try:
+        return wait_for(call, timeout=45, what=f"{url} from {node.name}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {failures[-1] if failures else ''}") from None
 
 
 def test_cluster_ips_answer_through_kube_proxy(in_cluster, cluster) -> None:  # noqa: ANN001
