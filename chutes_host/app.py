@@ -67,7 +67,10 @@ def create_app(config: HostConfig) -> Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
-        log.info("GPUs: %s", inventory.summary())
+        if getattr(executor, "manages_replicas", False):  # the cluster's scheduler places GPUs, not this host
+            log.info("GPUs: placed by the cluster (nvidia.com/gpu requests); the host's own are not used")
+        else:
+            log.info("GPUs: %s", inventory.summary())
         for spec in load_specs(config, db, read_env=read_secrets):
             await supervisor.launch(spec)
         state.jobs.restore()

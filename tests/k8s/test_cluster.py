@@ -67,6 +67,9 @@ def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:  # no
     r = host.call(SLUG, "/hello", json={"name": "Ada"})
     assert r.status_code == 200, r.text
     assert r.json() == {"message": "Hello, Ada!", "pod": instance["pod"]}
+    # the host has no GPUs of its own here, and must not claim that GPU chutes cannot be deployed
+    assert "GPUs: placed by the cluster" in host.log_text()
+    assert "only chutes with gpu_count=0" not in host.log_text()
 
 
 def test_scale_over_the_nodes_gpus_and_the_fourth_replica_waits_for_one(host: Host, cluster) -> None:  # noqa: ANN001
