@@ -120,8 +120,8 @@ class Gateway:
     def ready_instance(self, slug: str, method: bytes, target: bytes, headers: list) -> tuple[Any, Any] | None:
         """Returns (deployment, instance) when the request may be forwarded at once, with nothing to wait
         for or refuse: a chute (not a job) that is public or whose owner's key is in the key cache, with a
-        ready instance below its concurrency. Returns None for every other request: `route_request`
-        answers those."""
+        ready instance below its concurrency (or a full one, when the lobby would not wait for another).
+        Returns None for every other request: `route_request` answers those."""
         if self.jobs is not None and self.jobs.route(slug) is not None:
             return None
         dep = self.supervisor.route(slug)
@@ -135,9 +135,9 @@ class Gateway:
             if found is None or found[0] != dep.spec.owner_id:
                 return None
         instance = dep.next_ready()
-        if instance is None or instance.in_flight >= dep.concurrency:
-            return None
-        return dep, instance
+        if instance is not None and instance.in_flight >= dep.concurrency:
+            instance = self.lobby.without_waiting(dep, instance)
+        return None if instance is None else (dep, instance)
 
     def begin_request(self, slug: str, instance: Any) -> None:
         """Counts a request forwarded to `instance` as in flight, until `end_request`."""

@@ -18,13 +18,22 @@ class Lobby:
         self.supervisor = supervisor
         self.policy = supervisor.policy
 
+    def without_waiting(self, dep: LiveDeployment, chosen: InstanceHandle) -> InstanceHandle | None:
+        """Takes the full instance round robin chose, and returns the one to forward to at once: another
+        with room, or this one when no other is on its way (a full instance answers 429 itself); None when
+        the request should wait in the lobby for one."""
+        free = dep.free_instance()
+        if free is not None or not _more_coming(dep):
+            return free or chosen
+        return None
+
     async def admit(self, slug: str, dep: LiveDeployment, chosen: InstanceHandle | None) -> InstanceHandle | None:
         """Takes the instance round robin chose (None: none is ready; else it is full), and returns the one
         to forward the request to, or None when the chute has no ready instance (the gateway answers 503)."""
         if chosen is not None:
-            free = dep.free_instance()
-            if free is not None or not _more_coming(dep):
-                return free or chosen  # a full instance answers 429 itself
+            found = self.without_waiting(dep, chosen)
+            if found is not None:
+                return found
             timeout = self.policy.queue_timeout
         elif dep.phase in WAKES:
             timeout = self.policy.wake_timeout

@@ -263,3 +263,32 @@ def test_behind_a_trusted_proxy_the_client_is_the_one_it_names(
     assert seen["x_forwarded_for"] == client  # from the proxy it trusts, the client it names; else the peer
     assert seen["x_forwarded_proto"] == ("https" if source == "127.0.0.2" else "http")
     assert direct_requests(direct) == before + 1
+
+
+def test_a_full_instance_with_none_other_coming_still_goes_direct(hosts: tuple[Host, Host], tmp_path) -> None:  # noqa: ANN001
+    """Over its concurrency, with no other instance on its way, the lobby would forward at once anyway (the
+    instance answers 429 itself): the direct path does the same instead of leaving it to the ASGI gateway."""
+    direct, _ = hosts
+    project = make_project(tmp_path / "busy", "host_direct.py")
+    source = (project / "host_direct.py").read_text()
+    (project / "host_busy.py").write_text(
+        source.replace('name="direct"', 'name="busy"').replace("concurrency=64", "concurrency=2")
+    )
+    deployed = direct.cli("deploy", "host_busy:chute", "--public", key=direct.alice, cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    direct.call("alice-busy", "/hello", method="GET")  # a pooled connection for the calls below
+    before = direct_requests(direct)
+    statuses: list[int] = []
+
+    def call() -> None:
+        resp = direct.call("alice-busy", "/count", json={"to": 3, "delay": 0.3})
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(statuses)) in ([200], [200, 429]) and statuses.count(200) >= 2, statuses
+    assert direct_requests(direct) == before + 6
+    wait_for(lambda: in_flight(direct, "alice-busy") == 0, timeout=10, what="every slot freed", host=direct)
