@@ -28,6 +28,7 @@ from chutes_host.gateway import Gateway, forwarded_headers, slug_from_host
 
 # Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
 MAX_DIRECT_BODY = 64 * 1024
+CHUNKED = b"transfer-encoding: chunked\r\n"
 
 
 class GatewayProtocol(BoundedHttpToolsProtocol):
@@ -232,7 +233,8 @@ class DirectExchange:
                 return
             self.status, self.latency = conn.status, time.monotonic() - self.started
             self.response_started = True
-            head = self.render_head(conn)
+            self.chunked = not conn.has_length and conn.status not in (204, 304)
+            head = self.render_head(conn.status, conn.headers, CHUNKED if self.chunked else b"")
             if conn.complete:  # e.g. a JSON answer: head and body in one write
                 return self.write_last(head + self.frame(conn.take()) if conn.chunks else head)
             body = conn.take() if conn.chunks else b""
@@ -250,16 +252,13 @@ class DirectExchange:
         elif conn.complete:
             self.write_last(b"")
 
-    def render_head(self, conn: UpstreamConnection) -> bytes:
-        """Returns the response head for the client, as uvicorn's `send` renders a relayed response's start."""
-        parts = [STATUS_LINE[conn.status]]
-        for name, value in self.protocol.server_state.default_headers:
+    def render_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: bytes) -> bytes:
+        """Returns a response head for the client as uvicorn's `send` renders one: its Date and Server, then
+        `headers`, the `framing` header line, and `connection: close` when the connection ends after it."""
+        parts = [STATUS_LINE[status]]
+        for name, value in (*self.protocol.server_state.default_headers, *headers):
             parts += (name, b": ", value, b"\r\n")
-        for name, value in conn.headers:
-            parts += (name, b": ", value, b"\r\n")
-        if not conn.has_length and conn.status not in (204, 304):
-            self.chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(framing)
         if not self.keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
@@ -316,24 +315,20 @@ class DirectExchange:
             self.send_request(conn)
 
     def answer_error(self, exc: BaseException, *, connecting: bool) -> None:
+        """Answers what the ASGI gateway's proxy answers for the failure: 502, 503 with Retry-After, or 504."""
         proxy = self.gateway.proxy
         timeout = proxy.connect_timeout if connecting else proxy.read_timeout
         error = translate_error(exc, *self.upstream, connecting=connecting, timeout=timeout)
         status = getattr(error, "status", 502)
-        extra = b""
+        extra = []
         if isinstance(error, UpstreamUnreachable) and proxy.unreachable_retry_after is not None:
             status = 503
-            extra = b"retry-after: %d\r\n" % proxy.unreachable_retry_after
+            extra.append((b"retry-after", b"%d" % proxy.unreachable_retry_after))
         body = json.dumps({"detail": getattr(error, "detail", str(error))}).encode()
         self.status, self.latency = status, time.monotonic() - self.started
         self.response_started = True
-        head = [STATUS_LINE[status]]
-        for name, value in self.protocol.server_state.default_headers:
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n%b" % (len(body), extra))
-        if not self.keep_alive:
-            head.append(b"connection: close\r\n")
-        self.write(b"".join(head) + b"\r\n" + body)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *extra]
+        self.write(self.render_head(status, headers, b"") + body)
         self.finish(close=not self.keep_alive)
 
     def finish(self, *, close: bool) -> None:
