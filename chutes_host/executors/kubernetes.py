@@ -493,6 +493,12 @@ def _read_pod(pod: Pod, obj: Any, *, pulling: str | None = None) -> None:
         if reason == "CrashLoopBackOff":
             pod.phase = "crash-looping"
             pod.waiting = f"restarted {pod.restarts} time(s), last exit code {pod.last_exit_code}"
+        elif reason in START_FAILURES and pod.restarts:
+            # it ran and exited, and the kubelet could not start it again either: still a crash loop, whose
+            # own last words (the previous container's log) say more than the kubelet's error
+            pod.phase = "crash-looping"
+            restarted = f"restarted {pod.restarts} time(s), last exit code {pod.last_exit_code}"
+            pod.waiting = f"{restarted}, then {reason}: {message}".rstrip(": ")
         elif reason in PULL_FAILURES:
             pod.phase, pod.waiting = "pull-failed", f"{reason}: {message}".rstrip(": ")
         elif reason in START_FAILURES:
