@@ -13,7 +13,6 @@ head (`build_request_head`), the same response headers, errors and status counts
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import Any
 
@@ -22,8 +21,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from chutes.protocol import BoundedHttpToolsProtocol
 from chutes.proxy.connection import UpstreamConnection
-from chutes.proxy.errors import UpstreamUnreachable, translate_error
+from chutes.proxy.errors import UpstreamError, translate_error
 from chutes.proxy.head import build_request_head
+from chutes.proxy.proxy import error_response
 from chutes_host.gateway import Gateway, forwarded_headers, slug_from_host
 
 # Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
@@ -319,15 +319,11 @@ class DirectExchange:
         proxy = self.gateway.proxy
         timeout = proxy.connect_timeout if connecting else proxy.read_timeout
         error = translate_error(exc, *self.upstream, connecting=connecting, timeout=timeout)
-        status = getattr(error, "status", 502)
-        extra = []
-        if isinstance(error, UpstreamUnreachable) and proxy.unreachable_retry_after is not None:
-            status = 503
-            extra.append((b"retry-after", b"%d" % proxy.unreachable_retry_after))
-        body = json.dumps({"detail": getattr(error, "detail", str(error))}).encode()
+        if not isinstance(error, UpstreamError):  # every failure of an upstream connection is one; 502 else
+            error = UpstreamError(str(error) or type(error).__name__)
+        status, headers, body = error_response(error, retry_after=proxy.unreachable_retry_after)
         self.status, self.latency = status, time.monotonic() - self.started
         self.response_started = True
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *extra]
         self.write(self.render_head(status, headers, b"") + body)
         self.finish(close=not self.keep_alive)
 

@@ -146,14 +146,20 @@ async def drain_request_body(receive: Receive) -> None:
             return
 
 
-async def send_error(send: Send, exc: UpstreamError, *, retry_after: int | None = None) -> None:
-    """Sends the JSON error response for an upstream failure (503 + Retry-After for an unreachable
-    one when `retry_after` is set)."""
+def error_response(exc: UpstreamError, *, retry_after: int | None = None) -> tuple[int, list, bytes]:
+    """Returns the status, headers and JSON body that answer an upstream failure (503 + Retry-After for
+    an unreachable one when `retry_after` is set)."""
     body = json.dumps({"detail": exc.detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode("ascii"))]
     status = exc.status
     if retry_after is not None and isinstance(exc, UpstreamUnreachable):
         status = 503
         headers.append((b"retry-after", str(retry_after).encode("ascii")))
+    return status, headers, body
+
+
+async def send_error(send: Send, exc: UpstreamError, *, retry_after: int | None = None) -> None:
+    """Sends the JSON error response for an upstream failure (see `error_response`)."""
+    status, headers, body = error_response(exc, retry_after=retry_after)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
