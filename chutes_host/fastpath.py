@@ -25,6 +25,7 @@ from chutes.proxy.errors import UpstreamError, translate_error
 from chutes.proxy.head import build_request_head
 from chutes.proxy.proxy import error_response
 from chutes_host.gateway import Gateway, forwarded_headers, slug_from_host
+from chutes_host.handoff import HandoffChannel, end_connection
 
 # Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
 MAX_DIRECT_BODY = 64 * 1024
@@ -78,6 +79,13 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
             return False
         dep, instance = found
         upstream = (instance.uds, 0) if instance.uds is not None else (instance.host, instance.port)
+        handoff = instance.handoff
+        if handoff is not None and (
+            handoff.closed
+            or (method, url.split(b"?", 1)[0]) not in dep.spec.stream_routes
+            or self.transport.get_extra_info("sslcontext") is not None
+        ):
+            handoff = None
         gateway.begin_request(slug, instance)
         gateway.supervisor.counters.direct += 1
         scope = {
@@ -91,10 +99,24 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
             apply_proxy_headers(self.forwarded, scope, self.headers)
         head = build_request_head(scope, host=instance.host, port=instance.port, path=None, extra_headers=None)
         framing = b"" if head.content_length is None else b"content-length: %d\r\n" % length
+        if handoff is not None:  # the instance answers and closes the connection itself
+            framing += b"connection: close\r\n"
         self.cycle = self.direct = DirectExchange(
-            self, gateway, slug, dep, instance, upstream, head.render(framing), parser.should_keep_alive()
+            self, gateway, slug, dep, instance, upstream, head.render(framing), parser.should_keep_alive(), handoff
         )
         return True
+
+    def on_message_begin(self) -> None:
+        direct = self.direct
+        if direct is not None and not direct.response_complete:
+            direct.pipelined = True  # a request behind one being answered: that one is never handed over
+        super().on_message_begin()
+
+    def shutdown(self) -> None:
+        direct = self.direct
+        if direct is not None and direct.handed_off:  # the host is stopping: its streams end now
+            return direct.handoff_done(0, 0.0)
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         direct = self.direct
@@ -161,6 +183,9 @@ class DirectExchange:
         "sent",
         "retried",
         "task",
+        "handoff",
+        "handed_off",
+        "pipelined",
     )
 
     def __init__(
@@ -173,6 +198,7 @@ class DirectExchange:
         upstream: tuple[str, int],
         request: bytes,
         keep_alive: bool,
+        handoff: HandoffChannel | None = None,
     ) -> None:
         self.protocol = protocol
         self.gateway = gateway
@@ -180,7 +206,10 @@ class DirectExchange:
         self.dep = dep
         self.instance = instance
         self.upstream = upstream
-        self.conn = gateway.proxy.pool.take_idle(*upstream)
+        self.handoff = handoff  # where the connection goes once the request is in (else relayed)
+        self.handed_off = False
+        self.pipelined = False
+        self.conn = None if handoff is not None else gateway.proxy.pool.take_idle(*upstream)
         self.request = request
         self.keep_alive = keep_alive
         self.body = bytearray()
@@ -195,7 +224,7 @@ class DirectExchange:
         self.sent = False
         self.retried = False
         self.task: Any = None
-        if self.conn is None:  # opened while the body arrives
+        if self.conn is None and handoff is None:  # opened while the body arrives
             self.task = protocol.loop.create_task(self.connect())
 
     @property
@@ -204,12 +233,49 @@ class DirectExchange:
 
     def set(self) -> None:
         """Called by uvicorn's protocol after a body part, the end of the request, or the client leaving."""
-        if self.response_complete:
+        if self.response_complete or self.handed_off:  # a handed-over stream ends when the instance says
             return
         if self.disconnected:
             return self.finish(close=True)
-        if not self.more_body and not self.sent and self.conn is not None:
+        if self.more_body or self.sent:
+            return
+        if self.handoff is not None:
+            self.sent = True
+            self.protocol.loop.call_soon(self.hand_off)  # once the rest of this read is parsed: pipelining?
+        elif self.conn is not None:
             self.send_request(self.conn)
+
+    def hand_off(self) -> None:
+        """Gives the client connection, with the request, to the instance (see chutes_host.handoff); or,
+        when that cannot be, relays the request as any other."""
+        channel, self.handoff = self.handoff, None
+        if self.response_complete:
+            return
+        protocol = self.protocol
+        transport = protocol.transport
+        sock = transport.get_extra_info("socket")
+        if not self.pipelined and not transport.is_closing() and sock is not None:
+            request = self.request + self.body if self.body else self.request
+            if channel.send(self, request, sock.fileno()):
+                protocol.flow.pause_reading()  # what the client sends now is the instance's to read
+                self.handed_off = True
+                self.gateway.supervisor.counters.handoffs += 1
+                return
+        self.sent = False
+        self.conn = self.gateway.proxy.pool.take_idle(*self.upstream)
+        if self.conn is None:
+            self.task = protocol.loop.create_task(self.connect())
+        else:
+            self.send_request(self.conn)
+
+    def handoff_done(self, status: int, latency: float) -> None:
+        """The instance has ended the stream handed over to it (status 0: it answered nothing), or the
+        host is stopping: the connection is shut down for good, the request counted."""
+        if self.response_complete:
+            return
+        self.status, self.latency = status, latency
+        self.response_started = status != 0
+        self.finish(close=True)
 
     def send_request(self, conn: UpstreamConnection) -> None:
         self.sent = True
@@ -344,6 +410,8 @@ class DirectExchange:
         protocol = self.protocol
         if protocol.direct is self:
             protocol.direct = None
+        if self.handed_off:
+            return end_connection(protocol.transport)
         if self.disconnected:  # the protocol saw the client go, or timed its body out (408): the connection is its own
             return
         if close or protocol.transport.is_closing():

@@ -60,6 +60,7 @@ class HostCounters:
 
     chutes: dict[str, ChuteCounters] = field(default_factory=dict)
     direct: int = 0  # requests the server protocol forwarded itself, without the ASGI gateway (chutes_host.fastpath)
+    handoffs: int = 0  # streams whose client connection the direct path handed to the instance (chutes_host.handoff)
 
     def of(self, slug: str) -> ChuteCounters:
         found = self.chutes.get(slug)
@@ -132,6 +133,9 @@ def _chute_lines(live: dict, counters: HostCounters) -> Iterator[str]:
     yield "# HELP chutes_gateway_direct_requests_total Requests forwarded without the ASGI gateway (the direct path)."
     yield "# TYPE chutes_gateway_direct_requests_total counter"
     yield f"chutes_gateway_direct_requests_total {counters.direct}"
+    yield "# HELP chutes_gateway_handoffs_total Streams whose client connection was handed to the instance."
+    yield "# TYPE chutes_gateway_handoffs_total counter"
+    yield f"chutes_gateway_handoffs_total {counters.handoffs}"
     yield "# HELP chutes_chute_requests_in_flight Requests the gateway is forwarding to the chute now."
     yield "# TYPE chutes_chute_requests_in_flight gauge"
     for slug in slugs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ class DeploymentSpec:
             idle_after=float(idle) if idle else None,
             capacity=threshold * (manifest.get("concurrency") or 1),
         )
+
+    @cached_property
+    def stream_routes(self) -> frozenset[tuple[bytes, bytes]]:
+        """Returns the (method, path) of each streaming cord, at its route and at its alias."""
+        routes = set()
+        for cord in self.manifest.get("cords") or []:
+            if isinstance(cord, dict) and cord.get("stream") and isinstance(cord.get("method"), str):
+                for path in (cord.get("path"), cord.get("alias")):
+                    if isinstance(path, str):
+                        routes.add((cord["method"].encode(), path.encode()))
+        return frozenset(routes)
 
     @property
     def holder(self) -> str:

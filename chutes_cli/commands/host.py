@@ -161,6 +161,14 @@ def serve_host(
             "the gateway's throughput); --no-direct-gateway sends every request through the ASGI gateway.",
         ),
     ] = True,
+    stream_handoff: Annotated[
+        bool,
+        typer.Option(
+            help="Process executor: hand the client connection of a request to a streaming cord to its instance, "
+            "which writes the stream itself (the gateway then relays none of its events); --no-stream-handoff "
+            "relays every stream.",
+        ),
+    ] = True,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -217,6 +225,7 @@ def serve_host(
         k8s_memory=pod_memory,
         registry=registry,
         direct_gateway=direct_gateway,
+        stream_handoff=stream_handoff and direct_gateway,  # the direct path hands streams over
     )
     os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)

@@ -32,6 +32,7 @@ class InstanceHandle:
     native: Any = None
     uds: str | None = None
     in_flight: int = 0  # requests the gateway is forwarding to it now
+    handoff: Any = None  # the HandoffChannel its streams' client connections are handed over on, if any
 
     def __repr__(self) -> str:
         ident = f"pid={self.pid}" if self.pid else f"container={self.container_id}"

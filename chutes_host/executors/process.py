@@ -21,6 +21,7 @@ from pathlib import Path
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
+from chutes_host.handoff import HandoffChannel, socket_pair
 from chutes_host.logs import read_tail
 from chutes_host.sandbox import (
     SECRET_NAME,
@@ -158,6 +159,10 @@ class ProcessExecutor:
         argv += ["--fd", str(listener.fileno()), "--lifeline", str(life_read)]
         info_read, info_write = os.pipe()
         pass_fds = [listener.fileno(), life_read]
+        handoff = socket_pair() if job is None and getattr(self.config, "stream_handoff", True) else None
+        if handoff is not None:
+            argv += ["--handoff", str(handoff[1].fileno())]
+            pass_fds.append(handoff[1].fileno())
         if self.sandbox is not None:
             env = sandbox_env(os.environ, network=self._egress(spec))
             argv = self.sandbox.wrap(
@@ -194,17 +199,23 @@ class ProcessExecutor:
         except BaseException:
             os.close(info_read)
             os.close(life_write)
+            if handoff is not None:
+                handoff[0].close()
             raise
         finally:
             listener.close()  # the instance holds it now; once it exits, connecting fails at once
             os.close(info_write)
             os.close(life_read)
+            if handoff is not None:
+                handoff[1].close()
         self._lifelines[proc.pid] = life_write
         try:
             pid = await _read_child_pid(info_read) if self.sandbox is not None else proc.pid
         finally:
             os.close(info_read)
         handle = InstanceHandle(host="localhost", port=0, pid=pid or proc.pid, native=proc, uds=str(path))
+        if handoff is not None:
+            handle.handoff = HandoffChannel(handoff[0], asyncio.get_running_loop())
         self._handles[proc.pid] = handle
         return handle
 
@@ -230,6 +241,8 @@ class ProcessExecutor:
                     _signal_group(pid, signal.SIGKILL)
                 await proc.wait()
         self._close_lifeline(proc.pid)
+        if handle.handoff is not None:
+            handle.handoff.close()
         if handle.uds:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(handle.uds)

@@ -38,16 +38,39 @@ def build_log_config(log_level: str) -> dict[str, Any]:
 
 
 class ChuteServer(uvicorn.Server):
-    """A uvicorn server that calls `on_started` once it listens and every startup hook has run."""
+    """A uvicorn server that calls `on_started` once it listens and every startup hook has run, and
+    serves the connections a host hands over on the socket `handoff` (see chutes.handoff)."""
 
-    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_started: Callable[[], None] | None = None,
+        handoff: socket.socket | None = None,
+    ) -> None:
         super().__init__(config)
         self.on_started = on_started
+        self.handoff = handoff
+        self.handoff_receiver: Any = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        if self.started and self.handoff is not None:
+            from chutes.handoff import HandoffReceiver
+
+            options = {"config": self.config, "server_state": self.server_state, "app_state": self.lifespan.state}
+            server = _local_addr(sockets[0]) if sockets else None
+            self.handoff_receiver = HandoffReceiver(self.handoff, self.config.http_protocol_class, options, server)
         if self.started and self.on_started is not None:
             self.on_started()
+
+
+def _local_addr(sock: socket.socket) -> tuple[str, int | None] | None:
+    """Returns a listener's address as uvicorn puts it in a request's scope["server"]."""
+    name = sock.getsockname()
+    if isinstance(name, tuple):
+        return (str(name[0]), int(name[1]))
+    return (name, None) if isinstance(name, str) else None
 
 
 def build_config(app: Any, *, host: str, port: int, log_level: str = "info", **options: Any) -> uvicorn.Config:
@@ -123,6 +146,18 @@ def socket_from_fd(fd: int) -> socket.socket:
     return sock
 
 
+def handoff_socket(fd: int) -> socket.socket:
+    """Returns the handoff socket a host passed as fd, or raises ChutesError."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ChutesError(f"file descriptor {fd} is not a socket ({exc.strerror}). Check --handoff.") from None
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_SEQPACKET:
+        sock.detach()
+        raise ChutesError(f"file descriptor {fd} is not a Unix SOCK_SEQPACKET socket. Check --handoff.")
+    return sock
+
+
 def serve(
     app: Any,
     *,
@@ -131,14 +166,17 @@ def serve(
     log_level: str = "info",
     sock: socket.socket | None = None,
     on_started: Callable[[], None] | None = None,
+    handoff: socket.socket | None = None,
 ) -> bool:
     """Serves `app` until SIGINT/SIGTERM, then runs its shutdown hooks; returns whether it started.
 
-    `on_started` is called once the server listens and the startup hooks succeeded. After a
+    `on_started` is called once the server listens and the startup hooks succeeded; `handoff` is the
+    socket on which a host hands over client connections (chutes.handoff). After a
     graceful stop on SIGINT, KeyboardInterrupt is raised (as uvicorn re-raises the signal).
     """
     sock = sock or bind_socket(host, port)
-    server = ChuteServer(build_config(app, host=host, port=port, log_level=log_level), on_started=on_started)
+    config = build_config(app, host=host, port=port, log_level=log_level)
+    server = ChuteServer(config, on_started=on_started, handoff=handoff)
     try:
         server.run(sockets=[sock])
     except SystemExit:
@@ -190,6 +228,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="FD",
         help="the read end of a pipe whose writer is the host: when it closes (the host died), exit at once",
     )
+    parser.add_argument(
+        "--handoff",
+        type=int,
+        metavar="FD",
+        help="a Unix socket on which the host hands over client connections of streaming requests",
+    )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="log level (default: info)")
     return parser.parse_args(argv)
 
@@ -213,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chute = load_chute(args.ref)
         sock = listen(args)
-        started = serve(chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
+        handoff = handoff_socket(args.handoff) if args.handoff is not None else None
+        started = serve(
+            chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock, handoff=handoff
+        )
     except ChutesError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
