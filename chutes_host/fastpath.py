@@ -99,8 +99,6 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
             apply_proxy_headers(self.forwarded, scope, self.headers)
         head = build_request_head(scope, host=instance.host, port=instance.port, path=None, extra_headers=None)
         framing = b"" if head.content_length is None else b"content-length: %d\r\n" % length
-        if handoff is not None:  # the instance answers and closes the connection itself
-            framing += b"connection: close\r\n"
         self.cycle = self.direct = DirectExchange(
             self, gateway, slug, dep, instance, upstream, head.render(framing), parser.should_keep_alive(), handoff
         )

@@ -1,10 +1,10 @@
 """Streams handed over by the host: a client's connection, received with its request and answered here.
 
 A host on the process executor gives each instance one end of a Unix socket pair (`--handoff FD`). For
-a request to a streaming cord, it sends the request as the gateway would forward it (its head, with
-`connection: close`, and its whole body) together with the client's connection itself (SCM_RIGHTS).
-The instance serves it as if it had come on its own listener, and writes the stream straight to the
-client: the host relays none of its events. When the connection ends here, the instance tells the host
+a request to a streaming cord, it sends the request as the gateway would forward it (its head and its
+whole body) together with the client's connection itself (SCM_RIGHTS). The instance serves it as if it
+had come on its own listener, and writes the stream straight to the client, with `connection: close`:
+the host relays none of its events. When the connection ends here, the instance tells the host
 the status and the time to the first byte, and the host closes the connection for good.
 
 Wire format: one SOCK_SEQPACKET message per stream each way.
@@ -64,6 +64,11 @@ class HandedOffProtocol:
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.watched = _Watched(transport)
         super().connection_made(self.watched)  # type: ignore[misc]
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()  # type: ignore[misc]
+        if self.cycle is not None:  # type: ignore[attr-defined]
+            self.cycle.keep_alive = False  # type: ignore[attr-defined]  # one response, then the connection ends
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)  # type: ignore[misc]
