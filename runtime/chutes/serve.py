@@ -258,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         chute = load_chute(args.ref)
         sock = listen(args)
         handoff = handoff_socket(args.handoff) if args.handoff is not None else None
-        started = serve(
-            chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock, handoff=handoff
-        )
+        started = serve(chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock, handoff=handoff)
     except ChutesError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1

@@ -146,7 +146,9 @@ def test_a_stream_refused_by_the_cord_gets_the_same_answer(hosts: tuple[Host, Ho
 
 def requests_and_errors(host: Host, slug: str = "alice-direct") -> tuple[int, int]:
     labels = f'{{chute="{slug}"}}'
-    return metric(host, "chutes_chute_requests_total", labels), metric(host, "chutes_chute_request_errors_total", labels)
+    return metric(host, "chutes_chute_requests_total", labels), metric(
+        host, "chutes_chute_request_errors_total", labels
+    )
 
 
 def test_a_request_pipelined_behind_a_stream_is_never_handed_over(hosts: tuple[Host, Host]) -> None:
