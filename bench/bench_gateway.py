@@ -89,7 +89,9 @@ def host_with_user(root: Path, user: str) -> tuple[int, str, dict[str, str], str
 class Bench:
     """A host on a temp data dir, with one user, and the chutes deployed on it."""
 
-    def __init__(self, root: Path, *, sandbox: str, direct_gateway: bool = True) -> None:
+    def __init__(
+        self, root: Path, *, sandbox: str, direct_gateway: bool = True, host_args: tuple[str, ...] = ()
+    ) -> None:
         self.root = root
         self.port, self.url, self.env, self.key = host_with_user(root, "bench")
         command = [
@@ -108,6 +110,7 @@ class Bench:
             "--sandbox",
             sandbox,
             "--direct-gateway" if direct_gateway else "--no-direct-gateway",
+            *host_args,
         ]
         self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))  # noqa: SIM115
         self.direct: list[subprocess.Popen] = []

@@ -1,6 +1,6 @@
 """Benchmark of the LLM streaming shape: thousands of slow SSE streams open through the gateway at once.
 
-    .venv/bin/python bench/bench_streams.py [--streams 2000] [--events 100] [--interval 0.05]
+    .venv/bin/python bench/bench_streams.py [--streams 2000] [--events 100] [--interval 0.05] [--no-stream-handoff]
 
 It starts a real `chutes host serve` (process executor, pinned to --host-cores) on a temporary data dir,
 deploys one public chute (its instance pinned to core 0), and opens --streams SSE streams of --events
@@ -9,7 +9,8 @@ port of its own (the host's instance listens on a Unix socket only) and then thr
 gateway, in one run. Each event carries the time the instance produced it; the client (plain asyncio
 protocols, unpinned) records when it arrived. It reports failed streams, the host's RSS growth per
 open stream (the host's VmRSS with every stream open minus before, over --streams), and the event
-delay p50/p99 of both runs: the gateway's share is the difference.
+delay p50/p99 of both runs: the gateway's share is the difference. By default the host hands each
+stream's client connection to the instance (stream handoff); --no-stream-handoff makes it relay them.
 
 Goals (issue 9): no errors; under 50 KiB of host memory per open stream; event delay p99 added by
 the gateway under 5 ms.
@@ -161,12 +162,15 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between a stream's events")
     parser.add_argument("--host-cores", default="1", help="cores the host may use, for taskset (e.g. 0,1)")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "off"), default="auto", help="the host's --sandbox")
+    parser.add_argument(
+        "--no-stream-handoff", action="store_true", help="start the host with --no-stream-handoff (it relays streams)"
+    )
     args = parser.parse_args()
     if shutil.which("taskset") is None:
         raise SystemExit("Error: needs taskset; install it with: apt-get install -y util-linux")
     raise_open_files(args.streams * 3 + 1024)  # the host and its instance inherit it
     root = Path(tempfile.mkdtemp(prefix="chutes-bench-streams-"))
-    bench = Bench(root, sandbox=args.sandbox)
+    bench = Bench(root, sandbox=args.sandbox, host_args=("--no-stream-handoff",) if args.no_stream_handoff else ())
     try:
         bench.deploy("llm", public=True)
         _, port = bench.serve_directly("llm")  # the host's instance has no port: the same code, served on one
@@ -191,7 +195,8 @@ def main() -> None:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)
     report(args, direct, direct_failed, via, via_failed, (peak - before) / args.streams)
-    print(f"host CPU per relayed event: {cpu_per_event:.1f} us (all host work during the gateway run)")
+    how = "relayed by the host (--no-stream-handoff)" if args.no_stream_handoff else "handed to the instance"
+    print(f"streams {how}; host CPU per event: {cpu_per_event:.1f} us (all host work during the gateway run)")
     instance, host, client = (seconds / wall for seconds in cores)
     print(
         f"CPU during the gateway run, in cores: instance {instance:.2f}, host {host:.2f}, clients {client:.2f}; "

@@ -69,9 +69,11 @@ class HandoffChannel:
             self.sock.sendmsg([HEADER.pack(ident), request], rights)
         except BlockingIOError:
             return False  # the instance is not keeping up: relay this one
-        except OSError:
-            self.close()
+        except (BrokenPipeError, ConnectionError):
+            self.close()  # the instance exited
             return False
+        except OSError:
+            return False  # e.g. a message over the socket's buffer: relay this one
         self.streams[ident] = stream
         return True
 

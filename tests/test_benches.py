@@ -14,9 +14,21 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="the bench pins processes with taskset (util-linux)")
-def test_bench_streams_runs_and_reports_every_event() -> None:
+@pytest.mark.parametrize("handoff", ["handed to the instance", "relayed by the host (--no-stream-handoff)"])
+def test_bench_streams_runs_and_reports_every_event(handoff: str) -> None:
+    flags = ["--no-stream-handoff"] if "relayed" in handoff else []
     done = subprocess.run(
-        [sys.executable, str(BENCH / "bench_streams.py"), "--streams", "5", "--events", "4", "--interval", "0.01"],
+        [
+            sys.executable,
+            str(BENCH / "bench_streams.py"),
+            "--streams",
+            "5",
+            "--events",
+            "4",
+            "--interval",
+            "0.01",
+            *flags,
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -28,3 +40,4 @@ def test_bench_streams_runs_and_reports_every_event() -> None:
     assert rows["direct"][1:3] == ["0", "20"]  # no failed stream, every event
     assert rows["gateway"][1:3] == ["0", "20"]
     assert "errors: 0" in done.stdout
+    assert f"streams {handoff};" in done.stdout

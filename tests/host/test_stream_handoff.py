@@ -116,6 +116,18 @@ def test_a_private_stream_with_a_cached_key_is_handed_over_without_the_key(hosts
     assert anonymous.status_code == 401  # no key: never reaches the instance, handed over or not
 
 
+def test_a_body_up_to_the_direct_paths_limit_is_handed_over_whole(hosts: tuple[Host, Host]) -> None:
+    handing, _ = hosts
+    before = handoffs(handing)
+    tag = "t" * (64 * 1024 - 20)
+    body = json.dumps({"tag": tag}).encode()
+    assert len(body) <= 64 * 1024
+    call = request("POST", "/seen", body=body, headers="content-type: application/json\r\n" + CLOSE)
+    (event,) = events(dechunked(raw(handing, call))[1])
+    assert event["tag"] == tag
+    assert handoffs(handing) == before + 1
+
+
 def test_only_streaming_cords_are_handed_over(hosts: tuple[Host, Host]) -> None:
     handing, _ = hosts
     before = handoffs(handing)
