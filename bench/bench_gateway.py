@@ -54,9 +54,10 @@ async def hello(self) -> dict:
 
 
 @chute.cord(public_api_path="/ticks", stream=True)
-async def ticks(self, count: int = 100, interval: float = 0.01):
+async def ticks(self, count: int = 100, interval: float = 0.01, lockstep: bool = False):
     for i in range(count):
-        await asyncio.sleep(interval)
+        # lockstep: at the next multiple of interval, the same instant for every stream (a batched decode step)
+        await asyncio.sleep(interval - time.time() % interval if lockstep else interval)
         yield {"i": i, "t": time.time()}
 """
 

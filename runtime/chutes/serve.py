@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import copy
 import errno
+import gc
 import os
 import socket
 import stat
@@ -55,6 +56,11 @@ class ChuteServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        if self.started:
+            # What the chute loaded at startup (its model, libraries) lives as long as the server: out of the
+            # cyclic collector's sight, a full collection no longer walks it while every stream waits.
+            gc.collect()
+            gc.freeze()
         if self.started and self.handoff is not None:
             from chutes.handoff import HandoffReceiver
 
