@@ -177,3 +177,31 @@ def test_a_bad_handoff_descriptor_is_refused_clearly(make, message: str) -> None
         os.close(fd)
     assert result.returncode == 1
     assert f"file descriptor {fd} {message}" in result.stderr and "Check --handoff" in result.stderr
+
+
+def test_the_server_freezes_what_its_startup_loaded(tmp_path: Path) -> None:
+    """A full collection must not walk a chute's model and libraries while its streams wait."""
+    (tmp_path / "frozen.py").write_text(
+        "import gc\n"
+        "from chutes.chute import Chute\n"
+        'chute = Chute(username="tests", name="frozen", image="tests/frozen")\n'
+        '@chute.cord(public_api_path="/frozen", method="GET")\n'
+        "async def frozen(self) -> dict:\n"
+        '    return {"frozen": gc.get_freeze_count()}\n'
+    )
+    uds = str(tmp_path / "frozen.sock")
+    with open(tmp_path / "frozen.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chutes.serve", "frozen:chute", "--uds", uds], cwd=tmp_path, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready(uds):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "frozen.log").read_text()
+            time.sleep(0.05)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=uds), timeout=10) as http:
+            frozen = http.get("http://instance/frozen").json()["frozen"]
+        assert frozen > 10_000  # FastAPI, pydantic, uvicorn and the chute, at least
+    finally:
+        proc.terminate()
+        proc.wait(20)
