@@ -35,13 +35,17 @@ def start_host(base, *extra: str) -> Host:  # noqa: ANN001
     return host
 
 
+def host_pair(tmp_path_factory, first: tuple[str, ...], second: tuple[str, ...]) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+    """Starts two hosts with the same chutes, each with its own extra arguments; stops both afterwards."""
+    started = [start_host(tmp_path_factory.mktemp("host"), *args) for args in (first, second)]
+    yield started[0], started[1]
+    for host in started:
+        host.stop()
+
+
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
-    direct = start_host(tmp_path_factory.mktemp("direct"))
-    asgi = start_host(tmp_path_factory.mktemp("asgi"), "--no-direct-gateway")
-    yield direct, asgi
-    direct.stop()
-    asgi.stop()
+    yield from host_pair(tmp_path_factory, (), ("--no-direct-gateway",))
 
 
 def direct_requests(host: Host) -> int:
@@ -243,11 +247,7 @@ def test_many_clients_at_once_all_get_their_own_answers(hosts: tuple[Host, Host]
 def trusting_hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
     """Hosts behind a TLS proxy at 127.0.0.2 (--forwarded-allow-ips), with and without the direct path."""
     trust = ("--forwarded-allow-ips", "127.0.0.2")
-    direct = start_host(tmp_path_factory.mktemp("trusting-direct"), *trust)
-    asgi = start_host(tmp_path_factory.mktemp("trusting-asgi"), *trust, "--no-direct-gateway")
-    yield direct, asgi
-    direct.stop()
-    asgi.stop()
+    yield from host_pair(tmp_path_factory, trust, (*trust, "--no-direct-gateway"))
 
 
 @pytest.mark.parametrize(("source", "client"), [("127.0.0.2", "6.6.6.6"), ("127.0.0.1", "127.0.0.1")])

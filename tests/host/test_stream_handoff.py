@@ -17,16 +17,12 @@ import httpx
 import pytest
 
 from tests.host.conftest import Host, wait_for
-from tests.host.test_direct_gateway import CLOSE, METRICS_KEY, normalized, raw, request, start_host
+from tests.host.test_direct_gateway import CLOSE, METRICS_KEY, host_pair, normalized, raw, request, start_host
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
-    handing = start_host(tmp_path_factory.mktemp("handoff"))
-    relaying = start_host(tmp_path_factory.mktemp("relay"), "--no-stream-handoff")
-    yield handing, relaying
-    handing.stop()
-    relaying.stop()
+    yield from host_pair(tmp_path_factory, (), ("--no-stream-handoff",))
 
 
 def metric(host: Host, name: str, labels: str = "") -> int:
