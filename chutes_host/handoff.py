@@ -3,9 +3,10 @@
 An SSE stream relayed by the gateway costs the host a read and a write for every event, and with
 thousands of streams whose events come in bursts (an LLM's batched decode step gives every stream its
 token at once) the relay alone delays the last events of a burst by tens of milliseconds. For a
-request to a streaming cord on a process-executor instance, the direct path instead sends the
-request, with the client's connection attached (SCM_RIGHTS), over a Unix socket pair it shares with
-the instance (see chutes.handoff for the instance's side and the wire format). The instance writes
+request to a streaming cord, the direct path instead sends the request, with the client's connection
+attached (SCM_RIGHTS), over a Unix socket pair it shares with the instance: made by the process
+executor, or accepted by a HandoffListener bound into a docker container (see chutes.handoff for the
+instance's side and the wire format). The instance writes
 the stream to the client itself; the host keeps its own reference to the connection, stops reading
 it, and when the instance reports the stream done (or dies), shuts the connection down for good.
 
@@ -20,7 +21,12 @@ import array
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import socket
+import struct
+import tempfile
+from pathlib import Path
 from typing import Any, Protocol
 
 from chutes.handoff import DONE, HEADER, MAX_MESSAGE
@@ -44,6 +50,63 @@ def socket_pair() -> tuple[socket.socket, socket.socket]:
         host_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     instance_end.set_inheritable(True)
     return host_end, instance_end
+
+
+class HandoffListener:
+    """Where a container's instance connects, once, for its end of a handoff socket pair: a listening
+    Unix socket alone in a directory of its own, which the container gets bound (its path never names
+    anything else of the host's), owned by the container's user. The first connection from that user
+    becomes the instance's HandoffChannel; the listener is then gone."""
+
+    SOCKET = "handoff.sock"
+
+    def __init__(self, run_dir: Path, uid: int, gid: int) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="handoff-", dir=run_dir))
+        self.uid = uid
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.sock.bind(str(self.directory / self.SOCKET))
+            self.sock.listen(1)
+            self.sock.setblocking(False)
+            for path in (self.directory, self.directory / self.SOCKET):
+                os.chown(path, uid, gid)
+        except OSError:
+            self.close()
+            raise
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    def attach(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Makes the instance's connection, when it comes, `handle.handoff`."""
+        if self.closed:
+            return
+        self.loop = loop
+        loop.add_reader(self.sock.fileno(), self._accept, handle)
+
+    def _accept(self, handle: Any) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.close()
+        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if uid != self.uid:  # not the container's user (or a user namespace maps it elsewhere): relay instead
+            logger.warning("a handoff connection came from uid %d, not the instance's %d; refused", uid, self.uid)
+            conn.close()
+            return self.close()
+        handle.handoff = HandoffChannel(conn, self.loop)
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class HandoffChannel:

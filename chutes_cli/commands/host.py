@@ -164,9 +164,9 @@ def serve_host(
     stream_handoff: Annotated[
         bool,
         typer.Option(
-            help="Process executor: hand the client connection of a request to a streaming cord to its instance, "
-            "which writes the stream itself (the gateway then relays none of its events); --no-stream-handoff "
-            "relays every stream.",
+            help="Process and docker executors: hand the client connection of a request to a streaming cord to "
+            "its instance, which writes the stream itself (the gateway then relays none of its events); "
+            "--no-stream-handoff relays every stream.",
         ),
     ] = True,
 ) -> None:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chutes.handoff import HANDOFF_ENV
 from chutes.image import AptInstall, RunCommand
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
+from chutes_host.executors.process import socket_dir
 from chutes_host.gpus import Gpu, gpu_env
+from chutes_host.handoff import HandoffListener
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
+log = logging.getLogger("chutes_host.executors.docker")
 CHUTE_PORT = 8000
+HANDOFF_DIR = "/run/chutes-handoff"  # in the container: the directory of its stream handoff socket
 IMAGE_REPO = "localhost/chutes-host"
 OWNER_LABEL = "ai.chutes.host"
 STOP_GRACE = 5
@@ -58,6 +64,9 @@ class DockerExecutor:
         self._users: dict[str, tuple[int, int]] = {}
         self._remove_leftovers()
         self._containers: dict[str, Any] = {}
+        # stream handoff: container id -> where its instance connects for its end of the socket pair
+        self._handoffs: dict[str, HandoffListener] = {}
+        self.run_dir = socket_dir(config.data_dir)
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +102,11 @@ class DockerExecutor:
     ) -> InstanceHandle:
         """Starts instance number index; with `job`, a container that runs that job once and serves its ports."""
         tag = version_tag(spec, self.owner)
-        return await asyncio.to_thread(self._run, spec, index, tag, log_path, tuple(gpus), job)
+        handle = await asyncio.to_thread(self._run, spec, index, tag, log_path, tuple(gpus), job)
+        listener = self._handoffs.get(handle.container_id)
+        if listener is not None:
+            listener.attach(handle, asyncio.get_running_loop())
+        return handle
 
     async def exit_code(self, handle: InstanceHandle) -> int | None:
         return await asyncio.to_thread(self._exit_code, handle.native)
@@ -101,6 +114,14 @@ class DockerExecutor:
     async def stop(self, handle: InstanceHandle) -> None:
         self._containers.pop(handle.container_id, None)
         await asyncio.to_thread(self._remove, handle.native)
+        self._end_handoff(handle)
+
+    def _end_handoff(self, handle: InstanceHandle) -> None:
+        listener = self._handoffs.pop(handle.container_id, None)
+        if listener is not None:
+            listener.close()
+        if handle.handoff is not None:
+            handle.handoff.close()
 
     async def discard(self, spec: DeploymentSpec) -> None:
         # only this version's own tag: the image itself goes once no other version's tag names it
@@ -110,6 +131,9 @@ class DockerExecutor:
     async def aclose(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(self._remove, c) for c in list(self._containers.values())))
         self._containers.clear()
+        for listener in self._handoffs.values():
+            listener.close()
+        self._handoffs.clear()
         self.client.close()
 
     def _has_image(self, ref: str) -> bool:
@@ -205,8 +229,21 @@ class DockerExecutor:
     ) -> InstanceHandle:
         import docker.errors
 
-        container = self.create(spec, index, ref, gpus=gpus, job=job)
+        listener = None
+        if job is None and getattr(self.config, "stream_handoff", True):
+            try:
+                listener = HandoffListener(self.run_dir, *self._run_user(ref))
+            except OSError as exc:  # e.g. a host that may not chown: its streams are relayed
+                log.warning("no stream handoff for %s: %s", spec.slug, exc)
+        try:
+            container = self.create(spec, index, ref, gpus=gpus, job=job, handoff=listener)
+        except BaseException:
+            if listener is not None:
+                listener.close()
+            raise
         self._containers[container.id] = container
+        if listener is not None:
+            self._handoffs[container.id] = listener
         try:
             container.start()
             container.reload()
@@ -214,6 +251,9 @@ class DockerExecutor:
         except docker.errors.DockerException as exc:
             self._containers.pop(container.id, None)
             self._remove(container)
+            if listener is not None:
+                self._handoffs.pop(container.id, None)
+                listener.close()
             hint = ""
             if gpus and "nvidia" not in (self.client.info().get("Runtimes") or {}):
                 hint = " (the engine has no NVIDIA runtime; install the NVIDIA Container Toolkit)"
@@ -223,11 +263,20 @@ class DockerExecutor:
         return InstanceHandle(host=address, port=CHUTE_PORT, container_id=container.id, native=container)
 
     def create(
-        self, spec: DeploymentSpec, index: int, ref: str, *, gpus: tuple[Gpu, ...], job: JobLaunch | None = None
+        self,
+        spec: DeploymentSpec,
+        index: int,
+        ref: str,
+        *,
+        gpus: tuple[Gpu, ...],
+        job: JobLaunch | None = None,
+        handoff: HandoffListener | None = None,
     ) -> Any:
         """Creates (does not start) an instance's container, confined, with exactly these GPUs.
 
         With `job`, the container runs that job once (`python -m chutes.jobrun`), its directory bound at /job.
+        With `handoff`, the listener's directory is bound at HANDOFF_DIR and named in CHUTES_HANDOFF_SOCKET,
+        where the instance connects for the client connections of its streams (chutes_host.handoff).
         """
         import docker.errors
         import docker.types
@@ -239,26 +288,31 @@ class DockerExecutor:
         try:
             uid, gid = self._run_user(ref)
             labels = {OWNER_LABEL: self.owner, "ai.chutes.slug": spec.slug, "ai.chutes.instance": str(index)}
-            job_options: dict[str, Any] = {}
+            options: dict[str, Any] = {}
             if job is not None:
                 _give_tree(job.work_dir, uid, gid)
                 entrypoint = ["python", "-m", "chutes.jobrun", spec.entrypoint, job.name, "--dir", JOB_DIR_IN_CONTAINER]
                 entrypoint += ["--id", job.id, "--host", "0.0.0.0", "--port", str(JOB_PORT_IN_CONTAINER)]
-                job_options = {
+                options = {
                     "entrypoint": entrypoint,
                     "command": [],
                     "volumes": {str(job.work_dir): {"bind": JOB_DIR_IN_CONTAINER, "mode": "rw"}},
                     "healthcheck": {"test": ["NONE"]},
                 }
                 labels["ai.chutes.job"] = job.id
+            handoff_env = {}
+            if handoff is not None:
+                options["volumes"] = {str(handoff.directory): {"bind": HANDOFF_DIR, "mode": "ro"}}
+                handoff_env[HANDOFF_ENV] = f"{HANDOFF_DIR}/{handoff.SOCKET}"
             return self.client.containers.create(
                 ref,
-                **job_options,
+                **options,
                 network=self._network(spec),
                 environment={
                     **spec.env,
                     "CHUTES_INSTANCE": str(index),
                     "CHUTES_SLUG": spec.slug,
+                    **handoff_env,
                     **({"HOME": HOME} if read_only else {}),
                     # last: an image's own NVIDIA_VISIBLE_DEVICES=all, or a secret, must not widen the request
                     **gpu_env(gpus),

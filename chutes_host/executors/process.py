@@ -92,7 +92,7 @@ class ProcessExecutor:
                 if mode == "bwrap":
                     raise ExecutorError(f"cannot sandbox chutes: {exc}", phase="starting") from None
                 self.unsandboxed_reason = str(exc)
-        self.run_dir = _socket_dir(config.data_dir)
+        self.run_dir = socket_dir(config.data_dir)
 
     def describe_isolation(self) -> str:
         """Returns one line for the host's start: how chutes are confined, or what is given up."""
@@ -341,7 +341,7 @@ def _python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def _socket_dir(data_dir: Path) -> Path:
+def socket_dir(data_dir: Path) -> Path:
     """Returns the host-only directory of instance sockets (a short private one if the data dir is deep)."""
     run = data_dir / "run"
     if len(str(run)) + 26 > MAX_SOCKET_PATH:

@@ -1,6 +1,8 @@
 """Streams handed over by the host: a client's connection, received with its request and answered here.
 
-A host on the process executor gives each instance one end of a Unix socket pair (`--handoff FD`). For
+A host on the process executor gives each instance one end of a Unix socket pair (`--handoff FD`); on
+the docker executor, the instance connects to a Unix socket the host binds into its container, named
+in CHUTES_HANDOFF_SOCKET, and the accepted connection is the pair. For
 a request to a streaming cord, it sends the request as the gateway would forward it (its head and its
 whole body) together with the client's connection itself (SCM_RIGHTS). The instance serves it as if it
 had come on its own listener, and writes the stream straight to the client, with `connection: close`:
@@ -24,6 +26,9 @@ import time
 from collections import deque
 from typing import Any
 
+# In a container, the path of the Unix socket where the instance connects for its end of the pair
+# (the docker executor sets it; the process executor passes the descriptor with --handoff instead).
+HANDOFF_ENV = "CHUTES_HANDOFF_SOCKET"
 HEADER = struct.Struct("!I")
 DONE = struct.Struct("!IHf")
 # A request head is at most 64 KiB and a handed-over body at most 64 KiB (the host's limits).
@@ -176,3 +181,16 @@ def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
             usable = len(data) - len(data) % 4
             fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
     return fds
+
+
+def connect(path: str) -> socket.socket | None:
+    """Connects to the host's handoff socket at `path` (a container's instance); None, with a warning, if it
+    cannot: the host then relays every stream, as it would without handoff."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        logger.warning("no stream handoff: cannot connect to %s (%s); the host relays the streams", path, exc)
+        return None
+    return sock

@@ -164,6 +164,15 @@ def handoff_socket(fd: int) -> socket.socket:
     return sock
 
 
+def handoff_from_environment() -> socket.socket | None:
+    """Returns the handoff socket of a container's instance, connected to where the host's docker executor
+    said (CHUTES_HANDOFF_SOCKET); None when it said nothing, or the socket cannot be reached."""
+    from chutes.handoff import HANDOFF_ENV, connect
+
+    path = os.environ.get(HANDOFF_ENV)
+    return connect(path) if path else None
+
+
 def serve(
     app: Any,
     *,
@@ -263,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chute = load_chute(args.ref)
         sock = listen(args)
-        handoff = handoff_socket(args.handoff) if args.handoff is not None else None
+        handoff = handoff_socket(args.handoff) if args.handoff is not None else handoff_from_environment()
         started = serve(chute, host=args.host, port=args.port, log_level=args.log_level, sock=sock, handoff=handoff)
     except ChutesError as exc:
         sys.stderr.write(f"Error: {exc}\n")

@@ -76,12 +76,26 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
     assert config["SecurityOpt"] == ["no-new-privileges"]
     assert config["Memory"] == 8 << 30 and config["PidsLimit"] == 1024
     assert config["ReadonlyRootfs"] is True and set(config["Tmpfs"]) == {"/tmp", "/home/chutes"}
-    assert not config["Binds"] and not container.attrs["Mounts"]
+    # one bind: the directory of its stream handoff socket, read-only, alone in it
+    (mount,) = container.attrs["Mounts"]
+    assert (mount["Destination"], mount["RW"]) == ("/run/chutes-handoff", False)
+    assert Path(mount["Source"]).name.startswith("handoff-")
+    assert not Path(mount["Source"]).exists()  # the instance connected once; the listener is gone
     assert container.attrs["Config"]["User"] == "1000:1000"
     (name,) = container.attrs["NetworkSettings"]["Networks"]
     network = engine.networks.get(name)
     assert network.attrs["Internal"] is True  # the example does not ask for external egress
     assert name.endswith("-myuser-stream-chute") and name != "bridge"
+
+
+def test_a_stream_is_handed_to_its_container(host: Host, engine) -> None:  # noqa: ANN001
+    """The container's instance connected to its handoff socket (the listener is gone once it did): the
+    stream's client connection is the instance's, and ends with the stream."""
+    assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "warm"}).status_code == 200
+    resp = host.call("myuser-stream-chute", "/words", key=host.key, json={"text": "x y z"})  # the key, cached
+    assert resp.status_code == 200, resp.text
+    assert resp.text.count("data: ") == 3
+    assert resp.headers["connection"] == "close"  # handed over: a relayed answer keeps the connection
 
 
 def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
