@@ -205,3 +205,58 @@ def test_the_server_freezes_what_its_startup_loaded(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def start_server(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """Starts `python -m chutes.serve streams:chute` on a Unix socket, with `env` added; returns it once ready."""
+    uds = str(tmp_path / "served.sock")
+    with open(tmp_path / "served.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chutes.serve", "streams:chute", "--uds", uds],
+            cwd=FIXTURES,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while not ready(uds):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "served.log").read_text()
+        time.sleep(0.05)
+    return proc, uds
+
+
+def test_in_a_container_the_instance_connects_to_the_socket_it_is_told(tmp_path: Path) -> None:
+    """The docker executor's way: CHUTES_HANDOFF_SOCKET names a listening socket; the instance connects once."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(tmp_path / "handoff.sock"))
+    listener.listen(1)
+    proc, uds = start_server(tmp_path, CHUTES_HANDOFF_SOCKET=str(tmp_path / "handoff.sock"))
+    try:
+        listener.settimeout(10)
+        channel, _ = listener.accept()
+        instance = Instance(proc, channel, uds)
+        client, server = instance.connection()
+        instance.hand_over(5, sse_request(1), server.fileno())
+        assert instance.done()[:2] == (5, 200)
+        server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        with client:
+            assert read_to_end(client).count(b"data: ") == 2
+        instance.listener.close()
+        channel.close()
+    finally:
+        listener.close()
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_an_unreachable_handoff_socket_only_costs_the_handoff(tmp_path: Path) -> None:
+    proc, uds = start_server(tmp_path, CHUTES_HANDOFF_SOCKET=str(tmp_path / "missing.sock"))
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=uds), timeout=10) as http:
+            assert http.post("http://instance/sse", json={"count": 1}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    log = (tmp_path / "served.log").read_text()
+    assert f"no stream handoff: cannot connect to {tmp_path / 'missing.sock'}" in log
