@@ -7,7 +7,9 @@ the client from the upstream connection's callbacks: no task, no scope, no ASGI 
 request (a job, an unknown or private chute without a cached key, no ready instance, a body over
 64 KiB or chunked, HEAD, `Expect: 100-continue`, HTTP/1.0, pipelining) goes to the ASGI gateway as
 before, which answers it the same way, more slowly. The semantics are the proxy's: the same request
-head (`build_request_head`), the same response headers, errors and status counts.
+head (`build_request_head`), the same response headers, errors and status counts. A request to a
+streaming cord of an instance that offers stream handoff is not relayed at all: once it is read, its
+client connection goes to the instance with it (`DirectExchange.hand_off`, chutes_host.handoff).
 """
 
 from __future__ import annotations
