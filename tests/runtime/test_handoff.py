@@ -189,16 +189,8 @@ def test_the_server_freezes_what_its_startup_loaded(tmp_path: Path) -> None:
         "async def frozen(self) -> dict:\n"
         '    return {"frozen": gc.get_freeze_count()}\n'
     )
-    uds = str(tmp_path / "frozen.sock")
-    with open(tmp_path / "frozen.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chutes.serve", "frozen:chute", "--uds", uds], cwd=tmp_path, stdout=log, stderr=log
-        )
+    proc, uds = start_server(tmp_path, "frozen:chute", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not ready(uds):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "frozen.log").read_text()
-            time.sleep(0.05)
         with httpx.Client(transport=httpx.HTTPTransport(uds=uds), timeout=10) as http:
             frozen = http.get("http://instance/frozen").json()["frozen"]
         assert frozen > 10_000  # FastAPI, pydantic, uvicorn and the chute, at least
@@ -207,13 +199,13 @@ def test_the_server_freezes_what_its_startup_loaded(tmp_path: Path) -> None:
         proc.wait(20)
 
 
-def start_server(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    """Starts `python -m chutes.serve streams:chute` on a Unix socket, with `env` added; returns it once ready."""
+def start_server(tmp_path: Path, ref: str = "streams:chute", cwd: Path = FIXTURES, **env: str):  # noqa: ANN201
+    """Starts `python -m chutes.serve REF` on a Unix socket, with `env` added; returns it and the socket once ready."""
     uds = str(tmp_path / "served.sock")
     with open(tmp_path / "served.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chutes.serve", "streams:chute", "--uds", uds],
-            cwd=FIXTURES,
+            [sys.executable, "-m", "chutes.serve", ref, "--uds", uds],
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
