@@ -164,7 +164,7 @@ def test_a_handed_over_connection_ends_with_its_stream(host: Host) -> None:
     head = answer.partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 200 ok") and b"connection: close" in head  # handed over (relayed: kept alive)
     assert answer.endswith(b"0\r\n\r\n") and b"INJECTED" not in answer
-    time.sleep(3)  # her thread reads and writes the kept connection for 2.5 s
+    time.sleep(4)  # her thread waits 1 s, then reads and writes the kept connection for 2 s
     hoarded = host.call("eve-hostile", "/hoarded", key=host.eve, method="GET").json()
     assert hoarded["kept"] >= 1
     assert hoarded["read"] == "" and hoarded["written"] == 0, hoarded
