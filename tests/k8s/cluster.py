@@ -214,6 +214,9 @@ func main() {
 }
 """
 PAUSE_IMAGE = "localhost/chutes-pause:1"
+POD_LOGS = "/var/log/pods"
+# run in a kubelet's own mount namespace: its own pod log directory ($0) over /var/log/pods, then the kubelet
+OWN_POD_LOGS = 'mount --bind "$0" /var/log/pods && exec "$@"'
 # Root here may not set a negative OOM score, which the kubelet gives pod sandboxes: clamp it, then run runc.
 RUNC_CLAMP = """#!/bin/sh
 prev=""
@@ -359,6 +362,7 @@ class Cluster:
         self._teardown_network()
         self._remove_cgroups()
         _unmount_under(self.work)  # the kubelet bind-mounts its root dir (and pods' volumes) there
+        subprocess.run(["umount", "-l", POD_LOGS], capture_output=True)  # the private mount _start_kubelet made
 
     def _api_request(self, method: str, path: str, body: str, content_type: str) -> None:
         context = ssl.create_default_context()
@@ -484,10 +488,22 @@ class Cluster:
     def _start_kubelet(self, node: Node) -> None:
         self._make_cgroups(node)
         root = self.work / node.name
-        root.mkdir(parents=True, exist_ok=True)
+        pod_logs, kubelet_root = root / "pod-logs", root / "kubelet"
+        for directory in (pod_logs, kubelet_root, Path(POD_LOGS)):
+            directory.mkdir(parents=True, exist_ok=True)
+        # Two kubelets on one machine would share /var/log/pods, and each one's garbage collection removes the
+        # other's pods' log links (so a pod's log could vanish a minute after it started). Each kubelet gets a
+        # /var/log/pods of its own, bound over a private mount of it in a mount namespace of its own; its root
+        # dir is made a shared mount first, so the volumes it mounts there still reach its node's dockerd.
+        if not _is_mount(Path(POD_LOGS)):
+            _run("mount", "--bind", POD_LOGS, POD_LOGS)
+        _run("mount", "--make-private", POD_LOGS)
+        _run("mount", "--bind", str(kubelet_root), str(kubelet_root))
+        _run("mount", "--make-shared", str(kubelet_root))
+        own_logs = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", OWN_POD_LOGS, str(pod_logs)]
         self.api._spawn(
             f"kubelet-{node.name}",
-            [str(self.bin_dir / "kubelet"), "--kubeconfig", str(self.api.kubeconfig(node.name)),
+            [*own_logs, str(self.bin_dir / "kubelet"), "--kubeconfig", str(self.api.kubeconfig(node.name)),
              "--hostname-override", node.name, "--node-ip", node.address,
              "--container-runtime", "docker", "--docker-endpoint", f"unix://{self._sock(node)}",
              # each kubelet's dockershim serves its CRI on a socket of its own: on the default path the last
@@ -497,7 +513,7 @@ class Cluster:
              "--pod-infra-container-image", PAUSE_IMAGE,
              # two kubelets on one machine: each its own cgroup root (else each kills the other's pods) and state
              "--cgroup-root", f"/ck8s-{node.name}", "--cgroup-driver", "cgroupfs",
-             "--experimental-dockershim-root-directory", str(root / "dockershim"), "--root-dir", str(root / "kubelet"),
+             "--experimental-dockershim-root-directory", str(root / "dockershim"), "--root-dir", str(kubelet_root),
              "--fail-swap-on=false", "--anonymous-auth=true", "--authorization-mode=AlwaysAllow",
              "--read-only-port=0", "--healthz-port=0", "--make-iptables-util-chains=false",
              "--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%",
@@ -519,6 +535,11 @@ class Cluster:
              "--conntrack-tcp-timeout-established", "0", "--conntrack-tcp-timeout-close-wait", "0"],
             netns=node.netns,
         )  # fmt: skip
+
+
+def _is_mount(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
 
 
 def _unmount_under(directory: Path) -> None:

@@ -96,8 +96,8 @@ class InClusterHost:
                        CHUTES_API_KEY=self.key)  # fmt: skip
 
     def log_text(self) -> str:
-        """The host container's own output, read from its node's engine (the two kubelets share /var/log/pods on
-        this machine, so `kubectl logs` may not find it)."""
+        """The host container's own output, read from its node's engine (what it printed even when the API
+        server cannot reach its kubelet, e.g. a host that failed while the cluster was unsettled)."""
         pod = self.pod()
         if not pod or not pod["spec"].get("nodeName"):
             return f"(no host pod placed: {json.dumps((pod or {}).get('status', {}))[:2000]})"
