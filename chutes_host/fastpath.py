@@ -209,7 +209,7 @@ class DirectExchange:
         self.handoff = handoff  # where the connection goes once the request is in (else relayed)
         self.handed_off = False
         self.pipelined = False
-        self.conn = None if handoff is not None else gateway.proxy.pool.take_idle(*upstream)
+        self.conn: UpstreamConnection | None = None
         self.request = request
         self.keep_alive = keep_alive
         self.body = bytearray()
@@ -224,8 +224,8 @@ class DirectExchange:
         self.sent = False
         self.retried = False
         self.task: Any = None
-        if self.conn is None and handoff is None:  # opened while the body arrives
-            self.task = protocol.loop.create_task(self.connect())
+        if handoff is None:
+            self.take_connection()  # a new one is opened while the body arrives
 
     @property
     def message_event(self) -> DirectExchange:
@@ -255,18 +255,25 @@ class DirectExchange:
         transport = protocol.transport
         sock = transport.get_extra_info("socket")
         if not self.pipelined and not transport.is_closing() and sock is not None:
-            request = self.request + self.body if self.body else self.request
-            if channel.send(self, request, sock.fileno()):
+            if channel.send(self, self.whole_request(), sock.fileno()):
                 protocol.flow.pause_reading()  # what the client sends now is the instance's to read
                 self.handed_off = True
                 self.gateway.supervisor.counters.handoffs += 1
                 return
         self.sent = False
+        self.take_connection()
+        if self.conn is not None:
+            self.send_request(self.conn)
+
+    def take_connection(self) -> None:
+        """Takes an idle pooled connection to the instance, or starts opening a new one (which sends the
+        request once it is open and the body is in)."""
         self.conn = self.gateway.proxy.pool.take_idle(*self.upstream)
         if self.conn is None:
-            self.task = protocol.loop.create_task(self.connect())
-        else:
-            self.send_request(self.conn)
+            self.task = self.protocol.loop.create_task(self.connect())
+
+    def whole_request(self) -> bytes:
+        return self.request + self.body if self.body else self.request
 
     def handoff_done(self, status: int, latency: float) -> None:
         """The instance has ended the stream handed over to it (status 0: it answered nothing), or the
@@ -282,7 +289,7 @@ class DirectExchange:
         conn.begin(head_request=False)
         conn.listener = self.relay
         try:
-            conn.write(self.request + self.body if self.body else self.request)
+            conn.write(self.whole_request())
         except OSError as exc:
             return self.failed(exc)
         conn.start_timer()

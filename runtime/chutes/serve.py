@@ -140,12 +140,17 @@ def bind_unix_socket(path: str) -> socket.socket:
     return sock
 
 
+def _inherited_socket(fd: int, option: str, error: type[ChutesError]) -> socket.socket:
+    """Returns the socket a parent process passed as fd (given with `option`), or raises `error`."""
+    try:
+        return socket.socket(fileno=fd)
+    except OSError as exc:
+        raise error(f"file descriptor {fd} is not a socket ({exc.strerror}). Check {option}.") from None
+
+
 def socket_from_fd(fd: int) -> socket.socket:
     """Returns the listening socket a supervisor passed as fd, or raises PortInUseError."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise PortInUseError(f"file descriptor {fd} is not a socket ({exc.strerror}). Check --fd.") from None
+    sock = _inherited_socket(fd, "--fd", PortInUseError)
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
         sock.detach()
         raise PortInUseError(f"file descriptor {fd} is a socket that is not listening. Check --fd.")
@@ -154,10 +159,7 @@ def socket_from_fd(fd: int) -> socket.socket:
 
 def handoff_socket(fd: int) -> socket.socket:
     """Returns the handoff socket a host passed as fd, or raises ChutesError."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise ChutesError(f"file descriptor {fd} is not a socket ({exc.strerror}). Check --handoff.") from None
+    sock = _inherited_socket(fd, "--handoff", ChutesError)
     if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_SEQPACKET:
         sock.detach()
         raise ChutesError(f"file descriptor {fd} is not a Unix SOCK_SEQPACKET socket. Check --handoff.")

@@ -39,6 +39,18 @@ class Instance:
         self.channel.settimeout(10)
         return DONE.unpack(self.channel.recv(64))
 
+    def stream(self, ident: int, count: int) -> tuple[tuple[int, int, float], bytes]:
+        """Hands over a new connection with an SSE request for `count` items; once the instance reports it
+        done, shuts the connection down as the host does (the end, for the instance's copy too) and returns
+        (the report, all the client received)."""
+        client, server = self.connection()
+        self.hand_over(ident, sse_request(count), server.fileno())
+        done = self.done()
+        server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        with client:
+            return done, read_to_end(client)
+
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[Instance]:
@@ -104,14 +116,8 @@ def read_to_end(sock: socket.socket) -> bytes:
 
 
 def test_a_handed_over_connection_is_answered_on_the_connection(instance: Instance) -> None:
-    client, server = instance.connection()
-    instance.hand_over(7, sse_request(2), server.fileno())
-    ident, status, latency = instance.done()  # the instance reports once its response is complete
+    (ident, status, latency), answer = instance.stream(7, 2)  # reported once its response is complete
     assert (ident, status) == (7, 200) and 0 < latency < 10
-    server.shutdown(socket.SHUT_RDWR)  # as the host does: the end, for the instance's copy too
-    server.close()
-    answer = read_to_end(client)
-    client.close()
     head = answer.partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 200 ok") and b"connection: close" in head
     assert answer.count(b"data: ") == 3 and answer.endswith(b"0\r\n\r\n")
@@ -134,13 +140,8 @@ def test_malformed_handoffs_are_ignored_and_the_next_one_served(instance: Instan
     first, second = instance.connection(), instance.connection()
     instance.hand_over(2, sse_request(), first[1].fileno(), second[1].fileno())  # two
     instance.channel.sendmsg([b"\x00\x01"], [])  # shorter than a header
-    client, server = instance.connection()
-    instance.hand_over(3, sse_request(1), server.fileno())
-    assert instance.done()[:2] == (3, 200)
-    server.shutdown(socket.SHUT_RDWR)
-    server.close()
-    with client:
-        assert read_to_end(client).count(b"data: ") == 2
+    done, answer = instance.stream(3, 1)
+    assert done[:2] == (3, 200) and answer.count(b"data: ") == 2
     for pair in (first, second):  # the instance closed the descriptors it was given by mistake
         pair[1].close()
         with pair[0]:
@@ -227,13 +228,8 @@ def test_in_a_container_the_instance_connects_to_the_socket_it_is_told(tmp_path:
         listener.settimeout(10)
         channel, _ = listener.accept()
         instance = Instance(proc, channel, uds)
-        client, server = instance.connection()
-        instance.hand_over(5, sse_request(1), server.fileno())
-        assert instance.done()[:2] == (5, 200)
-        server.shutdown(socket.SHUT_RDWR)
-        server.close()
-        with client:
-            assert read_to_end(client).count(b"data: ") == 2
+        done, answer = instance.stream(5, 1)
+        assert done[:2] == (5, 200) and answer.count(b"data: ") == 2
         instance.listener.close()
         channel.close()
     finally:
