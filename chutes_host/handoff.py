@@ -17,7 +17,6 @@ instance kept a copy. A client that pipelined a request behind the stream is nev
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import logging
@@ -127,9 +126,8 @@ class HandoffChannel:
         if self.closed or len(request) + HEADER.size > MAX_MESSAGE:
             return False
         self.next_id = ident = (self.next_id + 1) & 0xFFFFFFFF
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [client]))]
         try:
-            self.sock.sendmsg([HEADER.pack(ident), request], rights)
+            socket.send_fds(self.sock, [HEADER.pack(ident), request], [client])
         except BlockingIOError:
             return False  # the instance is not keeping up: relay this one
         except (BrokenPipeError, ConnectionError):

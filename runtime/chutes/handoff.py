@@ -33,7 +33,6 @@ HEADER = struct.Struct("!I")
 DONE = struct.Struct("!IHf")
 # A request head is at most 64 KiB and a handed-over body at most 64 KiB (the host's limits).
 MAX_MESSAGE = 192 * 1024
-FD_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
 READS_PER_WAKEUP = 64
 
 logger = logging.getLogger("chutes.handoff")
@@ -99,14 +98,13 @@ class HandoffReceiver:
     def _readable(self) -> None:
         for _ in range(READS_PER_WAKEUP):
             try:
-                data, ancdata, flags, _ = self.sock.recvmsg(MAX_MESSAGE, FD_SPACE)
+                data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 1)  # more are cut (MSG_CTRUNC)
             except BlockingIOError:
                 return
             except OSError:
                 return self.close()
-            if not data and not ancdata:
+            if not data and not fds:
                 return self.close()  # the host is gone
-            fds = _received_fds(ancdata)
             if len(fds) != 1 or len(data) <= HEADER.size or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 for fd in fds:
                     os.close(fd)
@@ -172,15 +170,6 @@ class HandoffReceiver:
             self.loop.remove_reader(fd)
             self.loop.remove_writer(fd)
         self.sock.close()
-
-
-def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
-    fds: list[int] = []
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % 4
-            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
-    return fds
 
 
 def connect(path: str) -> socket.socket | None:

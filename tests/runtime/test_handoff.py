@@ -3,7 +3,6 @@ of a socket pair with --handoff; this test plays the host, handing it real TCP c
 
 from __future__ import annotations
 
-import array
 import os
 import socket
 import subprocess
@@ -32,8 +31,10 @@ class Instance:
         return client, server
 
     def hand_over(self, ident: int, request: bytes, *fds: int) -> None:
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-        self.channel.sendmsg([HEADER.pack(ident), request], rights)
+        if fds:
+            socket.send_fds(self.channel, [HEADER.pack(ident), request], fds)
+        else:
+            self.channel.sendmsg([HEADER.pack(ident), request])
 
     def done(self) -> tuple[int, int, float]:
         self.channel.settimeout(10)
