@@ -48,9 +48,16 @@ def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
     yield from host_pair(tmp_path_factory, (), ("--no-direct-gateway",))
 
 
-def direct_requests(host: Host) -> int:
+def metric(host: Host, name: str, labels: str = "") -> int:
+    """Returns the value of one of the host's /_metrics lines, e.g. `name{labels} 3`."""
     text = httpx.get(f"{host.url}/_metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}, timeout=10).text
-    return int(re.search(r"^chutes_gateway_direct_requests_total (\d+)$", text, re.M).group(1))
+    found = re.search(rf"^{name}{re.escape(labels)} (\d+)$", text, re.M)
+    assert found, f"no {name}{labels} in /_metrics"
+    return int(found.group(1))
+
+
+def direct_requests(host: Host) -> int:
+    return metric(host, "chutes_gateway_direct_requests_total")
 
 
 def raw(host: Host, data: bytes, *, timeout: float = 20, source: str | None = None) -> bytes:
@@ -183,9 +190,8 @@ def test_streams_arrive_whole_and_alike(hosts: tuple[Host, Host]) -> None:
     assert bodies[0].count(b"data: ") == 40
 
 
-def in_flight(host: Host, slug: str) -> int:
-    text = httpx.get(f"{host.url}/_metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}, timeout=10).text
-    return int(re.search(rf'^chutes_chute_requests_in_flight{{chute="{slug}"}} (\d+)$', text, re.M).group(1))
+def in_flight(host: Host, slug: str = "alice-direct") -> int:
+    return metric(host, "chutes_chute_requests_in_flight", f'{{chute="{slug}"}}')
 
 
 def test_a_client_leaving_mid_stream_frees_its_slot(hosts: tuple[Host, Host]) -> None:

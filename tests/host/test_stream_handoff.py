@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import time
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from tests.host.conftest import Host, wait_for
-from tests.host.test_direct_gateway import CLOSE, METRICS_KEY, host_pair, normalized, raw, request, start_host
+from tests.host.test_direct_gateway import CLOSE, host_pair, in_flight, metric, normalized, raw, request, start_host
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +24,8 @@ def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
     yield from host_pair(tmp_path_factory, (), ("--no-stream-handoff",))
 
 
-def metric(host: Host, name: str, labels: str = "") -> int:
-    text = httpx.get(f"{host.url}/_metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}, timeout=10).text
-    found = re.search(rf"^{name}{re.escape(labels)} (\d+)$", text, re.M)
-    assert found, f"no {name}{labels} in /_metrics"
-    return int(found.group(1))
-
-
 def handoffs(host: Host) -> int:
     return metric(host, "chutes_gateway_handoffs_total")
-
-
-def in_flight(host: Host, slug: str = "alice-direct") -> int:
-    return metric(host, "chutes_chute_requests_in_flight", f'{{chute="{slug}"}}')
 
 
 def dechunked(answer: bytes) -> tuple[bytes, bytes]:
