@@ -62,6 +62,8 @@ class HandoffListener:
     def __init__(self, run_dir: Path, uid: int, gid: int) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="handoff-", dir=run_dir))
         self.uid = uid
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.sock.bind(str(self.directory / self.SOCKET))
@@ -72,8 +74,6 @@ class HandoffListener:
         except OSError:
             self.close()
             raise
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.closed = False
 
     def attach(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
         """Makes the instance's connection, when it comes, `handle.handoff`."""

@@ -231,3 +231,14 @@ def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:  # noqa
         pass
     sock.close()
     host.proc = None
+
+
+def test_a_handoff_listener_that_cannot_be_made_leaves_nothing(tmp_path) -> None:  # noqa: ANN001
+    """The docker executor then relays the container's streams; it must get an OSError, and no directory."""
+    from chutes_host.handoff import HandoffListener
+
+    deep = tmp_path / ("x" * 120)  # too long a path for a Unix socket
+    deep.mkdir()
+    with pytest.raises(OSError, match="path too long"):
+        HandoffListener(deep, os.getuid(), os.getgid())
+    assert list(deep.iterdir()) == []
