@@ -29,7 +29,8 @@ class Binding:
     kind is one of:
       "fields"  each parameter is a key of a JSON object body (query string for GET/DELETE)
       "model"   one pydantic model parameter (or `input_schema`) takes the whole object
-      "body"    one parameter typed `dict`, `list` or `Any` takes the whole JSON body (FastAPI's rule)
+      "body"    one parameter typed `dict`, `list` or `Any` takes the whole JSON body (FastAPI's rule);
+                an object whose only key is the parameter's name still binds by name (`by_name`)
       "raw"     one `bytes` parameter takes the raw body
       "fastapi" FastAPI parameters (Depends, File, Form, Header, Query, ...): FastAPI binds them
     """
@@ -42,6 +43,7 @@ class Binding:
     list_fields: frozenset[str] = frozenset()
     finite: bool = True  # refuse NaN and Infinity literals, which are not JSON (a model opts in by its config)
     checker: Any = None  # a jsonschema validator of the body, for `input_schema` given as a JSON-schema dict
+    by_name: type[BaseModel] | None = None  # for "body": the one-key model of `{"<param>": value}`
 
     def bind(self, body: bytes, query_string: bytes) -> dict[str, Any]:
         """Takes the body and query string, and returns the keyword arguments (raises ValidationError)."""
@@ -51,6 +53,8 @@ class Binding:
             return {self.param: body}
         if self.from_query:
             value = self.model.__pydantic_validator__.validate_python(parse_query(query_string, self.list_fields))
+        elif self.by_name is not None and self.names_only_param(body):
+            return self.bind_by_name(body)
         elif body:
             value = self.model.__pydantic_validator__.validate_json(body)
             if self.finite and (b"NaN" in body or b"Infinity" in body):
@@ -62,6 +66,32 @@ class Binding:
         if self.kind == "body":
             return {self.param: value.root}
         return {self.param: value} if self.param else {}
+
+    def names_only_param(self, body: bytes) -> bool:
+        """Returns whether the body is a JSON object whose only key is the parameter's name."""
+        if not body.lstrip()[:1] == b"{" or self.param.encode() not in body:
+            return False
+        try:
+            value = from_json(body)
+        except ValueError:
+            return False
+        return isinstance(value, dict) and len(value) == 1 and self.param in value
+
+    def bind_by_name(self, body: bytes) -> dict[str, Any]:
+        """Binds `{"<param>": value}` by name; when the value does not fit but the whole object does, the
+        object is the value (a `dict` parameter), and otherwise the by-name errors are the ones raised."""
+        try:
+            kwargs = dict(self.by_name.__pydantic_validator__.validate_json(body).__dict__)
+        except ValidationError:
+            try:
+                kwargs = {self.param: self.model.__pydantic_validator__.validate_json(body).root}
+            except ValidationError:
+                kwargs = None
+            if kwargs is None:
+                raise
+        if self.finite and (b"NaN" in body or b"Infinity" in body):
+            refuse_non_finite(body, self.model.__name__)
+        return kwargs
 
     def check_schema(self, body: bytes) -> None:
         """Raises ValidationError if the JSON body does not match the cord's JSON schema (invalid JSON is
@@ -155,9 +185,14 @@ def analyse_parameters(
             return model_binding("model", ann, direct[0].name, request_param, from_query)
         if ann is bytes and not from_query:
             return Binding("raw", param=direct[0].name, request_param=request_param)
-        if not from_query and (whole_body or takes_whole_body(ann)):
+        if not from_query and whole_body:
             model = build_body_model(ann, model_name, fail)
             return Binding("body", model, direct[0].name, request_param, from_query)
+        if not from_query and takes_whole_body(ann):
+            # the SDK's spelling (the whole body) and this project's own (`{"texts": [...]}`) both bind
+            model = build_body_model(ann, model_name, fail)
+            by_name = build_fields_model(direct, model_name, fail)
+            return Binding("body", model, direct[0].name, request_param, from_query, by_name=by_name)
     model = build_fields_model(direct, model_name, fail)
     return model_binding("fields", model, None, request_param, from_query)
 

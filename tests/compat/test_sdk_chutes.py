@@ -53,7 +53,13 @@ async def test_a_lone_dict_list_or_any_parameter_is_the_whole_body() -> None:
         refused = await c.post("/configure", json=[1])
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["type"] == "dict_type"
-        assert (await c.post("/many", json={"items": [1]})).status_code == 422
+        # the object whose only key is the parameter's name binds it by name, as direct parameters do
+        assert (await c.post("/many", json={"items": [1]})).json() == {"sum": 1}
+        assert (await c.post("/configure", json={"data": {"a": 1}})).json() == {"got": {"a": 1}}
+        assert (await c.post("/anything", json={"payload": 3})).json() == {"type": "int"}
+        wrong = await c.post("/many", json={"items": ["x"]})
+        assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "items", 0]
+        assert (await c.post("/many", json={"items": [1], "more": 2})).status_code == 422
         assert (
             await c.post("/configure", content=b"{not json", headers={"content-type": "application/json"})
         ).status_code == 422

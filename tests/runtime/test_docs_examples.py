@@ -143,7 +143,8 @@ async def test_method_routes_get_and_put():
         assert wrong.status_code == 405
         assert wrong.headers["allow"] == "GET, HEAD"
         assert (await c.put("/update", json={"config": {"batch": 8}})).json() == {"updated": True}
-        # a lone `dict` parameter is the whole body, as in FastAPI and the Chutes platform's SDK
+        # a lone `dict` parameter is also the whole body, as in FastAPI and the Chutes platform's SDK
+        assert (await c.put("/update", json={"batch": 8})).json() == {"updated": True}
         assert_field_error(await c.put("/update", json=[1]), ["body"], "dict_type")
         assert (await c.post("/update", json={"config": {}})).status_code == 405
 
@@ -431,14 +432,18 @@ async def test_best_practice_error_handling(caplog):
 async def test_best_practice_batches_texts():
     async with client(load_chute("docs_best_practices")) as c:
         texts = ["good", "bad", "meh"] * 30
-        # a lone `list` parameter is the whole body, as in FastAPI and the Chutes platform's SDK
-        response = await c.post("/optimized", json=texts)
-        assert response.status_code == 200
-        assert response.json() == {"results": ["positive", "negative", "neutral"] * 30}
-        too_many = await c.post("/optimized", json=["x"] * 101)
-        assert too_many.status_code == 413
-        assert too_many.json() == {"detail": "Too many texts"}
-        assert_field_error(await c.post("/optimized", json={"texts": "good"}), ["body"], "list_type")
+        # the example's own spelling, {"texts": [...]}, and the SDK's (a lone `list` takes a JSON array) both bind
+        for body in ({"texts": texts}, texts):
+            response = await c.post("/optimized", json=body)
+            assert response.status_code == 200
+            assert response.json() == {"results": ["positive", "negative", "neutral"] * 30}
+        assert (await c.post("/optimized", json={"texts": ["a", "b"]})).status_code == 200
+        for too_many in ({"texts": ["x"] * 101}, ["x"] * 101):
+            refused = await c.post("/optimized", json=too_many)
+            assert refused.status_code == 413
+            assert refused.json() == {"detail": "Too many texts"}
+        assert_field_error(await c.post("/optimized", json={"texts": "good"}), ["body", "texts"], "list_type")
+        assert_field_error(await c.post("/optimized", json={"text": ["good"]}), ["body"], "list_type")
 
 
 async def test_best_practice_resource_management_removes_its_temp_file():

@@ -60,6 +60,10 @@ async def test_method_synonym_and_default_path() -> None:
     async with client(chute) as c:
         r = await c.put("/put_config", json={"a": 1})  # a lone `dict` parameter is the whole body
         assert r.json() == {"config": {"a": 1}}
+        r = await c.put("/put_config", json={"config": {"a": 1}})  # or the value of its only key, by name
+        assert r.json() == {"config": {"a": 1}}
+        r = await c.put("/put_config", json={"config": 5})  # not a dict by name, but a dict whole
+        assert r.json() == {"config": {"config": 5}}
         assert (await c.post("/nothing")).json() == {"ok": True}
 
 
