@@ -112,7 +112,7 @@ def define_cord(
         raise fail(f"input_schema must be a pydantic BaseModel class or a JSON-schema dict, not {input_schema!r}")
     out_schema = check_output_schema(output_schema, fail)
     if minimal_input_schema is not None:
-        check_minimal_schema(input_schema, minimal_input_schema, fail)
+        check_minimal_schema(input_schema, minimal_input_schema, fail)  # without input_schema: after the binding
     if output_content_type is not None and not MEDIA_TYPE_PATTERN.fullmatch(output_content_type):
         raise fail(f"output_content_type {output_content_type!r} is not a media type like 'image/jpeg'")
 
@@ -147,6 +147,9 @@ def define_cord(
     )
     if json_schema is not None and binding.kind in ("body", "fields", "model"):
         binding = replace(binding, checker=schema_validator(json_schema))
+    if minimal_input_schema is not None and input_schema is None and binding.kind in ("fields", "model"):
+        # as in the SDK, the full input is what the function's type hints say
+        check_minimal_schema(binding.model, minimal_input_schema, fail, full_name="the function's parameters")
     is_async = is_async_gen or inspect.iscoroutinefunction(fn)
     return Cord(
         name, route, verb, fn, binding, stream, False, None, None, output_content_type,
@@ -211,17 +214,21 @@ def check_method(method: str | None, public_api_method: str | None, fail: Callab
     return verb
 
 
-def check_minimal_schema(full: type[BaseModel] | None, minimal: type[BaseModel], fail: Callable) -> None:
+def check_minimal_schema(
+    full: type[BaseModel] | None, minimal: type[BaseModel], fail: Callable, *, full_name: str | None = None
+) -> None:
+    """Refuses a minimal schema that requires a field the full input does not have (None: checked later)."""
     if not is_model(minimal):
         raise fail(f"minimal_input_schema must be a pydantic BaseModel class, not {minimal!r}")
     if full is None:
-        raise fail("minimal_input_schema describes a smaller form of input_schema; give input_schema too")
+        return
     required = {n for n, f in minimal.model_fields.items() if f.is_required()}
     missing = sorted(required - set(full.model_fields))
     if missing:
+        named = full_name or f"input_schema {full.__name__}"
         raise fail(
             f"minimal_input_schema {minimal.__name__} requires {missing}, which "
-            f"input_schema {full.__name__} does not have; every minimal field must be a field of the full schema"
+            f"{named} lacks; every minimal field must be a field of the full schema"
         )
 
 

@@ -44,7 +44,11 @@ def define(options: dict, fn_source: str) -> None:
         ({}, "async def fn(self):\n    yield 1", "add stream=True"),
         ({"passthrough": True, "passthrough_port": 70000}, "async def fn(self): pass", "from 1 to 65535"),
         ({"input_schema": Full, "minimal_input_schema": Unrelated}, "async def fn(self, d: Full): pass", "['prompt']"),
-        ({"minimal_input_schema": Minimal}, "async def fn(self, text: str): pass", "give input_schema too"),
+        (
+            {"minimal_input_schema": Unrelated},
+            "async def fn(self, text: str): pass",
+            "requires ['prompt'], which the function's parameters lack",
+        ),
         ({"input_schema": dict}, "async def fn(self, d): pass", "must be a pydantic BaseModel class"),
         ({"input_schema": Full}, "async def fn(self, a: str, b: str): pass", "one input parameter"),
         ({"input_schema": Full}, "async def fn(self, d: Unrelated): pass", "annotate it as Full"),
