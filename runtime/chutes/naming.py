@@ -8,9 +8,11 @@ import re
 from chutes.exceptions import ChuteDefinitionError
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-# No '-' in user names: the slug `{username}-{name}` then splits at its first '-', so no user can
-# take another's hostnames (user 'alice' with chute 'x-foo' vs user 'alice-x' with chute 'foo').
-USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
+# The platform allows '-' in user names and its chute files use them ('your-username'), so a chute
+# takes one. A host forbids '-' in the names of its own users, so the slug `{username}-{name}` splits
+# at its first '-' there and no user can take another's hostnames (user 'alice' with chute 'x-foo' vs
+# user 'alice-x' with chute 'foo'): a chute whose username is not its deployer's is refused at deploy.
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_LABEL = 63
 _FOLDED = re.compile(r"[/.\s]+")
 _DASHES = re.compile(r"-{2,}")
@@ -21,8 +23,8 @@ def fold_username(value: object) -> str:
     """Takes a username as written ("MyUser"), and returns it case-folded ("myuser") or raises."""
     if not isinstance(value, str) or not USERNAME_PATTERN.fullmatch(value.lower()):
         raise ChuteDefinitionError(
-            f"username {value!r} may hold only letters, digits and '_' (no '-': it separates the user from the "
-            "chute in hostnames), start with a letter or digit and be at most 63 characters, e.g. 'myuser'"
+            f"username {value!r} may hold only letters, digits, '_' and '-', start with a letter or digit and "
+            "be at most 63 characters, e.g. 'myuser'"
         )
     return value.lower()
 

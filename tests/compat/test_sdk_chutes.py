@@ -138,6 +138,7 @@ def test_only_a_streaming_and_a_plain_cord_may_share_a_path() -> None:
         ("chutes", "unsloth/Llama-3.2-1B-Instruct", "chutes-unsloth-llama-3-2-1b-instruct"),
         ("me", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "me-deepseek-ai-deepseek-r1-distill-qwen-1-5b"),
         ("me", "my_chute", "me-my_chute"),
+        ("your-username", "robot-policy", "your-username-robot-policy"),  # the platform allows '-' in usernames
     ],
 )
 def test_names_fold_into_one_hostname_label(username: str, name: str, slug: str) -> None:
