@@ -14,6 +14,7 @@ import pytest
 
 from chutes.chute import ChutePack
 from chutes.chute.template.engine import EngineProcess
+from chutes.chute.template.sglang import sglang_command
 from chutes.chute.template.vllm import build_vllm_chute, vllm_command
 from chutes.loader import load_chute
 from chutes_cli.build.plan import plan_build
@@ -58,6 +59,20 @@ def test_engine_command_lines() -> None:
         from chutes.chute.template.embedding import embedding_command
 
         embedding_command("org/M", 1, pooling_type="max")
+
+
+def test_engine_args_as_a_dict_become_flags_with_their_values() -> None:
+    args = {"max_model_len": 4096, "enforce_eager": True, "trust_remote_code": False, "quantization": None}
+    args |= {"limit_mm_per_prompt": {"image": 2}, "--tensor-parallel-size": 2, "allowed_origins": ["a", "b"]}
+    assert vllm_command("org/M", 10101, "abc", args)[11:] == [
+        "--revision", "abc", "--max-model-len", "4096", "--enforce-eager",
+        "--limit-mm-per-prompt", '{"image": 2}', "--tensor-parallel-size", "2", "--allowed-origins", "a", "b",
+    ]  # fmt: skip
+    for builder in (vllm_command, sglang_command):
+        with pytest.raises(ValueError, match=r"\(revision=...\), not in engine_args"):
+            builder("org/M", 1, None, {"revision": "abc"})
+    with pytest.raises(ValueError, match="engine_args key 'max model len' is not an engine option name"):
+        vllm_command("org/M", 1, None, {"max model len": 1})
 
 
 def test_the_diffusion_template_validates_before_it_loads_anything() -> None:

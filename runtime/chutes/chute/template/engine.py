@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -17,6 +20,7 @@ logger = logging.getLogger("chutes.engine")
 ENGINE_TIMEOUT_ENV = "CHUTES_ENGINE_TIMEOUT"
 DEFAULT_ENGINE_TIMEOUT = 1800.0  # a large model's first load reads tens of GB from disk
 POLL = 0.5
+FLAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class EngineProcess:
@@ -82,10 +86,41 @@ def engine_timeout() -> float:
     return seconds_from_env(ENGINE_TIMEOUT_ENV, DEFAULT_ENGINE_TIMEOUT, example=3600)
 
 
-def split_engine_args(engine_args: str | Sequence[str] | None) -> list[str]:
-    """Takes engine arguments as a shell-like string or a list, and returns them as a list."""
+def split_engine_args(engine_args: str | Sequence[str] | Mapping[str, Any] | None) -> list[str]:
+    """Takes engine arguments as a shell-like string, a list or a dict, and returns them as a list.
+
+    A dict, as the SDK's reference shows them, becomes flags: `{"max_model_len": 4096}` is
+    `--max-model-len 4096`, True is the bare flag, False and None are left out, a list gives each
+    item after the flag, and a dict value is passed as JSON.
+    """
     if engine_args is None:
         return []
     if isinstance(engine_args, str):
         return shlex.split(engine_args)
+    if isinstance(engine_args, Mapping):
+        return flags_from_dict(engine_args)
     return [str(a) for a in engine_args]
+
+
+def flags_from_dict(engine_args: Mapping[str, Any]) -> list[str]:
+    """Takes `{"max_model_len": 4096, "enforce_eager": True}`, and returns the flags
+    `["--max-model-len", "4096", "--enforce-eager"]`."""
+    flags: list[str] = []
+    for key, value in engine_args.items():
+        if not isinstance(key, str) or not FLAG_NAME.fullmatch(key.lstrip("-")):
+            raise ValueError(
+                f"engine_args key {key!r} is not an engine option name; use names like 'max_model_len' "
+                "(they become '--max-model-len')"
+            )
+        flag = "--" + key.lstrip("-").replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            flags.append(flag)
+        elif isinstance(value, list | tuple):
+            flags += [flag, *(str(v) for v in value)]
+        elif isinstance(value, dict):
+            flags += [flag, json.dumps(value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
