@@ -53,7 +53,7 @@ class HostConfig:
     k8s_memory: str = "8Gi"
     registry: str | None = None  # where chute images built here are pushed for the cluster to pull
     direct_gateway: bool = True  # forward what it can from the server protocol's callbacks (chutes_host.fastpath)
-    stream_handoff: bool = True  # stream client connections go to the instance (chutes_host.handoff)
+    stream_handoff: bool = False  # single-tenant hosts only: streams' client connections go to the instance
 
     @property
     def database_url(self) -> str:

@@ -161,14 +161,22 @@ def serve_host(
             "the gateway's throughput); --no-direct-gateway sends every request through the ASGI gateway.",
         ),
     ] = True,
+    single_tenant: Annotated[
+        bool,
+        typer.Option(
+            "--single-tenant",
+            help="Declare that every chute on this host is trusted like the host itself (one operator's own "
+            "chutes): needed by --stream-handoff.",
+        ),
+    ] = False,
     stream_handoff: Annotated[
         bool,
         typer.Option(
-            help="Process and docker executors: hand the client connection of a request to a streaming cord to "
-            "its instance, which writes the stream itself (the gateway then relays none of its events); "
-            "--no-stream-handoff relays every stream.",
+            help="Single-tenant hosts (--single-tenant), process and docker executors: hand the client connection "
+            "of a request to a streaming cord to its instance, which writes the stream itself; the chute then "
+            "holds a TCP socket of the host's network. Off: the gateway relays every stream.",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -188,6 +196,14 @@ def serve_host(
     from chutes_host.gpus import GpuSpecError
     from chutes_host.scaler import ScalePolicy
 
+    if stream_handoff and not single_tenant:
+        raise CLIError(
+            "--stream-handoff gives each chute its clients' TCP connections, sockets of the host's network that "
+            "a chute can re-connect anywhere the host reaches, and whose next requests (with their keys) it can "
+            "read; it is for hosts whose chutes are all the operator's own. Add --single-tenant to declare that, "
+            "or leave --stream-handoff out (the gateway then relays streams).",
+            exit_code=2,
+        )
     if public_url is not None:
         check_public_url(public_url, domain)
     check_pod_resources(pod_cpu, pod_memory, namespace)

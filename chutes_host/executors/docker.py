@@ -230,7 +230,7 @@ class DockerExecutor:
         import docker.errors
 
         listener = None
-        if job is None and getattr(self.config, "stream_handoff", True):
+        if job is None and getattr(self.config, "stream_handoff", False):
             try:
                 listener = HandoffListener(self.run_dir, *self._run_user(ref))
             except OSError as exc:  # e.g. a host that may not chown: its streams are relayed

@@ -159,7 +159,7 @@ class ProcessExecutor:
         argv += ["--fd", str(listener.fileno()), "--lifeline", str(life_read)]
         info_read, info_write = os.pipe()
         pass_fds = [listener.fileno(), life_read]
-        handing = argv[2] == "chutes.serve" and getattr(self.config, "stream_handoff", True)  # not a job, nor uvicorn
+        handing = argv[2] == "chutes.serve" and getattr(self.config, "stream_handoff", False)  # not a job, nor uvicorn
         handoff = socket_pair() if handing else None
         if handoff is not None:
             argv += ["--handoff", str(handoff[1].fileno())]

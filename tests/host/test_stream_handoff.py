@@ -1,7 +1,7 @@
 """Stream handoff (chutes_host.handoff, chutes.handoff): a request to a streaming cord on the process
-executor is answered by the instance on the client's own connection. Two real hosts, one started with
---no-stream-handoff, serve the same chutes; what a client gets must not tell them apart, apart from the
-connection closing after a handed-over stream."""
+executor is answered by the instance on the client's own connection. Two real hosts serve the same chutes,
+one declared single-tenant with --stream-handoff and one with the default (relaying every stream); what a
+client gets must not tell them apart, apart from the connection closing after a handed-over stream."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ import pytest
 from tests.host.conftest import Host, wait_for
 from tests.host.test_direct_gateway import CLOSE, host_pair, in_flight, metric, normalized, raw, request, start_host
 
+SINGLE_TENANT = ("--single-tenant", "--stream-handoff")
+
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
-    yield from host_pair(tmp_path_factory, (), ("--no-stream-handoff",))
+    yield from host_pair(tmp_path_factory, SINGLE_TENANT, ())
 
 
 def handoffs(host: Host) -> int:
@@ -208,7 +210,7 @@ def instance_pid(host: Host, slug: str = "direct") -> int:
 
 
 def test_an_instance_that_dies_mid_stream_ends_the_connection(tmp_path) -> None:  # noqa: ANN001
-    host = start_host(tmp_path)
+    host = start_host(tmp_path, *SINGLE_TENANT)
     try:
         sock = socket.create_connection(("127.0.0.1", host.port), timeout=20)
         call = request("POST", "/count", body=b'{"to": 100000, "delay": 0.01}')
@@ -227,7 +229,7 @@ def test_an_instance_that_dies_mid_stream_ends_the_connection(tmp_path) -> None:
 
 
 def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:  # noqa: ANN001
-    host = start_host(tmp_path)
+    host = start_host(tmp_path, *SINGLE_TENANT)
     sock = socket.create_connection(("127.0.0.1", host.port), timeout=20)
     call = request("POST", "/count", body=b'{"to": 100000, "delay": 0.01}')
     sock.sendall(call.replace(b"PORT", str(host.port).encode()))
