@@ -12,6 +12,45 @@ def describe_cords(chute: Any) -> list[dict[str, Any]]:
     return [describe_cord(cord) for cord in chute.cords]
 
 
+def describe_jobs(chute: Any) -> list[dict[str, Any]]:
+    """Returns one JSON-able dict per job, in declaration order."""
+    return [
+        {
+            "name": job.name,
+            "timeout": job.timeout,
+            "upload": job.upload,
+            "ports": [p.model_dump() for p in job.ports],
+            "input": describe_job_inputs(job),
+            "source": f"{os.path.basename(job.filename)}:{job.lineno}",
+        }
+        for job in getattr(chute, "jobs", {}).values()
+    ]
+
+
+def describe_job_inputs(job: Any) -> list[dict[str, Any]]:
+    """Lists a job's JSON arguments: its model's fields, and `**name` when it takes any other key."""
+    binding = job.binding
+    if binding.kind == "body":
+        return [{"name": binding.param, "type": "whole body", "required": True, "default": None}]
+    inputs = [
+        {
+            "name": name,
+            "type": type_name(field.annotation),
+            "required": field.is_required(),
+            "default": None if field.is_required() else json_safe(field.get_default(call_default_factory=False)),
+        }
+        for name, field in binding.model.model_fields.items()
+    ]
+    if binding.model.model_config.get("extra") == "allow":
+        try:
+            parameters = inspect.signature(job.fn).parameters.values()
+        except (TypeError, ValueError):
+            parameters = []
+        name = next((p.name for p in parameters if p.kind == p.VAR_KEYWORD), "kwargs")
+        inputs.append({"name": f"**{name}", "type": "any other keys", "required": True, "default": None})
+    return inputs
+
+
 def describe_cord(cord: Any) -> dict[str, Any]:
     """Returns a cord's route, streaming and passthrough settings and input fields."""
     return {

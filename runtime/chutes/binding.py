@@ -62,7 +62,8 @@ class Binding:
         else:
             value = self.model.__pydantic_validator__.validate_python(None if self.kind == "body" else {})
         if self.kind == "fields":
-            return dict(value.__dict__)
+            extra = value.__pydantic_extra__  # keys a job's **kwargs takes (None when the model forbids them)
+            return {**value.__dict__, **extra} if extra else dict(value.__dict__)
         if self.kind == "body":
             return {self.param: value.root}
         return {self.param: value} if self.param else {}

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chutes.binding import flatten_annotation, is_fastapi_parameter, is_request
+from chutes.cord import is_generator
 from chutes.invocation import first_item, iterate
 from chutes.responses import describe_error, send_json, send_result
 from chutes.streaming import send_stream
@@ -74,10 +75,11 @@ def _is_form(p: inspect.Parameter) -> bool:
 def bridged_endpoint(chute: Chute, cord: Cord) -> Callable:
     """Takes a FastAPI-style cord, and returns a FastAPI endpoint that calls it with the chute as self."""
     fn = cord.fn
+    yields = cord.stream and is_generator(fn)  # else a stream=True cord returns its StreamingResponse
 
     async def endpoint(**kwargs: Any) -> Response:
         try:
-            if cord.stream:
+            if yields:
                 items = iterate(fn, chute, kwargs, cord.is_async)
                 first = await first_item(items)
                 return SentBy(lambda s, r, send: send_stream(cord, items, first, r, send, dev=chute.dev))

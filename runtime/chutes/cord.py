@@ -133,8 +133,11 @@ def define_cord(
             name, route, verb, fn, binding, stream, True, target, port, output_content_type,
             input_schema, minimal_input_schema, True, filename, lineno, alias, json_schema, out_schema,
         )  # fmt: skip
-    if stream and not is_gen:
-        raise fail("stream=True needs a generator function; use 'yield' to send each item")
+    if stream and not is_gen and not may_return_response(fn):
+        raise fail(
+            "stream=True needs a generator function (use 'yield' to send each item) "
+            "or one that returns a StreamingResponse"
+        )
     if is_gen and not stream:
         raise fail("the function yields, so it streams; add stream=True to the decorator")
     binding = analyse_parameters(
@@ -155,6 +158,24 @@ def define_cord(
         name, route, verb, fn, binding, stream, False, None, None, output_content_type,
         binding.model, minimal_input_schema, is_async, filename, lineno, alias, json_schema, out_schema,
     )  # fmt: skip
+
+
+def may_return_response(fn: Callable) -> bool:
+    """Returns whether a function's return annotation is a Response (a StreamingResponse, as the
+    platform's streaming guide teaches for stream=True) or absent, so it may return one."""
+    from starlette.responses import Response
+
+    try:
+        annotation = inspect.signature(fn, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):
+        return True
+    if annotation is inspect.Signature.empty:
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, Response)
+
+
+def is_generator(fn: Callable) -> bool:
+    return inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
 
 
 def check_path(public_api_path: str | None, path: str | None, name: str, fail: Callable) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from chutes.body import ClientDisconnect, read_body, too_large
+from chutes.cord import is_generator
 from chutes.invocation import first_item, iterate
 from chutes.responses import send_error, send_result
 from chutes.streaming import send_stream
@@ -50,6 +51,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     checks_json = binding.kind != "raw"
     request_param = binding.request_param
     is_async = cord.is_async
+    yields = cord.stream and is_generator(fn)  # else a stream=True cord returns its StreamingResponse
 
     async def read(scope, receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
@@ -62,7 +64,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
                 request = Request(scope, receive)
                 request._body = body
                 kwargs[request_param] = request
-            if cord.stream:
+            if yields:
                 items = iterate(fn, chute, kwargs, is_async)
                 first = await first_item(items)
             elif is_async:
@@ -73,7 +75,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return CLIENT_CLOSED
         except Exception as exc:
             return await send_error(send, exc, cord.where, location=binding.location, dev=chute.dev)
-        if cord.stream:
+        if yields:
             return await send_stream(cord, items, first, receive, send, dev=chute.dev)
         return await send_result(result, cord, scope, receive, send)
 

@@ -6,10 +6,10 @@ import asyncio
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model, field_validator
 
 from chutes.binding import Binding, analyse_parameters
 from chutes.exceptions import JobDefinitionError
@@ -20,12 +20,14 @@ OUTPUT_DIR_ENV = "CHUTES_JOB_OUTPUT_DIR"
 INPUT_DIR_ENV = "CHUTES_JOB_INPUT_DIR"
 JOB_ID_ENV = "CHUTES_JOB_ID"
 PORT_NAME = r"^[a-z]+[0-9]*$"
+SSH_PORT = 2202  # the port the SDK's `@chute.job(ssh=True)` opens for the job's ssh server
 
 
 class Port(BaseModel):
     """A port a job listens on while it runs, e.g. `Port(name="web", port=8080, proto="http")`.
 
-    As in the Chutes platform's SDK: port 22 or 8002-65535, and a name of lowercase letters then digits.
+    As in the Chutes platform's SDK: port 22, 2202 (its ssh port) or 8002-65535, and a name of
+    lowercase letters then digits.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -45,9 +47,9 @@ class Port(BaseModel):
     @field_validator("port")
     @classmethod
     def _check_port(cls, value: int) -> int:
-        if value == 22 or 8002 <= value <= 65535:
+        if value in (22, SSH_PORT) or 8002 <= value <= 65535:
             return value
-        raise ValueError("a job's port must be 22 or in 8002-65535 (8000-8001 are the chute's own)")
+        raise ValueError(f"a job's port must be 22, {SSH_PORT} or in 8002-65535 (8000-8001 are the chute's own)")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -64,6 +66,7 @@ class Job:
     context_params: tuple[str, ...] = ()
     filename: str = ""
     lineno: int = 0
+    ssh: bool = False
 
     def __repr__(self) -> str:
         ports = f", ports={[p.port for p in self.ports]}" if self.ports else ""
@@ -90,6 +93,7 @@ class Job:
             "timeout": self.timeout,
             "upload": self.upload,
             "ports": [p.model_dump() for p in self.ports],
+            **({"ssh": True} if self.ssh else {}),
             "input_fields": self.input_fields,
             "required": self.required_fields,
             **({"args_schema": schema} if (schema := self.args_schema) is not None else {}),
@@ -117,6 +121,7 @@ def define_job(
     timeout: int | None = None,
     upload: bool = True,
     ports: list[Port | dict] | tuple = (),
+    ssh: bool = False,
 ) -> Job:
     """Takes a function and the decorator's arguments, and returns its Job (or raises JobDefinitionError)."""
     if not callable(fn):
@@ -134,7 +139,11 @@ def define_job(
         raise fail(f"timeout must be a whole number of seconds of at least 1 (or None for no limit), not {timeout!r}")
     if not isinstance(upload, bool):
         raise fail(f"upload must be True or False, not {upload!r}")
+    if not isinstance(ssh, bool):
+        raise fail(f"ssh must be True or False, not {ssh!r}")
     checked = check_ports(ports, fail)
+    if ssh and all(p.port != SSH_PORT for p in checked):
+        checked = (*checked, Port("ssh", SSH_PORT, "tcp"))
     if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
         raise fail("a job runs once and returns; it must not yield (write files to output_dir instead)")
     try:
@@ -150,15 +159,32 @@ def define_job(
     context = tuple(p.name for p in parameters[1:] if p.name in CONTEXT_PARAMS)
     direct = [p for p in parameters[1:] if p.name not in CONTEXT_PARAMS]
     model_name = "".join(part.capitalize() for part in name.split("_") if part) + "JobInput"
-    binding = analyse_parameters(direct, method="POST", input_schema=None, model_name=model_name, fail=fail)
+    if any(p.kind == p.VAR_KEYWORD for p in direct):
+        # the SDK's own convention, `async def run(self, **job_data)`: every argument is a keyword,
+        # and output_dir (and input_dir) arrive among them
+        binding = open_binding(direct, model_name, fail)
+        context = CONTEXT_PARAMS
+    else:
+        binding = analyse_parameters(direct, method="POST", input_schema=None, model_name=model_name, fail=fail)
     if binding.kind in ("fastapi", "raw") or binding.request_param is not None:
         raise fail(
             "a job takes JSON arguments only (no Request, bytes body or FastAPI parameters); "
             "send files as uploads and read them from input_dir"
         )
     return Job(
-        name, fn, binding, timeout, upload, checked, inspect.iscoroutinefunction(fn), context, filename, lineno
+        name, fn, binding, timeout, upload, checked, inspect.iscoroutinefunction(fn), context, filename, lineno, ssh
     )  # fmt: skip
+
+
+def open_binding(parameters: list[inspect.Parameter], model_name: str, fail: Callable) -> Binding:
+    """Binds a job with `**kwargs`: its named parameters as fields, and any other key as a keyword too."""
+    named = [p for p in parameters if p.kind != p.VAR_KEYWORD]
+    closed = analyse_parameters(named, method="POST", input_schema=None, model_name=model_name, fail=fail)
+    if closed.kind != "fields":
+        raise fail("with **kwargs, the other parameters must be plain JSON arguments (no model or dict taking all)")
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in closed.model.model_fields.items()}
+    model = create_model(model_name, __config__=ConfigDict(extra="allow", allow_inf_nan=False), **fields)
+    return replace(closed, model=model)
 
 
 def check_ports(ports: Any, fail: Callable[[str], Exception]) -> tuple[Port, ...]:

@@ -40,7 +40,7 @@ def define(options: dict, fn_source: str) -> None:
         ({"public_api_path": "/a?b"}, "async def fn(self): pass", "no spaces, '?' or '#'"),
         ({"public_api_path": "/_ready"}, "async def fn(self): pass", "built-in route"),
         ({"method": "FETCH"}, "async def fn(self): pass", "method 'FETCH' is not one of"),
-        ({"stream": True}, "async def fn(self): return 1", "stream=True needs a generator function; use 'yield'"),
+        ({"stream": True}, "async def fn(self) -> dict: return 1", "needs a generator function (use 'yield'"),
         ({}, "async def fn(self):\n    yield 1", "add stream=True"),
         ({"passthrough": True, "passthrough_port": 70000}, "async def fn(self): pass", "from 1 to 65535"),
         ({"input_schema": Full, "minimal_input_schema": Unrelated}, "async def fn(self, d: Full): pass", "['prompt']"),

@@ -81,7 +81,8 @@ def test_bare_decorator_and_model_arguments() -> None:
         ({"timeout": 1.5}, "timeout must be a whole number"),
         ({"upload": "yes"}, "upload must be True or False, not 'yes'"),
         ({"ports": [Port("web", 8080), Port("web", 8081)]}, "ports must have distinct names; web appears twice"),
-        ({"ports": [{"name": "web", "port": 8000}]}, "a job's port must be 22 or in 8002-65535"),
+        ({"ports": [{"name": "web", "port": 8000}]}, "a job's port must be 22, 2202 or in 8002-65535"),
+        ({"ssh": "yes"}, "ssh must be True or False, not 'yes'"),
         ({"ports": [{"name": "Web!", "port": 8080}]}, "String should match pattern"),
         ({"ports": [{"name": "web", "port": 8080, "proto": "sctp"}]}, "Input should be 'tcp', 'udp' or 'http'"),
         ({"ports": "8080"}, "ports must be a list of Port(name, port, proto), not str"),
@@ -130,3 +131,35 @@ def test_sdk_import_paths() -> None:
 
     assert (SdkJob, SdkPort) == (Job, Port)
     assert Port("ssh", 22, "tcp") == Port(name="ssh", port=22, proto="tcp")
+
+
+async def test_the_sdks_job_spelling_ssh_and_job_data(tmp_path) -> None:
+    from chutes.job import call_job
+
+    chute = make_chute()
+
+    @chute.job(ssh=True, timeout=3600)
+    async def run(self, **job_data) -> dict:
+        with open(f"{job_data['output_dir']}/args.txt", "w") as f:
+            f.write(repr(sorted(job_data)))
+        return {"output_dir": job_data["output_dir"], "model": job_data.get("model")}
+
+    @chute.job(ports=[Port("ssh", 2202, "tcp")], ssh=True)
+    async def keep(self, steps: int, **rest) -> list:
+        return [steps, rest]
+
+    job = chute.jobs["run"]
+    assert [p.model_dump() for p in job.ports] == [{"name": "ssh", "port": 2202, "proto": "tcp"}]
+    assert job.describe()["ssh"] is True and job.describe()["args_schema"]["additionalProperties"] is True
+    kwargs = job.bind(b'{"model": "m", "output_dir": "/not/here"}')
+    out = tmp_path / "out"
+    out.mkdir()
+    result = await call_job(chute, job, kwargs, output_dir=str(out), input_dir=str(tmp_path))
+    assert result == {"output_dir": str(out), "model": "m"}  # the run's own output_dir, never the client's
+    assert (out / "args.txt").read_text() == "['input_dir', 'model', 'output_dir']"
+    kept = chute.jobs["keep"]
+    assert len(kept.ports) == 1  # ssh=True with the ssh port already listed adds nothing
+    assert kept.bind(b'{"steps": 2, "lr": 0.1}') == {"steps": 2, "lr": 0.1}
+    with pytest.raises(ValidationError, match="steps"):
+        kept.bind(b'{"lr": 0.1}')
+    assert Port("ssh", 2202, "tcp").port == 2202

@@ -168,15 +168,18 @@ class Chute:
         timeout: int | None = None,
         upload: bool = True,
         ports: list | None = None,
+        ssh: bool = False,
     ) -> Callable:
         """Registers the decorated function as a job (run once, on an instance of its own) and returns it unchanged.
 
         @chute.job(timeout=600, ports=[Port("web", 8080, "http")])
         async def render(self, frames: int, output_dir: str) -> dict: ...
+
+        `ssh=True` opens port 2202 (tcp) for the job's own ssh server, as the SDK does.
         """
 
         def register(fn: Callable) -> Callable:
-            spec = define_job(fn, timeout=timeout, upload=upload, ports=ports or ())
+            spec = define_job(fn, timeout=timeout, upload=upload, ports=ports or (), ssh=ssh)
             if spec.name in self.jobs:
                 other = self.jobs[spec.name].where
                 raise JobDefinitionError(f"{spec.where}: {other} already has that name; rename one")

@@ -1,0 +1,1 @@
+"""Chute files in the Chutes platform SDK's spelling, one per shape that SDK users write (issue 24)."""
