@@ -1,7 +1,7 @@
 """Benchmark of the LLM streaming shape: thousands of slow SSE streams open through the gateway at once.
 
     .venv/bin/python bench/bench_streams.py [--streams 2000] [--events 100] [--interval 0.05] [--rounds 1]
-                                            [--lockstep] [--no-stream-handoff]
+                                            [--lockstep] [--stream-handoff]
 
 It starts a real `chutes host serve` (process executor, pinned to --host-cores) on a temporary data dir,
 deploys one public chute (its instance pinned to core 0), and opens --streams SSE streams of --events
@@ -10,8 +10,9 @@ port of its own (the host's instance listens on a Unix socket only) and then thr
 gateway, in one run. Each event carries the time the instance produced it; the client (plain asyncio
 protocols, unpinned) records when it arrived. It reports failed streams, the host's RSS growth per
 open stream (the host's VmRSS with every stream open minus before, over --streams), and the event
-delay p50/p99 of both runs: the gateway's share is the difference. By default the host hands each
-stream's client connection to the instance (stream handoff); --no-stream-handoff makes it relay them.
+delay p50/p99 of both runs: the gateway's share is the difference. By default the host relays every
+stream; --stream-handoff starts it declared single-tenant with stream handoff, which hands each stream's
+client connection to the instance instead.
 With --rounds N the direct and gateway runs alternate N times and the medians are reported (the p99
 of one run swings by several ms on a shared machine). --lockstep gives every stream its events at the
 same instants, the shape of an LLM whose batched decode step gives each sequence its token at once.
@@ -178,7 +179,9 @@ def main() -> None:
     parser.add_argument("--host-cores", default="1", help="cores the host may use, for taskset (e.g. 0,1)")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "off"), default="auto", help="the host's --sandbox")
     parser.add_argument(
-        "--no-stream-handoff", action="store_true", help="start the host with --no-stream-handoff (it relays streams)"
+        "--stream-handoff",
+        action="store_true",
+        help="start the host with --single-tenant --stream-handoff (it hands streams to the instance)",
     )
     args = parser.parse_args()
     if shutil.which("taskset") is None:
@@ -187,7 +190,8 @@ def main() -> None:
         raise SystemExit("Error: --rounds must be at least 1")
     raise_open_files(args.streams * 3 + 1024)  # the host and its instance inherit it
     root = Path(tempfile.mkdtemp(prefix="chutes-bench-streams-"))
-    bench = Bench(root, sandbox=args.sandbox, host_args=("--no-stream-handoff",) if args.no_stream_handoff else ())
+    handoff = ("--single-tenant", "--stream-handoff") if args.stream_handoff else ()
+    bench = Bench(root, sandbox=args.sandbox, host_args=handoff)
     rounds = []
     try:
         bench.deploy("llm", public=True)
@@ -255,7 +259,7 @@ def report(args, rounds: list[Round]) -> None:  # noqa: ANN001
     each = ", ".join(f"{done.added:.2f}" for done in rounds)
     over = f" (median of {len(rounds)} rounds: {each})" if len(rounds) > 1 else ""
     print(f"event delay p99 added by the gateway: {added:.2f} ms{over} (goal < 5 ms: {_verdict(added < 5)})")
-    how = "relayed by the host (--no-stream-handoff)" if args.no_stream_handoff else "handed to the instance"
+    how = "handed to the instance (--stream-handoff)" if args.stream_handoff else "relayed by the host"
     host_us = statistics.median(done.host_us_per_event for done in rounds)
     print(f"streams {how}; host CPU per event: {host_us:.1f} us (all host work during the gateway run)")
     served = statistics.median(done.served_cores for done in rounds)

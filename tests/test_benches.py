@@ -14,9 +14,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="the bench pins processes with taskset (util-linux)")
-@pytest.mark.parametrize("handoff", ["handed to the instance", "relayed by the host (--no-stream-handoff)"])
+@pytest.mark.parametrize("handoff", ["handed to the instance (--stream-handoff)", "relayed by the host"])
 def test_bench_streams_runs_and_reports_every_event(handoff: str) -> None:
-    flags = ["--no-stream-handoff"] if "relayed" in handoff else []
+    flags = ["--stream-handoff"] if "handed" in handoff else []
     done = subprocess.run(
         [
             sys.executable,
