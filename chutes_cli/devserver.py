@@ -19,10 +19,11 @@ loaded: StartupGuard | None = None
 def create_app() -> Any:
     """Loads the chute named by $CHUTES_REF; while its module is broken, serves the error instead."""
     from chutes.exceptions import ChuteLoadError
-    from chutes.loader import load_chute
+    from chutes.loader import compile_from_source, load_chute, source_directory
     from chutes_cli.errors import print_error
 
     global loaded
+    compile_from_source(source_directory(os.environ[REF_ENV]))
     try:
         chute = load_chute(os.environ[REF_ENV])
     except ChuteLoadError as exc:

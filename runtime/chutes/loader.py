@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
+import sysconfig
 import traceback
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
 
 from chutes.exceptions import ChuteLoadError
@@ -126,7 +130,8 @@ def import_file(path: Path) -> ModuleType:
             f"{path} would be imported as module {name!r}, but another module of that name "
             f"is already imported ({existing_file or 'built in'}). Rename the file."
         )
-    spec = importlib.util.spec_from_file_location(name, resolved)
+    loader = SourceOnlyLoader(name, str(resolved)) if compiles_from_source(resolved) else None
+    spec = importlib.util.spec_from_file_location(name, resolved, loader=loader)
     if spec is None or spec.loader is None:
         raise ChuteLoadError(f"cannot import {path} as a Python module.")
     module = importlib.util.module_from_spec(spec)
@@ -139,6 +144,67 @@ def import_file(path: Path) -> ModuleType:
             raise
         raise import_failure(name, str(resolved), exc) from None
     return module
+
+
+class SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles a module from its source at every import: never reads or writes `__pycache__`.
+
+    A timestamp .pyc is trusted while its source has the recorded mtime, in whole seconds, and
+    size; an edit of the same length within the second of an import (an editor's format on save,
+    a second edit during a restart) would be served stale from it after a reload.
+    """
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+class SourceDirectoryFinder:
+    """A meta path finder that gives modules found under `directories` a SourceOnlyLoader."""
+
+    def __init__(self) -> None:
+        self.directories: list[Path] = []
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if (
+            spec is not None
+            and type(spec.loader) is importlib.machinery.SourceFileLoader
+            and spec.origin
+            and compiles_from_source(Path(spec.origin))
+        ):
+            spec.loader = SourceOnlyLoader(fullname, spec.origin)
+        return spec
+
+
+SOURCE_FINDER = SourceDirectoryFinder()
+INSTALLED = {Path(sysconfig.get_path(name)).resolve() for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+
+
+def compile_from_source(directory: Path) -> None:
+    """Makes later imports of the .py files under `directory` compile them from source (see
+    SourceOnlyLoader): what a reloading server must serve is the file as it is now."""
+    SOURCE_FINDER.directories.append(directory.resolve())
+    if SOURCE_FINDER not in sys.meta_path:
+        # Just before the path finder, so built-in and frozen modules are found as ever.
+        index = next(
+            (i for i, finder in enumerate(sys.meta_path) if finder is importlib.machinery.PathFinder),
+            len(sys.meta_path),
+        )
+        sys.meta_path.insert(index, SOURCE_FINDER)
+
+
+def compiles_from_source(path: Path) -> bool:
+    """True for the user's own files under a `compile_from_source` directory, not for installed
+    packages there (a project's .venv): those keep their bytecode."""
+    if not SOURCE_FINDER.directories:
+        return False
+    path = path.resolve()
+    if any(path.is_relative_to(prefix) for prefix in INSTALLED) or {"site-packages", "dist-packages"} & set(path.parts):
+        return False
+    return any(path.is_relative_to(directory) for directory in SOURCE_FINDER.directories)
 
 
 def import_failure(name: str, origin: str, exc: BaseException) -> ChuteLoadError:

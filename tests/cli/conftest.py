@@ -110,15 +110,19 @@ def start_server(tmp_path: Path, cli_env: dict[str, str]) -> Iterator:
     """Starts `chutes run REF --port P ARGS...` on a free port; every server is stopped at teardown."""
     servers: list[Server] = []
 
-    def start(ref: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, wait: bool = True):
+    def start(
+        ref: str, *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None, wait: bool = True
+    ):
+        """`env` adds to the test environment; a None value removes that variable."""
         port = free_port()
+        merged = {k: v for k, v in {**cli_env, **(env or {})}.items() if v is not None}
         index = len(servers)
         stdout_path, stderr_path = tmp_path / f"server{index}.out", tmp_path / f"server{index}.err"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen(
                 [CHUTES, "run", ref, "--port", str(port), *args],
                 cwd=cwd or FIXTURES,
-                env={**cli_env, **(env or {})},
+                env=merged,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,

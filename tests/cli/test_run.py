@@ -42,28 +42,84 @@ def test_without_dev_500_bodies_hold_no_traceback(chutes, start_server):
     assert "raise RuntimeError" not in result.stderr
 
 
-def test_reload_picks_up_an_edited_file(start_server, fixture_copy):
-    source = fixture_copy("cli_reload.py")
-    server = start_server(f"{source}:chute", "--reload", cwd=source.parent)
-    assert httpx.get(f"{server.url}/version").json() == {"version": "one"}
-    source.write_text(source.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
-    deadline = time.monotonic() + 20
+# Python writes __pycache__ unless PYTHONDONTWRITEBYTECODE is set; a timestamp .pyc trusts its source's
+# mtime in whole seconds and size, so an edit of the same length within a second of the import was
+# served stale after the reload in the first environment. Reload tests run in both.
+BYTECODE_ENVS = {"bytecode": {"PYTHONDONTWRITEBYTECODE": None}, "no-bytecode": {"PYTHONDONTWRITEBYTECODE": "1"}}
+
+
+@pytest.fixture(params=sorted(BYTECODE_ENVS))
+def bytecode_env(request: pytest.FixtureRequest) -> dict[str, str | None]:
+    return BYTECODE_ENVS[request.param]
+
+
+def wait_for_version(server, expected: str, timeout: float = 20) -> None:
+    """Waits until GET /version answers `expected`; fails with the last answer and the server's log."""
+    deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
         try:
             seen = httpx.get(f"{server.url}/version", timeout=2).json()
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):
             seen = None
-        if seen == {"version": "two"}:
-            break
+        if seen == {"version": expected}:
+            return
         time.sleep(0.1)
-    assert seen == {"version": "two"}, server.stderr
+    raise AssertionError(f"expected version {expected!r}, last answer {seen!r}:\n{server.stderr}")
 
 
-def test_reload_survives_a_broken_edit(start_server, fixture_copy):
+def edit_in_the_same_second(path, text: str) -> None:
+    """Writes `text` to `path` and keeps its mtime: an edit that lands within the second of the
+    last one, as a quick second save does, made certain rather than left to timing."""
+    before = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_reload_picks_up_an_edited_file(start_server, fixture_copy, bytecode_env):
+    source = fixture_copy("cli_reload.py")
+    server = start_server(f"{source}:chute", "--reload", cwd=source.parent, env=bytecode_env)
+    assert httpx.get(f"{server.url}/version").json() == {"version": "one"}
+    source.write_text(source.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+    wait_for_version(server, "two")
+    # The same length, within the same second: only the content tells the versions apart.
+    edit_in_the_same_second(source, source.read_text().replace('VERSION = "two"', 'VERSION = "six"'))
+    wait_for_version(server, "six")
+
+
+def test_the_last_of_two_quick_edits_is_served(start_server, fixture_copy, bytecode_env):
+    # An editor that saves, then rewrites the file (format on save) a moment later.
     source = fixture_copy("cli_reload.py")
     original = source.read_text()
-    server = start_server("cli_reload:chute", "--reload", cwd=source.parent)
+    server = start_server("cli_reload.py:chute", "--dev", cwd=source.parent, env=bytecode_env)
+    source.write_text(original.replace('VERSION = "one"', 'VERSION = "two"'))
+    time.sleep(0.05)
+    source.write_text(original.replace('VERSION = "one"', 'VERSION = "six"'))
+    wait_for_version(server, "six")
+    # A second edit while the server restarts is served too.
+    source.write_text(original.replace('VERSION = "one"', 'VERSION = "ten"'))
+    time.sleep(0.3)
+    source.write_text(original.replace('VERSION = "one"', 'VERSION = "end"'))
+    wait_for_version(server, "end")
+    time.sleep(1.5)  # and stays served: no later reload brings back an older version
+    wait_for_version(server, "end", timeout=2)
+
+
+def test_reload_picks_up_an_edited_sibling_module(start_server, fixture_copy, bytecode_env):
+    source = fixture_copy("cli_reload.py")
+    helper = source.parent / "cli_reload_version.py"
+    helper.write_text('VERSION = "one"\n')
+    source.write_text(source.read_text().replace('VERSION = "one"', "from cli_reload_version import VERSION"))
+    server = start_server("cli_reload:chute", "--dev", cwd=source.parent, env=bytecode_env)
+    wait_for_version(server, "one")
+    helper.write_text('VERSION = "two"\n')
+    wait_for_version(server, "two")
+
+
+def test_reload_survives_a_broken_edit(start_server, fixture_copy, bytecode_env):
+    source = fixture_copy("cli_reload.py")
+    original = source.read_text()
+    server = start_server("cli_reload:chute", "--reload", cwd=source.parent, env=bytecode_env)
     source.write_text(original + "\ndef broken(:\n")
     deadline = time.monotonic() + 20
     while "SyntaxError" not in server.stderr and time.monotonic() < deadline:
@@ -71,14 +127,7 @@ def test_reload_survives_a_broken_edit(start_server, fixture_copy):
     assert "SyntaxError" in server.stderr
     assert server.process.poll() is None
     source.write_text(original.replace('"one"', '"three"'))
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "three"}:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
+    wait_for_version(server, "three")
 
 
 def lifecycle_events(path) -> list[str]:
@@ -222,25 +271,19 @@ def test_dev_server_answers_at_once_while_the_module_is_broken(chutes, start_ser
     raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
 
 
-def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixture_copy):
+def test_dev_mode_shows_an_import_error_and_waits_for_the_fix(start_server, fixture_copy, bytecode_env):
     source = fixture_copy("cli_reload.py")
     original = source.read_text()
+    # The broken line has the same length as the fixed one: only the content tells them apart.
     source.write_text(original.replace('VERSION = "one"', "VERSION = 1 / 0"))
-    server = start_server("cli_reload.py:chute", "--dev", cwd=source.parent, wait=False)
+    server = start_server("cli_reload.py:chute", "--dev", cwd=source.parent, wait=False, env=bytecode_env)
     deadline = time.monotonic() + 20
     while "ZeroDivisionError" not in server.stderr and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "Error: importing module 'cli_reload'" in server.stderr
     assert server.process.poll() is None
-    source.write_text(original)
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.url}/version", timeout=2).json() == {"version": "one"}:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the fixed file was not served:\n{server.stderr}")
+    edit_in_the_same_second(source, original)
+    wait_for_version(server, "one")
 
 
 def test_dev_server_answers_at_once_when_a_startup_hook_fails(chutes, start_server, fixture_copy):
