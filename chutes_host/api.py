@@ -24,6 +24,7 @@ from chutes_host.auth import read_key
 from chutes_host.bundle import BundleError
 from chutes_host.deployments import (
     DeployError,
+    check_manifest_images,
     delete_deployment,
     find_own_deployment,
     install_bundle,
@@ -252,7 +253,9 @@ def _chutes_router(state: HostState) -> APIRouter:
         return await run_in_threadpool(_get, user, spec.slug)
 
     def check_gpus(manifest: Manifest) -> None:
-        """Refuses a deploy no instance of which could start now (run in a worker thread)."""
+        """Refuses a deploy no instance of which could start now, or that names another chute's image (run in a
+        worker thread)."""
+        check_manifest_images(manifest, supervisor.executor)
         selector = NodeSelector(**(manifest.node_selector or {}))
         # the supervisor's state belongs to the event loop, so ask it there
         refused = anyio.from_thread.run_sync(supervisor.refusal, selector, manifest.slug)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -21,6 +23,8 @@ from chutes_host.models import ChuteSecret, Deployment, DeployRecord, User
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
+# an engine (and a kubelet's engine) resolves these as image ids, of any image it holds, not as names
+IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
 
 
 class DeployError(Exception):
@@ -52,6 +56,53 @@ async def receive_bundle(chunks: AsyncIterator[bytes], config: HostConfig, *, de
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+def check_image_ref(ref: str, *, own: Sequence[str], reserved: Sequence[str], what: str) -> None:
+    """Refuses a reference to another chute's image (its code is another user's), by tag or by image id.
+
+    `reserved` are the repository prefixes under which the host keeps chutes' images (the engine's, the
+    registry the cluster pulls from); `own` are the prefixes of this chute's own images there.
+    """
+    from chutes.image import REF_PATTERN
+
+    if not REF_PATTERN.match(ref):
+        raise DeployError(f"{what} {ref!r} is not an image reference (like 'python:3.11-slim')", status=400)
+    if IMAGE_ID.match(ref):
+        raise DeployError(f"{what} {ref!r} looks like an image id; name it by repository and tag", status=400)
+    name = _comparable(ref)
+    if any(name.startswith(_comparable(p)) for p in reserved) and not any(name.startswith(_comparable(p)) for p in own):
+        raise DeployError(f"{what} {ref!r} belongs to another chute; use your own image", status=403)
+
+
+def manifest_images(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Returns the images a manifest names, each with what it is for: the image to run, the base to build FROM."""
+    images = []
+    run = manifest.get("deploy_image") or (None if manifest.get("build_image") else manifest.get("image"))
+    if isinstance(run, str):
+        images.append((run, "the image to run"))
+    recipe = manifest.get("image_recipe")
+    base = recipe.get("base_image") if isinstance(recipe, dict) and manifest.get("build_image") else None
+    if isinstance(base, str):
+        images.append((base, "the base image"))
+    return images
+
+
+def check_manifest_images(manifest: Manifest, executor: Any) -> None:
+    """Refuses, before anything is recorded, a deploy that runs or builds FROM another chute's image, on an
+    executor that says where it keeps chutes' images (`image_repositories(slug)` -> (own, reserved))."""
+    repositories = getattr(executor, "image_repositories", None)
+    if repositories is None:
+        return
+    own, reserved = repositories(manifest.slug)
+    for ref, what in manifest_images(manifest.model_dump(mode="json")):
+        check_image_ref(ref, own=own, reserved=reserved, what=what)
+
+
+def _comparable(ref: str) -> str:
+    """Returns a reference as compared with the host's repositories: registry names are case-insensitive."""
+    first, slash, rest = ref.partition("/")
+    return first.lower() + slash + rest
 
 
 def _too_big(limit: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +29,6 @@ STOP_GRACE = 5
 HOME = "/home/chutes"
 # the uid and gid of the `chutes` user that built images run as; images that declare root run as it too
 RUN_USER = (1000, 1000)
-# the engine resolves these as image ids (of any image on it), not as names
-IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
 
 
 class BuildStopped(Exception):
@@ -478,16 +475,16 @@ def build_spec(spec: DeploymentSpec) -> Any:
     return ChuteSpec(spec.slug, module, attr, cords, spec.manifest.get("node_selector") or {})
 
 
-def check_image_ref(ref: str, own_prefix: str, *, what: str) -> None:
-    """Refuses a reference to another chute's image (its code is another user's), by tag or by image id."""
-    from chutes.image import REF_PATTERN
+def check_image_ref(ref: str, own_prefix: str, *, what: str, reserved: Sequence[str] = ()) -> None:
+    """Refuses a reference to another chute's image on the engine (or in `reserved` repositories, e.g. the
+    registry a cluster pulls from), by tag or by image id: the host's one check, in deployments."""
+    from chutes_host.deployments import DeployError
+    from chutes_host.deployments import check_image_ref as check
 
-    if not REF_PATTERN.match(ref):
-        raise ExecutorError(f"{what} {ref!r} is not an image reference (like 'python:3.11-slim')", phase="building")
-    if IMAGE_ID.match(ref):
-        raise ExecutorError(f"{what} {ref!r} looks like an image id; name it by repository and tag", phase="building")
-    if ref.startswith(IMAGE_REPO + "/") and not ref.startswith(own_prefix):
-        raise ExecutorError(f"{what} {ref!r} belongs to another chute; use your own image", phase="building")
+    try:
+        check(ref, own=(own_prefix,), reserved=(IMAGE_REPO + "/", *reserved), what=what)
+    except DeployError as exc:
+        raise ExecutorError(str(exc), phase="building") from None
 
 
 def _pump_logs(container: Any, log_path: Path) -> None:
