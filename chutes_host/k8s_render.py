@@ -1,4 +1,5 @@
-"""Renders one chute version into Kubernetes manifests (Secret, Deployment, Service) from templates/kubernetes."""
+"""Renders one chute version into Kubernetes manifests (Secret, NetworkPolicy, Deployment, Service) from
+templates/kubernetes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ HOST_LABEL = "chutes.ai/host"
 CHUTE_LABEL = "chutes.ai/chute-id"
 VERSION_LABEL = "chutes.ai/version"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "chutes-host"}
+# the labels of the host's own pods (deploy/kubernetes/host.yaml): the only pods a chute's NetworkPolicy lets in
+HOST_POD_LABELS = {"app.kubernetes.io/name": "chutes-host"}
+KINDS = ("secret", "networkpolicy", "deployment", "service")  # in the order they are applied
 # product names GPU feature discovery reports for common data-centre and workstation GPUs; the host adds
 # those its cluster's nodes carry, so `include`/`exclude` match what is really there too
 KNOWN_PRODUCTS = (
@@ -132,7 +136,8 @@ def render_manifests(
     shape: PodShape,
     products: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Takes a chute version, its image and replica count, and returns its Secret, Deployment and Service."""
+    """Takes a chute version, its image and replica count, and returns its Secret, NetworkPolicy, Deployment and
+    Service (the policy before the pods, so none runs without it)."""
     import yaml
 
     from chutes_cli.templates import templates_dir
@@ -166,12 +171,11 @@ def render_manifests(
         "run_user": RUN_USER,
         "drain_seconds": shape.drain_seconds,
         "grace_seconds": shape.grace_seconds,
+        "host_pods": HOST_POD_LABELS,
+        "egress": bool(spec.manifest.get("allow_external_egress", False)),
     }
     folder = templates_dir() / "kubernetes"
-    return [
-        yaml.safe_load(env.from_string((folder / f"{kind}.yaml.j2").read_text()).render(context))
-        for kind in ("secret", "deployment", "service")
-    ]
+    return [yaml.safe_load(env.from_string((folder / f"{kind}.yaml.j2").read_text()).render(context)) for kind in KINDS]
 
 
 def to_yaml(objects: Sequence[dict[str, Any]]) -> str:

@@ -1,5 +1,5 @@
-"""The kubernetes executor: each chute is a Deployment, Service and Secret in one namespace of an existing
-cluster; Kubernetes places and restarts the pods, the host applies, watches and routes.
+"""The kubernetes executor: each chute is a Deployment, Service, Secret and NetworkPolicy in one namespace of an
+existing cluster; Kubernetes places and restarts the pods, the host applies, watches and routes.
 
 It talks to the API server with lightkube's async client (typed resources, server-side apply, small).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import math
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chutes_host.deployments import DeployError, check_image_ref, manifest_images
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.k8s_render import (
     CHUTE_PORT,
@@ -92,6 +94,8 @@ class KubernetesExecutor:
         self.client = AsyncClient(config=kube, namespace=self.shape.namespace, field_manager=self.field_manager)
         self._images: dict[tuple[str, int], str] = {}
         self.replicas: dict[str, int] = {}  # the count last applied, per chute slug
+        # when each chute's Deployment was made: older pods with its labels are a deleted namesake's, going
+        self.created: dict[str, Any] = {}
         self.pulling: dict[str, str] = {}  # pod name: the kubelet's "Pulling image ..." while it pulls
         self._mirrors: dict[str, _Mirror] = {}
         self._events: asyncio.Task | None = None
@@ -108,6 +112,12 @@ class KubernetesExecutor:
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         """Decides the version's image: `--image`, the chute's image reference, or a build pushed to --registry."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        own, reserved = self.image_repositories(spec.slug)
+        for image, what in manifest_images(spec.manifest):  # checked at upload too; this covers older manifests
+            try:
+                check_image_ref(image, own=own, reserved=reserved, what=what)
+            except DeployError as exc:
+                raise ExecutorError(str(exc), phase="building") from None
         manifest = spec.manifest
         ref = manifest.get("deploy_image") or (None if manifest.get("build_image") else manifest.get("image"))
         if not ref:
@@ -116,8 +126,17 @@ class KubernetesExecutor:
             f.write(f"image {ref}\n")
         self._images[(spec.slug, spec.version)] = ref
 
+    def image_repositories(self, slug: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Returns (this chute's, every chute's) repository prefixes of the images the host builds: on its engine,
+        and in --registry, where the nodes pull them. A deploy may run or build FROM only its own."""
+        from chutes_host.executors.docker import IMAGE_REPO
+
+        if not self.config.registry:
+            return (), (IMAGE_REPO + "/",)
+        return (f"{self._repository(slug)}:",), (IMAGE_REPO + "/", f"{self._repository('')}")
+
     async def apply(self, spec: DeploymentSpec, replicas: int) -> None:
-        """Creates or updates the chute's Secret, Deployment and Service by server-side apply."""
+        """Creates or updates the chute's Secret, NetworkPolicy, Deployment and Service by server-side apply."""
         from lightkube import codecs
 
         try:
@@ -128,7 +147,9 @@ class KubernetesExecutor:
             raise ExecutorError(str(exc), phase="starting") from None
         for data in objects:
             obj = codecs.from_dict(data)
-            await self._call(f"apply {data['kind']} {data['metadata']['name']}", self.client.apply(obj))
+            applied = await self._call(f"apply {data['kind']} {data['metadata']['name']}", self.client.apply(obj))
+            if data["kind"] == "Deployment":
+                self.created[spec.slug] = applied.metadata.creationTimestamp
         self.replicas[spec.slug] = replicas
 
     async def scale(self, spec: DeploymentSpec, replicas: int) -> None:
@@ -139,10 +160,12 @@ class KubernetesExecutor:
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.apps_v1 import Deployment
         from lightkube.resources.core_v1 import Secret, Service
+        from lightkube.resources.networking_v1 import NetworkPolicy
         from lightkube.types import CascadeType
 
         name = object_name(spec.slug)
-        for kind, obj_name in ((Deployment, name), (Service, name), (Secret, f"{name}-env")):
+        kinds = ((Deployment, name), (Service, name), (Secret, f"{name}-env"), (NetworkPolicy, name))
+        for kind, obj_name in kinds:
             try:
                 found = await self.client.get(kind, obj_name)
                 if (found.metadata.labels or {}).get(HOST_LABEL) != label_value(self.shape.host_id):
@@ -153,6 +176,7 @@ class KubernetesExecutor:
                 if exc.status.code != 404:
                     raise self._error(f"delete {kind.__name__} {obj_name}", exc) from None
         self.replicas.pop(spec.slug, None)
+        self.created.pop(spec.slug, None)
         for key in [k for k in self._images if k[0] == spec.slug]:
             del self._images[key]
 
@@ -303,12 +327,25 @@ class KubernetesExecutor:
             self._builder = DockerExecutor(self.config)
         await self._builder.prepare(spec, log_path)
         local = version_tag(spec, self._builder.owner)
-        repository = f"{self.config.registry.rstrip('/')}/chutes/{spec.slug}"
-        tag = f"v{spec.version}-{self._builder.owner[:8]}"
+        repository = self._repository(spec.slug)
+        tag = f"v{spec.version}-{self._tag_secret(spec)}"
         with open(log_path, "a") as f:
             f.write(f"pushing {repository}:{tag}\n")
         await asyncio.to_thread(self._push, local, repository, tag, log_path)
         return f"{repository}:{tag}"
+
+    def _repository(self, slug: str) -> str:
+        return f"{self.config.registry.rstrip('/')}/chutes/{slug}"
+
+    def _tag_secret(self, spec: DeploymentSpec) -> str:
+        """Returns the part of a pushed tag no tenant can derive from their own (an HMAC with the host's key): a
+        reference to another chute's image that slips past the check (another name for the registry, say) still
+        has to guess it."""
+        from chutes_host.secrets import KEY_FILE, read_or_create_key
+
+        key = read_or_create_key(Path(self.config.data_dir) / KEY_FILE)
+        message = f"chutes image tag\0{spec.slug}\0{spec.version}".encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:20]
 
     def _push(self, local: str, repository: str, tag: str, log_path: Path) -> None:
         client = self._builder.client
@@ -407,6 +444,11 @@ class _Mirror:
     async def update(self, pods: dict[str, Any]) -> None:
         self.pods = pods
         dep, spec = self.dep, self.dep.spec
+        # A chute deleted and deployed again under its name: until the garbage collector marks the old pods (seconds
+        # on a loaded cluster) they carry the same labels, and a crash-looping one would fail the new deploy.
+        since = self.executor.created.get(spec.slug)
+        if since is not None:
+            pods = {k: p for k, p in pods.items() if not _made_before(p, since)}
         for gone in set(self.known) - set(pods):
             self.executor.forget_log(gone)
             self.executor.pulling.pop(gone, None)
@@ -516,6 +558,11 @@ def _read_pod(pod: Pod, obj: Any, *, pulling: str | None = None) -> None:
         return
     pod.phase = "starting"
     pod.waiting = "scheduled, waiting for the node" if scheduled is not None else "waiting for the scheduler"
+
+
+def _made_before(obj: Any, moment: Any) -> bool:
+    made = obj.metadata.creationTimestamp
+    return made is not None and made < moment
 
 
 def _handle(pod: Pod, ip: str | None) -> InstanceHandle | None:

@@ -26,9 +26,13 @@ def validate(objects: list[dict]) -> None:
 def test_every_example_renders_valid_manifests(tmp_path: Path, name: str) -> None:
     spec = example_spec(name, tmp_path, image="registry.example.com/chutes/x:1")
     objects = render_manifests(spec, image="registry.example.com/chutes/x:1", replicas=2, shape=PodShape())
-    assert [o["kind"] for o in objects] == ["Secret", "Deployment", "Service"]
+    assert [o["kind"] for o in objects] == ["Secret", "NetworkPolicy", "Deployment", "Service"]
     validate(objects)
-    pod = objects[1]["spec"]["template"]["spec"]
+    policy, deployment = objects[1]["spec"], objects[2]["spec"]
+    assert policy["podSelector"]["matchLabels"] == deployment["selector"]["matchLabels"]
+    assert policy["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "chutes-host"}}}]
+    assert bool(policy["egress"]) == bool(spec.manifest.get("allow_external_egress"))
+    pod = deployment["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -87,7 +91,7 @@ def test_deploy_dry_run_prints_the_manifests(tmp_path: Path) -> None:
     objects = list(yaml.safe_load_all(result.stdout))
     validate(objects)
     assert {o["metadata"]["namespace"] for o in objects} == {"team-a"}
-    assert objects[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg.example/h:1"
+    assert objects[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "reg.example/h:1"
 
     refused = run_cli("deploy", "hello.py:chute", "--dry-run", home=tmp_path, cwd=project)
     assert refused.returncode == 2 and "pass -o yaml" in refused.stderr

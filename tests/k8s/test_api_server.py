@@ -55,6 +55,10 @@ async def test_every_example_is_applied_read_back_and_deleted(api_server, tmp_pa
         assert "s3cret" not in json.dumps(deployment)  # secrets stay out of the Deployment
         service = json.loads(api_server.kubectl("get", "service", object_name(spec.slug), "-n", "chutes", "-o", "json"))
         assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        policy = json.loads(
+            api_server.kubectl("get", "networkpolicy", object_name(spec.slug), "-n", "chutes", "-o", "json")
+        )
+        assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
         await executor.scale(spec, 0)
         replicas = api_server.kubectl(
@@ -64,7 +68,7 @@ async def test_every_example_is_applied_read_back_and_deleted(api_server, tmp_pa
     finally:
         await executor.remove(spec)
         await executor.aclose()
-    for kind in ("deployments", "services", "secrets"):
+    for kind in ("deployments", "services", "secrets", "networkpolicies"):
         assert [o["metadata"]["name"] for o in owned(api_server, kind)] == []
 
 
