@@ -9,8 +9,6 @@ each deployment runs as its own uid/gid, allocated from a range and remembered i
 
 from __future__ import annotations
 
-import configparser
-import contextlib
 import json
 import os
 import re
@@ -46,11 +44,19 @@ ETC_PATHS = (
     "/etc/ssl",
     "/etc/timezone",
 )
-PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf")
 INSTANCE_ENV = frozenset({"LANG", "TZ", "LD_LIBRARY_PATH"})
 INSTANCE_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_")
 BUILD_ENV = frozenset({"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
-BUILD_ENV_PREFIXES = ("PIP_", "SSL_", "REQUESTS_CA_")
+BUILD_ENV_PREFIXES = ("SSL_", "REQUESTS_CA_")  # never PIP_*: chutes_host.pipconfig says why
+# Run as the chute's uid, inside the sandbox: reads the whole environment from an inherited descriptor and
+# starts the command with it, so no value of a tenant's is ever in the environment of bwrap or setpriv.
+EXEC_WITH_ENV = """\
+import os, sys
+fd = int(sys.argv[1])
+data = b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+os.close(fd)
+os.execve(sys.argv[3], sys.argv[3:], dict(item.split(b"=", 1) for item in data.split(b"\\0") if item))
+"""
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY($|_)", re.IGNORECASE)
 SANDBOX_UID_FILE = "uids.json"
 
@@ -160,12 +166,14 @@ class Sandbox:
         read_only: Iterable[str] = (),
         devices: Iterable[str] = (),
         writable: Iterable[str] = (),
+        env_fd: int | None = None,
     ) -> list[str]:
         """Takes a command, and returns it wrapped to run confined to `directory` (read-write).
 
         `network` shares the host's network (else only a private loopback); `read_only` adds paths
-        (e.g. the pip configuration of a build); `devices` are device nodes to pass through (GPUs);
-        `writable` are more directories it may write, at the same paths (a job's directory).
+        (e.g. a build's local index); `devices` are device nodes to pass through (GPUs);
+        `writable` are more directories it may write, at the same paths (a job's directory);
+        `env_fd` is a descriptor (see `env_file`) whose environment the command gets, once confined.
         """
         args = [self.bwrap, "--die-with-parent", "--new-session", "--as-pid-1"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -201,6 +209,8 @@ class Sandbox:
         if self.as_root and uid is not None:
             args += ["--cap-add", "CAP_SETUID,CAP_SETGID", "--", self.setpriv, f"--reuid={uid}", f"--regid={uid}"]
             args += ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        if env_fd is not None:
+            argv = [sys.executable, "-I", "-S", "-c", EXEC_WITH_ENV, str(env_fd), "--", *argv]
         return [*args, "--", *argv]
 
     def _passwd(self, uid: int | None) -> Path:
@@ -248,33 +258,10 @@ def read_only_paths() -> list[str]:
     return paths
 
 
-def build_read_only(host_env: Mapping[str, str]) -> list[str]:
-    """Returns the pip configuration the operator set for builds: config files and the local paths they name."""
-    files = [*PIP_CONFIG_FILES]
-    if host_env.get("PIP_CONFIG_FILE"):
-        files.append(host_env["PIP_CONFIG_FILE"])
-    files = [f for f in files if os.path.isfile(f)]
-    values = [v for k, v in host_env.items() if k.startswith("PIP_")]
-    for name in files:
-        parser = configparser.RawConfigParser()
-        with contextlib.suppress(configparser.Error, OSError):
-            parser.read(name)
-            values += [v for section in parser.sections() for v in parser[section].values()]
-    paths = [os.path.dirname(f) if f.startswith("/etc/xdg/") else f for f in files]
-    for value in values:
-        for word in value.split():
-            path = word.removeprefix("file://")
-            if not path.startswith("/") or not os.path.exists(path):
-                continue
-            # a local index links its files relative to itself (../../files/x.whl): keep its parent too
-            paths.append(os.path.dirname(path.rstrip("/")) if path.rstrip("/").endswith("/simple") else path)
-    return paths
-
-
 def sandbox_env(host_env: Mapping[str, str], *, build: bool = False, network: bool = False) -> dict[str, str]:
     """Returns the environment of confined code: locale and GPU settings, never a host secret.
 
-    A build also gets the operator's pip settings and, with `network`, the proxy settings.
+    A build also gets the host's CA settings and, with `network`, the proxy settings.
     """
 
     def passed(name: str) -> bool:
@@ -289,6 +276,26 @@ def sandbox_env(host_env: Mapping[str, str], *, build: bool = False, network: bo
     env = {k: v for k, v in host_env.items() if passed(k)}
     env.update(PATH=SANDBOX_PATH, HOME="/tmp", TMPDIR="/tmp", USER="chute")
     return env
+
+
+def env_file(env: Mapping[str, str]) -> int:
+    """Takes an environment, and returns a descriptor (an anonymous file at offset 0) for `wrap`'s `env_fd`.
+
+    Raises ValueError on a name or value that no environment can hold (with '=' in a name, or a NUL).
+    """
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ValueError(f"environment variable {name!r} cannot be passed: its name or value is malformed")
+    data = memoryview(b"".join(f"{name}={value}\0".encode() for name, value in env.items()))
+    fd = os.memfd_create("chute-env", os.MFD_CLOEXEC)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def nvidia_devices(gpus: Iterable[str | int], *, dev: Path = Path("/dev"), driver: Path | None = None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import tempfile
@@ -19,9 +20,23 @@ from chutes_host.db import Database
 from chutes_host.deployments import DeployError, find_deployment, find_own_deployment
 from chutes_host.models import ChuteSecret, User
 
+log = logging.getLogger("chutes_host.secrets")
 KEY_FILE = "secrets.key"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 RESERVED_PREFIX = "CHUTES_"
+# Variables read as a program starts, before any of the chute's code: by the dynamic loader and the C
+# library (glibc ignores these same names in setuid programs), by shells, and by Python, which reads
+# every PYTHON* variable before the runtime runs. A chute's secrets hold data for its code, not these.
+LOADER_PREFIXES = {"LD_": "the dynamic loader", "PYTHON": "the Python interpreter as it starts"}
+LOADER_NAMES = {
+    **dict.fromkeys(
+        ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE")
+        + ("NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR"),
+        "the C library",
+    ),
+    **dict.fromkeys(("BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH"), "shells"),
+    "PATH": "shells and the C library (to find which program a name starts)",
+}
 MAX_VALUE_BYTES = 64 * 1024
 MAX_SECRETS = 100
 
@@ -100,18 +115,34 @@ def secret_box(config: HostConfig) -> SecretBox:
 
 def check_name(name: str) -> str:
     """Returns a valid secret name, or raises SecretError (422) saying what a name may be."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise SecretError(
-            f"invalid secret name {name!r}: it becomes an environment variable, so use letters, digits and "
-            "'_', not starting with a digit, at most 128 characters (e.g. HF_TOKEN)",
-            status=422,
-        )
-    if name.upper().startswith(RESERVED_PREFIX):
-        raise SecretError(
-            f"invalid secret name {name!r}: names starting with {RESERVED_PREFIX} are set by the host; choose another",
-            status=422,
-        )
+    reason = refusal(name)
+    if reason is not None:
+        raise SecretError(f"invalid secret name {name!r}: {reason}", status=422)
     return name
+
+
+def refusal(name: str) -> str | None:
+    """Returns why `name` cannot be a secret's name (the rule it breaks), or None when it can."""
+    if not NAME_PATTERN.fullmatch(name):
+        return (
+            "it becomes an environment variable, so use letters, digits and '_', not starting with a digit, "
+            "at most 128 characters (e.g. HF_TOKEN)"
+        )
+    upper = name.upper()
+    if upper.startswith(RESERVED_PREFIX):
+        return f"names starting with {RESERVED_PREFIX} are set by the host; choose another"
+    for prefix, reader in LOADER_PREFIXES.items():
+        if upper.startswith(prefix):
+            return (
+                f"names starting with {prefix} are read by {reader}, before the chute's code runs, so they are "
+                "refused; choose a name of your own (e.g. MY_SETTING) and read it in the chute"
+            )
+    if upper in LOADER_NAMES:
+        return (
+            f"{upper} is read by {LOADER_NAMES[upper]} as a program starts, before the chute's code runs, so it "
+            "is refused; choose a name of your own (e.g. MY_SETTING) and read it in the chute"
+        )
+    return None
 
 
 def check_value(value: str) -> str:
@@ -181,17 +212,28 @@ def delete_secret(session: Session, user: User, chute: str, name: str) -> None:
 
 
 def read_env(session: Session, box: SecretBox, owner_id: int, chute: str) -> dict[str, str]:
-    """Returns a chute's secrets as environment variables; raises SecretError when one cannot be decrypted."""
+    """Returns a chute's secrets as environment variables; raises SecretError when one cannot be decrypted.
+
+    A secret stored before its name or value was refused is left out, with a warning in the host's log.
+    """
     env = {}
     for row in list_secrets(session, owner_id, chute):
+        reason = refusal(row.name)
+        if reason is not None:
+            log.warning("secret %r of chute %r (user id %d) is not passed on: %s", row.name, chute, owner_id, reason)
+            continue
         try:
-            env[row.name] = box.decrypt(row.ciphertext)
+            value = box.decrypt(row.ciphertext)
         except InvalidToken:
             raise SecretError(
                 f"secret {row.name!r} of chute {chute!r} cannot be decrypted with this host's key file "
                 f"({box.key_file}); was it replaced? Set the secret again with `chutes secrets set`",
                 status=500,
             ) from None
+        if "\0" in value:
+            log.warning("secret %r of chute %r (user id %d) holds a NUL: not passed on", row.name, chute, owner_id)
+            continue
+        env[row.name] = value
     return env
 
 

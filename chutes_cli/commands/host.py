@@ -83,6 +83,15 @@ def serve_host(
         str,
         typer.Option(help="process executor, host run as root: the uids chutes run as, one per chute (FIRST-LAST)."),
     ] = "3000000-3099999",
+    build_index_url: Annotated[
+        str | None,
+        typer.Option(
+            help="process executor: the package index chutes' requirements.txt install from, without credentials "
+            "(pip's own settings and config files are never used there, as build code could read them); "
+            "'none' for no index [default: PyPI].",
+            show_default=False,
+        ),
+    ] = None,
     unsafe_shared_process: Annotated[
         bool,
         typer.Option(
@@ -194,6 +203,7 @@ def serve_host(
     from chutes_host.executors import ExecutorError
     from chutes_host.fastpath import GatewayProtocol
     from chutes_host.gpus import GpuSpecError
+    from chutes_host.pipconfig import IndexUrlError, check_index_url
     from chutes_host.scaler import ScalePolicy
 
     if stream_handoff and not single_tenant:
@@ -206,6 +216,10 @@ def serve_host(
         )
     if public_url is not None:
         check_public_url(public_url, domain)
+    try:
+        check_index_url(build_index_url)
+    except IndexUrlError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
     check_pod_resources(pod_cpu, pod_memory, namespace)
     if not re.fullmatch(r"[1-9][0-9]*[kmg]?", docker_memory.lower()):
         raise CLIError(f"--docker-memory {docker_memory!r} is not a size like 8g, 512m or 1073741824", exit_code=2)
@@ -224,6 +238,7 @@ def serve_host(
         docker_pids=docker_pids,
         sandbox=sandbox.value,
         sandbox_uids=parse_uid_range(sandbox_uids),
+        build_index_url=build_index_url,
         unsafe_shared_process=unsafe_shared_process,
         gpus=gpus,
         metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,

@@ -23,11 +23,13 @@ from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffChannel, socket_pair
 from chutes_host.logs import read_tail
+from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
 from chutes_host.sandbox import (
+    SANDBOX_PATH,
     SECRET_NAME,
     Sandbox,
     SandboxUnavailable,
-    build_read_only,
+    env_file,
     nvidia_devices,
     own_directory,
     sandbox_env,
@@ -93,6 +95,10 @@ class ProcessExecutor:
                     raise ExecutorError(f"cannot sandbox chutes: {exc}", phase="starting") from None
                 self.unsandboxed_reason = str(exc)
         self.run_dir = socket_dir(config.data_dir)
+        try:
+            self.build_index = check_index_url(getattr(config, "build_index_url", None))
+        except IndexUrlError as exc:
+            raise ExecutorError(str(exc), phase="starting") from None
 
     def describe_isolation(self) -> str:
         """Returns one line for the host's start: how chutes are confined, or what is given up."""
@@ -164,25 +170,29 @@ class ProcessExecutor:
         if handoff is not None:
             argv += ["--handoff", str(handoff[1].fileno())]
             pass_fds.append(handoff[1].fileno())
-        if self.sandbox is not None:
-            env = sandbox_env(os.environ, network=self._egress(spec))
-            argv = self.sandbox.wrap(
-                argv,
-                directory=spec.directory,
-                cwd=spec.app_dir,
-                uid=self._uid(spec),
-                network=self._egress(spec),
-                devices=self._devices(gpus),
-                writable=[str(job.work_dir)] if job is not None else (),
-            )
-            argv[1:1] = ["--info-fd", str(info_write)]
-            pass_fds.append(info_write)
-        else:
-            env = instance_env(os.environ)
+        env = sandbox_env(os.environ, network=self._egress(spec)) if self.sandbox else instance_env(os.environ)
         env.update(spec.env)  # the chute's own secrets
         env.update(PYTHONPATH=str(spec.app_dir), PYTHONUNBUFFERED="1", CHUTES_INSTANCE=str(index))
         env["CHUTES_SLUG"] = spec.slug
         env.update(gpu_env(gpus))  # last, so that nothing set before (a secret, say) can widen what it sees
+        env_fd = None
+        if self.sandbox is not None:
+            # bwrap and setpriv run privileged: the chute's values reach its own process only, by descriptor
+            uid, devices = self._uid(spec), self._devices(gpus)
+            env_fd = _env_file(env)
+            argv = self.sandbox.wrap(
+                argv,
+                directory=spec.directory,
+                cwd=spec.app_dir,
+                uid=uid,
+                network=self._egress(spec),
+                devices=devices,
+                writable=[str(job.work_dir)] if job is not None else (),
+                env_fd=env_fd,
+            )
+            argv[1:1] = ["--info-fd", str(info_write)]
+            pass_fds += [info_write, env_fd]
+            env = {"PATH": SANDBOX_PATH}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(log_path, "ab") as out:
@@ -207,6 +217,8 @@ class ProcessExecutor:
             listener.close()  # the instance holds it now; once it exits, connecting fails at once
             os.close(info_write)
             os.close(life_read)
+            if env_fd is not None:
+                os.close(env_fd)
             if handoff is not None:
                 handoff[1].close()
         self._lifelines[proc.pid] = life_write
@@ -305,9 +317,10 @@ class ProcessExecutor:
         cwd: Path | None = None,
     ) -> None:
         env = sandbox_env(os.environ, build=True, network=network)
+        env.update(build_pip_env(self.build_index))  # no pip configuration of the host's: chutes_host.pipconfig
         inner = argv
         if self.sandbox is not None:
-            read_only = build_read_only(os.environ) if network else []
+            read_only = build_read_only(os.environ, self.build_index) if network else []
             argv = self.sandbox.wrap(
                 argv, directory=spec.directory, uid=self._uid(spec), network=network, read_only=read_only, cwd=cwd
             )
@@ -324,6 +337,13 @@ def instance_env(host_env: Mapping[str, str]) -> dict[str, str]:
         for k, v in host_env.items()
         if (k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)) and not SECRET_NAME.search(k)
     }
+
+
+def _env_file(env: Mapping[str, str]) -> int:
+    try:
+        return env_file(env)
+    except ValueError as exc:
+        raise ExecutorError(f"{exc}; set the chute's secrets again", phase="starting") from None
 
 
 def serve_module() -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.sandbox import SandboxUnavailable, UidRegistry, build_read_only, nvidia_devices, sandbox_env
+from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
+from chutes_host.sandbox import SandboxUnavailable, UidRegistry, env_file, nvidia_devices, sandbox_env
 
 
 def test_uids_are_one_per_slug_remembered_and_never_reused(tmp_path: Path) -> None:
@@ -46,9 +47,9 @@ def test_the_environment_has_no_host_secrets() -> None:
         "USER": "chute",
     }
     build = sandbox_env(host, build=True, network=True)
-    assert build["PIP_INDEX_URL"] == "https://pypi.example/simple"
     assert build["https_proxy"] == "http://proxy:3128"
-    assert "PIP_PASSWORD" not in build and "HF_TOKEN" not in build and "DATABASE_URL" not in build
+    assert not any(name.startswith("PIP_") for name in build)  # pip's settings come from pipconfig alone
+    assert "HF_TOKEN" not in build and "DATABASE_URL" not in build
 
 
 def test_gpu_nodes_are_only_those_placed_and_present(tmp_path: Path) -> None:
@@ -71,18 +72,61 @@ def test_gpu_nodes_are_only_those_placed_and_present(tmp_path: Path) -> None:
         nvidia_devices(["GPU-ffff"], dev=dev, driver=driver)
 
 
-def test_builds_see_the_operators_pip_configuration_and_the_paths_it_names(tmp_path: Path) -> None:
+def test_builds_get_a_clean_pip_configuration_and_only_the_operators_index() -> None:
+    assert build_pip_env(None) == {
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_NO_INPUT": "1",
+        "PIP_KEYRING_PROVIDER": "disabled",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "NETRC": "/dev/null",
+    }
+    assert build_pip_env("https://mirror.example/simple")["PIP_INDEX_URL"] == "https://mirror.example/simple"
+    assert build_pip_env("none")["PIP_NO_INDEX"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://alice:s3cret@pypi.example/simple", "'https://***@pypi.example/simple' carries credentials"),
+        ("https://token@pypi.example/simple", "carries credentials"),
+        ("ftp://pypi.example/simple", "is not an index URL"),
+        ("pypi.example/simple", "is not an index URL"),
+        ("https://pypi.example:port/simple", "is not a URL"),
+    ],
+)
+def test_an_index_url_with_credentials_or_of_no_index_is_refused(url: str, message: str) -> None:
+    with pytest.raises(IndexUrlError, match=message.replace("*", r"\*")) as caught:
+        check_index_url(url)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_index_urls_without_credentials_are_kept() -> None:
+    for url in (None, "none", "https://pypi.org/simple", "http://10.0.0.5:3141/root/pypi/+simple/", "file:///srv/idx"):
+        assert check_index_url(url) == url
+
+
+def test_builds_read_a_local_index_and_the_hosts_ca_certificates(tmp_path: Path) -> None:
     index = tmp_path / "pypi" / "simple"
     index.mkdir(parents=True)
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    config = tmp_path / "pip.conf"
-    config.write_text(f"[global]\nextra-index-url = file://{index} https://example.org/simple\nfind-links = {wheels}\n")
-    paths = build_read_only({"PIP_CONFIG_FILE": str(config), "PIP_NO_CACHE_DIR": "1", "HOME": "/root"})
-    assert str(config) in paths
-    assert str(tmp_path / "pypi") in paths  # a local index's parent: its links are relative
-    assert str(wheels) in paths
-    assert "/root" not in paths
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    host = {"REQUESTS_CA_BUNDLE": str(ca), "PIP_CERT": "/etc/other.pem", "SSL_CERT_DIR": str(tmp_path / "none")}
+    paths = build_read_only(host, f"file://{index}")
+    assert paths == [str(ca), str(tmp_path / "pypi")]  # a local index's parent: its links are relative
+    assert build_read_only(host, "https://pypi.org/simple") == [str(ca)]
+
+
+def test_an_environment_travels_in_a_file_and_malformed_names_are_refused() -> None:
+    import os
+
+    fd = env_file({"A": "1", "B": "x=y"})
+    try:
+        assert os.read(fd, 100) == b"A=1\0B=x=y\0"
+    finally:
+        os.close(fd)
+    for bad in ({"A=B": "1"}, {"A": "1\0LD_PRELOAD=/x.so"}, {"": "1"}):
+        with pytest.raises(ValueError, match="cannot be passed"):
+            env_file(bad)
 
 
 def test_a_data_dir_inside_a_system_directory_is_hidden(tmp_path: Path) -> None:
