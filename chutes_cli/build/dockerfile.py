@@ -72,8 +72,13 @@ def prelude(python_version: str) -> str:
         f"' but the wheels were fetched for Python {python_version}: pass --python ' + v)"
     )
     assert major.isdigit() and minor.isdigit()
+    missing = (
+        f"echo 'this base image has no python3: start from one with Python {python_version} and venv "
+        f"(e.g. python:{python_version}-slim) or install them in your base' >&2; exit 1"
+    )
     return (
-        "set -e; test -x /opt/venv/bin/python || python3 -m venv /opt/venv; "
+        f"set -e; test -x /opt/venv/bin/python || command -v python3 >/dev/null || {{ {missing}; }}; "
+        "test -x /opt/venv/bin/python || python3 -m venv /opt/venv; "
         f"id -u {RUN_USER} >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh {RUN_USER}; "
         f'/opt/venv/bin/python -c "{check}"'
     )

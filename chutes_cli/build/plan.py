@@ -26,6 +26,7 @@ class BuildPlan:
     dockerfile: str
     context: BuildContext
     base_image: str
+    python: Any = None  # the PythonChoice the wheels were fetched for
 
     def __repr__(self) -> str:
         return f"BuildPlan(tag={self.tag!r}, base={self.base_image!r}, files={len(self.context.files)})"
@@ -82,6 +83,7 @@ def plan_build(
     tag: str | None = None,
     base_image: str | None = None,
     python_version: str | None = None,
+    python: Any = None,
     fetch_wheels: bool = True,
     on_fetch_line: Callable[[str], None] | None = None,
 ) -> BuildPlan:
@@ -114,6 +116,7 @@ def plan_build(
         tag=tag or image.ref,
         base_image=base_image,
         python_version=python_version,
+        python=python,
         fetch_wheels=fetch_wheels,
         on_fetch_line=on_fetch_line,
     )
@@ -127,6 +130,7 @@ def plan_image(
     tag: str,
     base_image: str | None = None,
     python_version: str | None = None,
+    python: Any = None,
     fetch_wheels: bool = True,
     untrusted: bool = False,
     on_fetch_line: Callable[[str], None] | None = None,
@@ -143,7 +147,11 @@ def plan_image(
     def fetch_wheelhouse(reqs: list[str], *, python_version: str) -> Path:
         return fetch(reqs, python_version=python_version, on_line=on_fetch_line)
 
-    python_version = python_version or image.python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    from chutes_cli.build.dockerfile import DEFAULT_BASE_IMAGE
+    from chutes_cli.build.python import choose_python
+
+    python = python or choose_python(python_version, image, base_image, DEFAULT_BASE_IMAGE)
+    python_version = python.version
     if base_image is None and image.base_image is None and image.python_version:
         base_image = f"python:{image.python_version}-slim"  # Image.with_python() with no from_base()
     context = collect_context(root)
@@ -170,7 +178,7 @@ def plan_image(
     context.generated["Dockerfile"] = dockerfile.encode()
     context.generated[".dockerignore"] = render_dockerignore(ignore_lines).encode()
     chosen_base = dockerfile.split("\nFROM ", 1)[1].split("\n", 1)[0]
-    return BuildPlan(tag, spec, image, dockerfile, context, chosen_base)
+    return BuildPlan(tag, spec, image, dockerfile, context, chosen_base, python)
 
 
 def check_plain_requirements(reqs: list[str], source: str | None) -> None:

@@ -52,6 +52,7 @@ def build_chute(
     from chutes.loader import load_chute
     from chutes_cli.build.context import check_size, format_size
     from chutes_cli.build.plan import plan_build
+    from chutes_cli.build.python import python_notes
     from chutes_cli.errors import fail_usage
 
     if python is not None and not is_python_version(python):
@@ -69,9 +70,13 @@ def build_chute(
         from chutes_cli.build.engine import connect_engine
 
         client = connect_engine()  # fail fast, before any wheel is fetched
+    choice = choose_build_python(client, python, chute.image, base_image)
+    for line in python_notes(chute.image, base_image):
+        typer.echo(f"Note: {line}", err=True)
+    typer.echo(f"Note: {choice.describe()}", err=True)
     if dry_run:
         plan = plan_build(
-            chute, ref, context_dir=context, tag=tag, base_image=base_image, python_version=python, fetch_wheels=False
+            chute, ref, context_dir=context, tag=tag, base_image=base_image, python=choice, fetch_wheels=False
         )
     else:
         from chutes_cli.progress import Progress
@@ -84,7 +89,7 @@ def build_chute(
                 context_dir=context,
                 tag=tag,
                 base_image=base_image,
-                python_version=python,
+                python=choice,
                 on_fetch_line=lambda line: show_fetch_line(progress, line),
             )
     warning = check_size(plan.context)
@@ -126,6 +131,30 @@ def build_chute(
         typer.echo(pushed)
     else:
         typer.echo(plan.tag)
+
+
+def choose_build_python(client, flag: str | None, image, base_image: str | None):  # noqa: ANN001, ANN201
+    """Returns the PythonChoice of a build; with an engine and nothing else to go by, asks the base image."""
+    from chutes_cli.build.dockerfile import DEFAULT_BASE_IMAGE
+    from chutes_cli.build.python import PythonChoice, ask_base_python, choose_python
+    from chutes_cli.errors import CLIError
+
+    choice = choose_python(flag, image, base_image, DEFAULT_BASE_IMAGE)
+    if choice.known or client is None:
+        if not choice.known:
+            return PythonChoice(choice.version, f"{choice.reason}; this dry run assumes this Python's", False)
+        return choice
+    from chutes_cli.build.engine import require_image
+
+    base = base_image or image.base_image
+    require_image(client, base)
+    asked = ask_base_python(client, base)
+    if asked is None:
+        raise CLIError(
+            f"the base image {base} has no python3 (it could not run 'python3 -c ...'); start from an image "
+            "with Python 3 and venv (e.g. python:3.11-slim), or install them in a base of your own"
+        )
+    return PythonChoice(asked, f"asked the base image {base}")
 
 
 class PushDisplay:

@@ -40,6 +40,8 @@ LISTED = {
     ),  # fmt: skip
     "streaming_response": (["POST /stream"], []),
     "ssh_job": ([], ["train"]),
+    "platform_base": (["POST /hello"], []),
+    "cuda_with_python": (["POST /hello"], []),
 }
 
 

@@ -3,7 +3,7 @@ FROM localhost/chutes-base:bookworm
 
 # Works on any base with python3 and python3-venv: reuse or make /opt/venv and the chutes user.
 USER root
-RUN set -e; test -x /opt/venv/bin/python || python3 -m venv /opt/venv; id -u chutes >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh chutes; /opt/venv/bin/python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '3.11' else 'this base image has Python ' + v + ' but the wheels were fetched for Python 3.11: pass --python ' + v)"
+RUN set -e; test -x /opt/venv/bin/python || command -v python3 >/dev/null || { echo 'this base image has no python3: start from one with Python 3.11 and venv (e.g. python:3.11-slim) or install them in your base' >&2; exit 1; }; test -x /opt/venv/bin/python || python3 -m venv /opt/venv; id -u chutes >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh chutes; /opt/venv/bin/python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '3.11' else 'this base image has Python ' + v + ' but the wheels were fetched for Python 3.11: pass --python ' + v)"
 ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONPATH=/app
 
 # The cord runtime's dependencies, from wheels fetched on the build host (no network needed).
