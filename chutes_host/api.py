@@ -110,8 +110,6 @@ def create_control_api(state: HostState) -> FastAPI:
         docs_url=None,  # served by create_docs_router, with Swagger UI's files from this host
         redoc_url=None,
     )
-    from chutes_host.job_api import is_job_start  # it imports this module's key check
-
     api.state.host = state
     api.include_router(_chutes_router(state), prefix=PREFIX)
     api.add_middleware(
@@ -122,7 +120,6 @@ def create_control_api(state: HostState) -> FastAPI:
         ),
         keys=state.keys,
         failures=state.failures,
-        streamed=lambda method, path: (method == "POST" and path == f"{PREFIX}/chutes") or is_job_start(method, path),
     )
 
     api.include_router(create_docs_router(PREFIX))

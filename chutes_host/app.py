@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,11 +18,12 @@ import uvicorn
 
 from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
+from chutes_host.budget import SMALL, BodyBudget, Budget, MiB
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
 from chutes_host.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
-from chutes_host.gateway import Gateway
+from chutes_host.gateway import Gateway, slug_from_host
 from chutes_host.gpus import load_inventory
 from chutes_host.holdings import Holdings
 from chutes_host.jobs import JobRunner
@@ -33,6 +34,11 @@ from chutes_host.state import HostState
 from chutes_host.supervisor import Supervisor
 
 log = logging.getLogger("chutes.host")
+# what a caller may send a chute through the host (each chute's own max_body_size, 100 MiB by default, is
+# checked by the chute); bodies stream through, so this bounds time and the instance, not the host's memory
+CHUTE_BODY = Budget(1024 * MiB, 60.0)
+FORM_BODY = Budget(16 * 1024, 30.0)  # the sign-in and sign-out forms: a key, a token, a path
+FORM_PATHS = frozenset({"/dashboard/sign-in", "/dashboard/sign-out"})
 
 
 def create_app(config: HostConfig) -> Gateway:
@@ -94,14 +100,56 @@ def create_app(config: HostConfig) -> Gateway:
 
     api.router.lifespan_context = lifespan
     api.state.host = state
-    gateway = Gateway(
-        api, domain=config.domain, supervisor=supervisor, keys=state.keys, proxy=proxy, failures=state.failures
+    gateway = BudgetedGateway(
+        api,
+        domain=config.domain,
+        supervisor=supervisor,
+        keys=state.keys,
+        proxy=proxy,
+        failures=state.failures,
+        budget_of=route_budgets(config),
     )
     gateway.state = state
     gateway.jobs = state.jobs
     gateway.direct = config.direct_gateway
     api.state.gateway = gateway  # the dashboard's Try it calls cords through it, as the signed-in user
     return gateway
+
+
+class BudgetedGateway(Gateway):
+    """The host's gateway behind its body budgets (chutes_host.budget): every request, whatever its route,
+    chutes' included, gets one before anything reads its body."""
+
+    def __init__(self, app: Any, *, budget_of: Callable[[dict], Budget], **options: Any) -> None:
+        super().__init__(app, **options)
+        self.budgeted = BodyBudget(super().__call__, budget_of=budget_of)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.budgeted(scope, receive, send)
+
+
+def route_budgets(config: HostConfig) -> Callable[[dict], Budget]:
+    """Returns the function that names a request's body budget: a chute's (gateway, Try it), an upload's
+    (deploy, job start), the sign-in forms', or the small one of every other route."""
+    from chutes_host.job_api import is_job_start
+
+    suffix = "." + config.domain.lower()
+    upload = Budget(config.max_bundle_bytes, 60.0)
+
+    def budget_of(scope: dict) -> Budget:
+        host = next((v for n, v in scope["headers"] if n == b"host"), None)
+        if host is not None and slug_from_host(host.decode("latin-1"), suffix) is not None:
+            return CHUTE_BODY
+        path, method = scope["path"], scope["method"]
+        if path.startswith("/dashboard/try/"):
+            return CHUTE_BODY
+        if path in FORM_PATHS:
+            return FORM_BODY
+        if method == "POST" and (path == "/api/v1/chutes" or is_job_start(method, path)):
+            return upload
+        return SMALL
+
+    return budget_of
 
 
 class HostServer(uvicorn.Server):
