@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from chutes_host.state import HostState
-from chutes_host.web.feeds import create_feeds_router
+from chutes_host.web.feeds import PREFIX, TRY_PREFIX, create_feeds_router
 from chutes_host.web.index import create_index_router
 from chutes_host.web.pages import STATIC_PATH, create_pages_router
-from chutes_host.web.sessions import SessionStore
+from chutes_host.web.sessions import SessionAdmission, SessionStore
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -24,6 +24,7 @@ def mount_web(api: FastAPI, state: HostState) -> None:
     """Adds the bare domain's index, the dashboard's pages and data routes, and its static files to `api`."""
     sessions = SessionStore(state.keys)
     api.state.web_sessions = sessions
+    api.add_middleware(SessionAdmission, prefixes=(PREFIX + "/", TRY_PREFIX), sessions=sessions)
     api.include_router(create_index_router())
     api.include_router(create_pages_router(state, sessions))
     api.include_router(create_feeds_router(state))

@@ -17,9 +17,10 @@ from chutes_host.logs import follow_logs
 from chutes_host.metrics import ChuteCounters, read_gpu_usage
 from chutes_host.models import Deployment
 from chutes_host.state import HostState
-from chutes_host.web.sessions import COOKIE, WebSession, check_csrf
+from chutes_host.web.sessions import SIGNED_OUT, WebSession, check_csrf, session_token
 
 PREFIX = "/dashboard/api"
+TRY_PREFIX = "/dashboard/try/"
 # what a browser's Try it may pass on to a cord; cookies, the CSRF token and any key stay behind
 TRY_HEADERS = (b"content-type", b"content-length", b"accept", b"transfer-encoding")
 ERROR_WINDOW_MINUTES = 5
@@ -38,9 +39,9 @@ class ScaleIn(BaseModel):
 
 def signed_in(request: Request) -> WebSession:
     """Returns the request's dashboard session; 401 without a live one."""
-    session = request.app.state.web_sessions.find(request.cookies.get(COOKIE))
+    session = request.app.state.web_sessions.find(session_token(request))
     if session is None:
-        raise HTTPException(401, "your dashboard session ended; sign in again at /")
+        raise HTTPException(401, SIGNED_OUT)
     return session
 
 
@@ -146,12 +147,12 @@ def create_feeds_router(state: HostState) -> APIRouter:
         }
 
     @router.api_route(
-        "/dashboard/try/{slug}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], response_model=None
+        TRY_PREFIX + "{slug}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], response_model=None
     )
     async def try_cord(request: Request, slug: str, path: str, session: SessionDep) -> Response:
-        """Calls a cord of the user's chute through the gateway, with the session's key, streaming the answer."""
-        if request.method != "GET":
-            check_csrf(request, session)
+        """Calls a cord of the user's chute through the gateway, with the session's key, streaming the answer.
+        GETs too carry the CSRF token: a GET cord may act, and another page could make the browser send one."""
+        check_csrf(request, session)
         own = (await run_in_threadpool(own_row, session, slug))["slug"]
         return GatewayCall(request.app.state.gateway, own, f"{own}.{config.domain}", "/" + path, session.key)
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 import hmac
 import secrets
 from pathlib import Path
-from typing import Annotated
 
 import jinja2
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from chutes_host.deployments import DeployError, find_own_deployment
 from chutes_host.state import HostState
 from chutes_host.web.index import describe_host, wants_json
-from chutes_host.web.sessions import COOKIE, SIGN_IN_COOKIE, SessionStore, WebSession, set_session_cookie
+from chutes_host.web.sessions import (
+    COOKIE,
+    SIGN_IN_COOKIE,
+    SessionStore,
+    WebSession,
+    cookie_name,
+    delete_cookie,
+    foreign_origin,
+    read_cookie,
+    session_token,
+    set_session_cookie,
+    set_sign_in_cookie,
+)
 
 STATIC_PATH = "/dashboard/static"
 TEMPLATES = jinja2.Environment(
@@ -33,6 +44,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# the sign-in and sign-out forms hold a key, a token and a path: no files, a few short fields
+FORM_LIMITS = {"max_files": 0, "max_fields": 8, "max_part_size": 4096}
 
 
 def render(name: str, *, status: int = 200, **context: object) -> HTMLResponse:
@@ -49,6 +62,19 @@ def local_path(path: str) -> str:
     return path
 
 
+async def read_small_form(request: Request) -> dict[str, str]:
+    """Returns the fields of a sign-in or sign-out form; 400 for files, more than 8 fields or one over 4 KiB."""
+    try:
+        form = await request.form(**FORM_LIMITS)
+    except HTTPException as exc:
+        detail = f"this is not a form the dashboard sends ({exc.detail}); reload the page and submit its form"
+        raise HTTPException(400, detail) from None
+    try:
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    finally:
+        await form.close()
+
+
 def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
     """Returns the dashboard's HTML pages; without a session each shows the sign-in form."""
     router = APIRouter(include_in_schema=False)
@@ -60,13 +86,11 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         response = render(
             "sign_in.html", status=status, info=info, token=token, error=error, session=None, then=local_path(then)
         )
-        response.set_cookie(
-            SIGN_IN_COOKIE, token, max_age=3600, path="/dashboard/sign-in", httponly=True, samesite="strict"
-        )
+        set_sign_in_cookie(response, token, scheme=request.url.scheme)
         return response
 
     def session_of(request: Request) -> WebSession | None:
-        return sessions.find(request.cookies.get(COOKIE))
+        return sessions.find(session_token(request))
 
     @router.get("/", response_model=None)
     def index(request: Request) -> Response:
@@ -78,14 +102,20 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         return render("chutes.html", session=session, page="chutes", domain=config.domain)
 
     @router.post("/dashboard/sign-in", response_model=None)
-    def sign_in(
-        request: Request,
-        key: Annotated[str, Form()] = "",
-        token: Annotated[str, Form()] = "",
-        then: Annotated[str, Form()] = "/",
-    ) -> Response:
-        expected = request.cookies.get(SIGN_IN_COOKIE, "")
-        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    async def sign_in(request: Request) -> Response:
+        form = await read_small_form(request)
+        return await run_in_threadpool(
+            check_sign_in, request, form.get("key", ""), form.get("token", ""), form.get("then", "/")
+        )
+
+    def check_sign_in(request: Request, key: str, token: str, then: str) -> Response:
+        scheme = request.url.scheme
+        expected = read_cookie(request.scope["headers"], cookie_name(SIGN_IN_COOKIE, scheme)) or ""
+        if (
+            foreign_origin(request) is not None
+            or not expected
+            or not hmac.compare_digest(token.encode(), expected.encode())
+        ):
             return sign_in_page(
                 request,
                 status=403,
@@ -113,20 +143,24 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
                 then=then,
             )
         response = RedirectResponse(local_path(then), status_code=303)
-        set_session_cookie(response, session, secure=request.url.scheme == "https")
-        response.delete_cookie(SIGN_IN_COOKIE, path="/dashboard/sign-in")
+        set_session_cookie(response, session, scheme=scheme)
+        delete_cookie(response, SIGN_IN_COOKIE, scheme=scheme)
         return response
 
     @router.post("/dashboard/sign-out", response_model=None)
-    def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        session = session_of(request)
-        if session is not None and not hmac.compare_digest(csrf.encode(), session.csrf.encode()):
-            message = "Sign-out refused: the form carried no valid CSRF token; reload the page and try again."
+    async def sign_out(request: Request) -> Response:
+        csrf = (await read_small_form(request)).get("csrf", "")
+        session = await run_in_threadpool(session_of, request)
+        origin = foreign_origin(request)
+        valid = session is not None and hmac.compare_digest(csrf.encode(), session.csrf.encode())
+        if session is not None and (origin is not None or not valid):
+            why = f"it came from another site ({origin})" if origin else "the form carried no valid CSRF token"
+            message = f"Sign-out refused: {why}; reload the page and try again."
             return render("error.html", status=403, session=session, page="", message=message)
         if session is not None:
             sessions.close(session.token)
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        delete_cookie(response, COOKIE, scheme=request.url.scheme)
         return response
 
     @router.get("/dashboard/chutes/{slug}", response_model=None)

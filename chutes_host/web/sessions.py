@@ -1,22 +1,34 @@
-"""Dashboard sessions: an API key exchanged for a random cookie, with a CSRF token for every change."""
+"""Dashboard sessions: an API key exchanged for a random cookie, with a CSRF token for every change.
+
+Chutes answer at `{user}-{chute}.DOMAIN`, the same site as the dashboard, so `SameSite` does not keep
+their pages out: over HTTPS the cookies are `__Host-` prefixed (a browser takes such a cookie only
+from the host itself, never for a parent domain), and every request that acts for the user must come
+from the dashboard's own origin.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
+from chutes.responses import send_json
 from chutes_host.auth import KeyCache
 from chutes_host.models import User
 
 COOKIE = "chutes_session"
 SIGN_IN_COOKIE = "chutes_sign_in"  # double-submit token of the sign-in form, before any session exists
+SIGN_IN_PATH = "/dashboard/sign-in"
+SECURE_PREFIX = "__Host-"  # only with Secure, Path=/ and no Domain: no chute's subdomain can set it
 CSRF_HEADER = "x-csrf-token"
+SIGNED_OUT = "your dashboard session ended; sign in again at /"
 SESSION_SECONDS = 12 * 3600
 MAX_SESSIONS = 10_000
 
@@ -83,28 +95,110 @@ class SessionStore:
             return None
         return session
 
+    def known(self, token: str | None) -> bool:
+        """Tells whether a cookie names an unexpired session (without re-checking its key: no database)."""
+        session = self._sessions.get(token or "")
+        return session is not None and session.expires > time.time()
+
     def close(self, token: str | None) -> None:
         self._sessions.pop(token or "", None)
 
 
-def set_session_cookie(response: Response, session: WebSession, *, secure: bool) -> None:
+class SessionAdmission:
+    """Plain ASGI middleware: a request under one of `prefixes` without a live session cookie is
+    answered 401 before any of its body is read (FastAPI reads bodies before dependencies run)."""
+
+    def __init__(self, app: Any, *, prefixes: tuple[str, ...], sessions: SessionStore) -> None:
+        self.app = app
+        self.prefixes = prefixes
+        self.sessions = sessions
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            token = read_cookie(scope["headers"], cookie_name(COOKIE, scope.get("scheme", "http")))
+            if not self.sessions.known(token):
+                return await send_json(send, 401, {"detail": SIGNED_OUT}, [(b"connection", b"close")])
+        return await self.app(scope, receive, send)
+
+
+def cookie_name(name: str, scheme: str) -> str:
+    """Returns the name a dashboard cookie has on a request of this scheme (`__Host-` prefixed over HTTPS)."""
+    return SECURE_PREFIX + name if scheme == "https" else name
+
+
+def read_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    """Returns the value of cookie `name`; None when it is absent, or sent more than once (a second one
+    was planted for a parent domain or a longer path: neither is to be trusted)."""
+    found: list[str] = []
+    for header, value in headers:
+        if header != b"cookie":
+            continue
+        for part in value.decode("latin-1").split(";"):
+            key, _, cookie = part.partition("=")
+            if key.strip() == name:
+                found.append(cookie.strip())
+    return found[0] if len(found) == 1 else None
+
+
+def session_token(request: Request) -> str | None:
+    """Returns the session cookie of a dashboard request (see read_cookie)."""
+    return read_cookie(request.scope["headers"], cookie_name(COOKIE, request.url.scheme))
+
+
+def set_session_cookie(response: Response, session: WebSession, *, scheme: str) -> None:
     response.set_cookie(
-        COOKIE,
+        cookie_name(COOKIE, scheme),
         session.token,
         max_age=int(session.expires - time.time()),
         path="/",
+        httponly=True,
+        samesite="strict",
+        secure=scheme == "https",
+    )
+
+
+def set_sign_in_cookie(response: Response, token: str, *, scheme: str) -> None:
+    """Sets the sign-in form's double-submit token: for the form's path only, or host-wide under its
+    `__Host-` name over HTTPS (that prefix requires Path=/)."""
+    secure = scheme == "https"
+    response.set_cookie(
+        cookie_name(SIGN_IN_COOKIE, scheme),
+        token,
+        max_age=3600,
+        path="/" if secure else SIGN_IN_PATH,
         httponly=True,
         samesite="strict",
         secure=secure,
     )
 
 
-def check_csrf(request: Request, session: WebSession) -> None:
-    """Refuses (403) a change that does not carry the session's CSRF token, or comes from another origin."""
-    origin = request.headers.get("origin")
+def delete_cookie(response: Response, name: str, *, scheme: str) -> None:
+    secure = scheme == "https"
+    path = "/" if secure or name == COOKIE else SIGN_IN_PATH
+    response.delete_cookie(cookie_name(name, scheme), path=path, secure=secure, httponly=True, samesite="strict")
+
+
+def foreign_origin(request: Request) -> str | None:
+    """Returns where a request came from when that is not the dashboard's own origin (None when it is,
+    or when the client, not a browser, says nothing of it): by Sec-Fetch-Site, Origin, then Referer."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"a {site} page"
+    host = request.headers.get("host", "")
     # the host part only: behind a proxy that ends TLS the scheme the host sees is not the browser's
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise HTTPException(403, f"refused: this change came from another site ({origin})")
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is not None:
+            return None if urlsplit(value).netloc == host else value
+    return None
+
+
+def check_csrf(request: Request, session: WebSession) -> None:
+    """Refuses (403) a request acting for the user that does not carry the session's CSRF token, or comes
+    from another origin (a chute's subdomain included)."""
+    origin = foreign_origin(request)
+    if origin is not None:
+        raise HTTPException(403, f"refused: this request came from another site ({origin}), not the dashboard")
     given = request.headers.get(CSRF_HEADER, "")
     if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
         raise HTTPException(

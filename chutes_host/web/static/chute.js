@@ -75,7 +75,7 @@ function isScalar(schema) {
 }
 
 async function showCords() {
-  const resp = await fetch(`${tryBase}/openapi.json`, { headers: { Accept: "application/json" } });
+  const resp = await fetch(`${tryBase}/openapi.json`, { headers: { Accept: "application/json", "X-CSRF-Token": csrf() } });
   if (!resp.ok) throw new HostError(resp.status, describeDetail(await resp.json().catch(() => null)) || resp.statusText);
   const doc = await resp.json();
   const forms = [];
