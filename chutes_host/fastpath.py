@@ -22,7 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from chutes.protocol import BoundedHttpToolsProtocol
-from chutes.proxy.connection import UpstreamConnection
+from chutes.proxy.connection import UpstreamConnection, drop_cookies_for
 from chutes.proxy.errors import UpstreamError, translate_error
 from chutes.proxy.head import build_request_head
 from chutes.proxy.proxy import error_response
@@ -307,7 +307,8 @@ class DirectExchange:
             self.status, self.latency = conn.status, time.monotonic() - self.started
             self.response_started = True
             self.chunked = not conn.has_length and conn.status not in (204, 304)
-            head = self.render_head(conn.status, conn.headers, CHUNKED if self.chunked else b"")
+            headers = drop_cookies_for(conn.headers, self.gateway.cookie_domain)
+            head = self.render_head(conn.status, headers, CHUNKED if self.chunked else b"")
             if conn.complete:  # e.g. a JSON answer: head and body in one write
                 return self.write_last(head + self.frame(conn.take()) if conn.chunks else head)
             body = conn.take() if conn.chunks else b""

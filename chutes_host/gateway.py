@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from chutes.protocol import SEND_WHOLE, WRITE_BODY
+from chutes.proxy.connection import drop_cookies_for
 from chutes.responses import send_json
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import PRIVATE_DOCS_PATHS, serve_private_docs
@@ -37,6 +38,7 @@ class Gateway:
     ) -> None:
         self.app = app
         self.suffix = "." + domain.lower()
+        self.cookie_domain = domain.lower().encode()  # a chute's cookies for it would reach the dashboard
         self.supervisor = supervisor
         self.keys = keys
         self.proxy = proxy
@@ -94,6 +96,7 @@ class Gateway:
             nonlocal status, latency
             if message["type"] == "http.response.start":
                 status, latency = message["status"], time.monotonic() - started
+                message = {**message, "headers": drop_cookies_for(message["headers"], self.cookie_domain)}
             await send(message)
 
         whole = extensions.get(SEND_WHOLE)
@@ -101,7 +104,7 @@ class Gateway:
         async def send_whole_counted(start: dict, body: dict) -> None:
             nonlocal status, latency
             status, latency = start["status"], time.monotonic() - started
-            await whole(start, body)
+            await whole({**start, "headers": drop_cookies_for(start["headers"], self.cookie_domain)}, body)
 
         try:
             await self.proxy.forward(
@@ -165,10 +168,16 @@ class Gateway:
             detail = f"job {job.short} has not started yet ({job.waiting or 'queued'}); retry shortly"
             return await send_json(send, 503, {"detail": detail}, [(b"retry-after", RETRY_AFTER)])
         scope = dict(scope, headers=forwarded_headers(scope["headers"]))
+
+        async def send_guarded(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": drop_cookies_for(message["headers"], self.cookie_domain)}
+            await send(message)
+
         await self.proxy.forward(
             scope,
             receive,
-            send,
+            send_guarded,
             host=handle.host,
             port=handle.port,
             uds=handle.uds,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,8 +18,8 @@ from chutes.chute import Chute
 from chutes.protocol import BoundedHttpToolsProtocol, server_options
 from chutes.proxy import Proxy
 from chutes.serve import build_config
-from tests.host.bundles import hello_bundle, hello_manifest
-from tests.host.conftest import Host, wait_for
+from tests.host.bundles import file_member, hello_bundle, hello_manifest, make_tar
+from tests.host.conftest import FIXTURES, Host, wait_for
 
 BIG_HEADER = b"x-big: " + b"a" * (1024 * 1024) + b"\r\n"
 
@@ -347,3 +350,165 @@ def test_followed_logs_end_when_the_host_stops(host_factory, tmp_path) -> None: 
         assert stream.status_code == 200
         other.proc.terminate()
         assert other.proc.wait(timeout=20) in (0, -15)  # ended, not held open by the follower
+
+
+# --- the dashboard and the gateway: bodies before a session, other sites, chutes' cookies --------
+
+
+@contextlib.contextmanager
+def signed_in(host: Host) -> Iterator[tuple[httpx.Client, str]]:
+    """Gives a client signed in to the dashboard as alice, and the CSRF token of its pages."""
+    with httpx.Client(base_url=host.url, timeout=30) as client:
+        page = client.get("/")
+        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+        signed = client.post("/dashboard/sign-in", data={"key": host.alice, "token": token})
+        assert signed.status_code == 303, signed.text
+        yield client, re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)
+
+
+@pytest.mark.parametrize(
+    "path", ["/dashboard/api/chutes/x/scale", "/dashboard/try/alice-hello/hello", "/dashboard/api/chutes"]
+)
+async def test_dashboard_reads_no_anonymous_body(host: Host, path: str) -> None:
+    """The dashboard's data routes answer 401 before a body is read, as the control API does."""
+    head = b"POST %s HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (
+        path.encode(),
+        300 << 20,
+    )
+    answer = await raw_request(host.port, head + b"{" + b" " * 1023, read_timeout=10)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"sign in again" in answer
+
+
+def test_dashboard_bodies_are_bounded_for_signed_in_users_too(host: Host) -> None:
+    with signed_in(host) as (client, csrf):
+        big = b'{"max_instances": 1' + b" " * 70_000 + b"}"
+        answer = client.post("/dashboard/api/chutes/hello/scale", content=big, headers={"X-CSRF-Token": csrf})
+        assert answer.status_code == 413
+        assert "64 KiB" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ("&".join(f"f{i}=x" for i in range(500)), "application/x-www-form-urlencoded", 400, "Too many fields"),
+        ("key=" + "k" * 8000, "application/x-www-form-urlencoded", 400, "maximum size"),
+        ("key=" + "k" * 20_000, "application/x-www-form-urlencoded", 413, "16 KiB"),
+        (
+            '--b\r\ncontent-disposition: form-data; name="key"; filename="k.bin"\r\n\r\nxx\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            400,
+            "Too many files",
+        ),
+    ],
+)
+def test_sign_in_forms_are_small(host: Host, body: str, content_type: str, status: int, says: str) -> None:
+    """No field floods, no long fields, no files: the sign-in and sign-out forms hold a key and a token."""
+    for path in ("/dashboard/sign-in", "/dashboard/sign-out"):
+        answer = httpx.post(host.url + path, content=body, headers={"content-type": content_type}, timeout=10)
+        assert (answer.status_code, says in answer.text) == (status, True), answer.text
+
+
+def test_sign_in_and_sign_out_refuse_other_sites_and_chutes_pages(host: Host) -> None:
+    """A chute's page (same site as the dashboard) cannot post the sign-in form (a login into the
+    attacker's account) nor the sign-out form, even holding the form's token."""
+    chute_page = f"http://alice-hello.localhost:{host.port}"
+    with httpx.Client(base_url=host.url, timeout=30) as client:
+        token = re.search(r'name="token" value="([^"]+)"', client.get("/").text).group(1)
+        for headers in ({"Origin": chute_page}, {"Origin": "null"}, {"Sec-Fetch-Site": "same-site"}):
+            forged = client.post("/dashboard/sign-in", data={"key": host.alice, "token": token}, headers=headers)
+            assert forged.status_code == 403, headers
+            assert "chutes_session" not in client.cookies
+        token = re.search(r'name="token" value="([^"]+)"', forged.text).group(1)  # each refusal gives a new form
+        same = client.post("/dashboard/sign-in", data={"key": host.alice, "token": token}, headers={"Origin": host.url})
+        assert same.status_code == 303
+    with signed_in(host) as (client, csrf):
+        refused = client.post("/dashboard/sign-out", data={"csrf": csrf}, headers={"Origin": chute_page})
+        assert refused.status_code == 403 and "another site" in refused.text
+        assert client.get("/dashboard/api/chutes").status_code == 200  # still signed in
+
+
+def test_try_it_needs_the_csrf_token_for_gets_too(host: Host) -> None:
+    """Another page cannot make a signed-in browser call a GET cord with its user's key."""
+    with signed_in(host) as (client, csrf):
+        assert client.get("/dashboard/try/alice-hello/headers").status_code == 403
+        sneaky = client.get(
+            "/dashboard/try/alice-hello/headers",
+            headers={"X-CSRF-Token": csrf, "Origin": f"http://alice-hello.localhost:{host.port}"},
+        )
+        assert sneaky.status_code == 403
+        fine = client.get("/dashboard/try/alice-hello/headers", headers={"X-CSRF-Token": csrf})
+        assert fine.status_code == 200 and fine.json()["authorization"] is None
+
+
+def test_a_session_cookie_sent_twice_is_no_session(host: Host) -> None:
+    """A second `chutes_session` (one planted for the parent domain) makes the request anonymous, not
+    the planted session's."""
+    with signed_in(host) as (client, _):
+        token = client.cookies["chutes_session"]
+        twice = httpx.get(
+            f"{host.url}/dashboard/api/chutes", headers={"Cookie": f"chutes_session=planted; chutes_session={token}"}
+        )
+        assert twice.status_code == 401
+
+
+def cookie_jar_bundle(path: Path) -> bytes:
+    manifest = hello_manifest(name="cookies", entrypoint="cookie_jar:chute", cords=[])
+    source = (FIXTURES / "cookie_jar.py").read_text()
+    return make_tar(
+        path,
+        [
+            file_member("manifest.json", json.dumps(manifest).encode()),
+            file_member("app/cookie_jar.py", source.encode()),
+        ],
+    )
+
+
+def test_a_chutes_cookies_for_the_host_domain_never_reach_the_browser(host: Host, tmp_path: Path) -> None:
+    """Set-Cookie with a Domain covering the host's own domain is dropped, on the direct path and the
+    ASGI gateway alike; the chute's cookies for its own host pass."""
+    bundle = cookie_jar_bundle(tmp_path / "cookies.tgz")
+    deployed = host.api("POST", "/chutes", key=host.alice, params={"public": "true"}, content=bundle)
+    assert deployed.status_code == 202, deployed.text
+    wait_for(
+        lambda: host.call("alice-cookies", "/cookies", method="GET").status_code == 200,
+        timeout=60,
+        what="the cookie chute to be ready",
+        host=host,
+    )
+
+    def chunked():  # noqa: ANN202  (a body of unknown length: never the direct path)
+        yield b"{}"
+
+    answers = [
+        host.call("alice-cookies", "/cookies", method="GET"),  # small and ready: the direct path
+        host.call("alice-cookies", "/cookies-post", content=chunked(), headers={"content-type": "application/json"}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers.get_list("set-cookie") == [
+            "own=kept; Path=/; HttpOnly",
+            "scoped=kept; Domain=alice-cookies.localhost",
+        ]
+    assert host.api("DELETE", "/chutes/cookies", key=host.alice).status_code == 200
+
+
+def test_over_https_the_dashboard_takes_only_host_prefixed_cookies(host_factory) -> None:  # noqa: ANN001
+    """Behind a TLS proxy the cookies are `__Host-` ones (Secure, Path=/, no Domain), which a browser takes
+    from the host itself only; a plain `chutes_session`, as a chute could plant one, is no session."""
+    behind = host_factory("--forwarded-allow-ips", "127.0.0.1")
+    key = behind.add_user("carol")
+    https = {"X-Forwarded-Proto": "https"}  # what the proxy says; the cookies are sent by hand (httpx sees http)
+    page = httpx.get(behind.url, headers=https)
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-chutes_sign_in=") and "Path=/;" in cookie and "Secure" in cookie
+    form = {"key": key, "token": re.search(r'name="token" value="([^"]+)"', page.text).group(1)}
+    signed = httpx.post(f"{behind.url}/dashboard/sign-in", data=form, headers={**https, "Cookie": cookie.split(";")[0]})
+    assert signed.status_code == 303, signed.text
+    (session,) = [c for c in signed.headers.get_list("set-cookie") if c.startswith("__Host-chutes_session=")]
+    assert "Secure" in session and "Path=/" in session and "Domain" not in session
+    value = session.split(";")[0].split("=", 1)[1]
+    own = httpx.get(f"{behind.url}/dashboard/api/chutes", headers={**https, "Cookie": f"__Host-chutes_session={value}"})
+    assert own.json() == []
+    planted = httpx.get(f"{behind.url}/dashboard/api/chutes", headers={**https, "Cookie": f"chutes_session={value}"})
+    assert planted.status_code == 401

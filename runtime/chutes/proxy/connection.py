@@ -12,6 +12,8 @@ from chutes.proxy.head import HOP_BY_HOP
 # The serving ASGI server writes its own Date and Server; two Date fields would be invalid (as nginx does).
 NOT_RELAYED = HOP_BY_HOP | {b"date", b"server"}
 
+SET_COOKIE = b"set-cookie"
+
 # Bytes of response body held for a slow client before the upstream socket stops being read.
 HIGH_WATER = 256 * 1024
 # A response with a content-length up to this is relayed once complete: one wake-up, not two,
@@ -20,6 +22,27 @@ HOLD_LIMIT = 64 * 1024
 # A response's status line and headers beyond this are refused (502): one chute's endless head
 # must not hold the proxy's loop or memory.
 MAX_HEAD_BYTES = 64 * 1024
+
+
+def drop_cookies_for(headers: list[tuple[bytes, bytes]], domain: bytes) -> list[tuple[bytes, bytes]]:
+    """Returns response `headers` without the Set-Cookie fields whose Domain attribute covers `domain`
+    (lowercase), i.e. names it or a parent of it. For a gateway whose upstreams answer on subdomains
+    of its own `domain`: such a cookie would reach the gateway's own pages (e.g. a sign-in)."""
+    if not any(name == SET_COOKIE for name, _ in headers):
+        return headers
+    return [(name, value) for name, value in headers if name != SET_COOKIE or not cookie_covers(value, domain)]
+
+
+def cookie_covers(set_cookie: bytes, domain: bytes) -> bool:
+    """Tells whether any Domain attribute of a Set-Cookie value names `domain` or a parent of it."""
+    for attribute in set_cookie.split(b";")[1:]:
+        name, _, value = attribute.partition(b"=")
+        if name.strip().lower() != b"domain":
+            continue
+        value = value.strip().lower().strip(b".")
+        if value and (value == domain or domain.endswith(b"." + value)):
+            return True
+    return False
 
 
 class UpstreamConnection(asyncio.Protocol):
