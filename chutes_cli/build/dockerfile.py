@@ -150,6 +150,7 @@ def render_dockerfile(
     runtime_wheel: str,
     base_image: str | None = None,
     python_version: str = "3.11",
+    sdk: list[str] | tuple[str, ...] = (),
 ) -> str:
     """Takes a chute spec and its Image, and returns the Dockerfile text (same input, same bytes)."""
     users = [d.user for d in image.directives if isinstance(d, User)] if image else []
@@ -165,6 +166,7 @@ def render_dockerfile(
             base_image=base_image or (image.base_image if image else None) or DEFAULT_BASE_IMAGE,
             prelude=prelude(python_version),
             directives=describe_directives(image),
+            sdk=list(sdk),
             runtime_wheel=runtime_wheel,
             code_dir=CODE_DIR,
             workdir=workdirs[-1] if workdirs else CODE_DIR,

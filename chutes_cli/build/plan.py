@@ -149,6 +149,7 @@ def plan_image(
 
     from chutes_cli.build.dockerfile import DEFAULT_BASE_IMAGE
     from chutes_cli.build.python import choose_python
+    from chutes_cli.build.sdk import sdk_requirements
 
     python = python or choose_python(python_version, image, base_image, DEFAULT_BASE_IMAGE)
     python_version = python.version
@@ -162,6 +163,9 @@ def plan_image(
         context.generated[f".chutes/{wheel.name}"] = wheel.read_bytes()
     pins = runtime_pins()
     add_wheelhouse(context, "runtime", pins, python_version, fetch_wheels, fetch_wheelhouse)
+    sdk = [] if untrusted else sdk_requirements(context.files)
+    if sdk:
+        add_wheelhouse(context, "sdk", runtime_pins(sdk), python_version, fetch_wheels, fetch_wheelhouse)
     pip_steps = [d for d in image.directives if isinstance(d, PipInstall)]
     for number, step in enumerate(pip_steps, start=1):
         reqs = list(step.packages) or read_requirements(root / step.requirements_file)
@@ -170,7 +174,7 @@ def plan_image(
         add_wheelhouse(context, f"pip-{number}", reqs, python_version, fetch_wheels, fetch_wheelhouse)
 
     dockerfile = render_dockerfile(
-        spec, image, runtime_wheel=wheel.name, base_image=base_image, python_version=python_version
+        spec, image, runtime_wheel=wheel.name, base_image=base_image, python_version=python_version, sdk=sdk
     )
     ignore_lines = list(DEFAULT_PATTERNS)
     if (root / IGNORE_FILE).is_file():

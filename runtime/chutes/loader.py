@@ -207,13 +207,22 @@ def compiles_from_source(path: Path) -> bool:
     return any(path.is_relative_to(directory) for directory in SOURCE_FINDER.directories)
 
 
+# what `pip install chutes` brings on the Chutes platform: here the `chutes[sdk]` extra
+SDK_DEPENDENCIES = frozenset({"loguru", "pybase64", "aiohttp", "orjson", "requests", "backoff", "huggingface_hub"})
+
+
 def import_failure(name: str, origin: str, exc: BaseException) -> ChuteLoadError:
     """Builds the error for a module that raised on import, with the user's traceback."""
     user_traceback = format_user_traceback(exc)
-    error = ChuteLoadError(
-        f"importing module {name!r} ({origin}) raised {type(exc).__name__}. Fix the error "
-        f"below in your code and run the command again.\n\n{user_traceback}"
-    )
+    fix = "Fix the error below in your code and run the command again."
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if missing in SDK_DEPENDENCIES:
+        fix = (
+            f"{missing!r} comes with the Chutes platform's SDK, which chute files written for it import: "
+            "install it with `pip install 'chutes[sdk]'` (chutes build adds it to the image)."
+        )
+    what = f"importing module {name!r} ({origin}) raised {type(exc).__name__}"
+    error = ChuteLoadError(f"{what}. {fix}\n\n{user_traceback}")
     error.user_traceback = user_traceback
     return error
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,7 @@ LISTED = {
     "ssh_job": ([], ["train"]),
     "platform_base": (["POST /hello"], []),
     "cuda_with_python": (["POST /hello"], []),
+    "sdk_imports": (["POST /encode"], []),
 }
 
 
@@ -141,3 +143,32 @@ def test_the_ssh_job_shape_runs_with_job_data(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert json.loads((project / "run" / "result.json").read_text())["result"] == {"steps": 3}
     assert (project / "run" / "outputs" / "log.txt").read_text() == "step 0\nstep 1\nstep 2\n"
+
+
+def test_the_sdk_imports_shape_runs_and_its_image_gets_them(start_server, tmp_path: Path) -> None:  # noqa: F811
+    project = copy_shape("sdk_imports", tmp_path)
+    server = start_server("sdk_imports.py:chute", cwd=project)
+    assert httpx.post(f"{server.url}/encode", json={"text": "hi"}, timeout=10).json() == {"b64": "aGk="}
+    built = chutes("build", "sdk_imports.py:chute", "--dry-run", cwd=project)
+    assert built.returncode == 0, built.stderr
+    assert "#   " in built.stdout and ".chutes/wheels/sdk/requirements.txt" in built.stdout
+    from chutes.loader import load_chute
+    from chutes_cli.build.plan import plan_build
+
+    ref = f"{project / 'sdk_imports.py'}:chute"
+    plan = plan_build(load_chute(ref), ref, fetch_wheels=False)
+    pinned = plan.context.generated[".chutes/wheels/sdk/requirements.txt"].decode().split()
+    assert {p.split("==")[0].lower() for p in pinned} >= {"loguru", "pybase64"}
+    assert not any(p.lower().startswith(("aiohttp==", "orjson==")) for p in pinned)  # only what it imports
+
+
+def test_without_the_sdk_extra_the_import_error_says_how_to_get_it(tmp_path: Path, monkeypatch) -> None:
+    from chutes.loader import ChuteLoadError, load_chute
+
+    monkeypatch.setitem(sys.modules, "loguru", None)  # as on a machine without chutes[sdk]
+    monkeypatch.delitem(sys.modules, "sdk_imports", raising=False)
+    project = copy_shape("sdk_imports", tmp_path)
+    with pytest.raises(ChuteLoadError) as caught:
+        load_chute(f"{project / 'sdk_imports.py'}:chute")
+    assert "install it with `pip install 'chutes[sdk]'`" in str(caught.value)
+    assert 'sdk_imports.py", line 4' in str(caught.value)  # the user's own line
