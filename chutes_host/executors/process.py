@@ -54,7 +54,7 @@ PASSED_ENV = frozenset(
         "NO_PROXY",
     }
 )
-PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "PIP_", "XDG_")
+PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "XDG_")
 STOP_GRACE = 5.0
 # Sockets live in a directory of the host's own; sun_path holds 108 bytes.
 MAX_SOCKET_PATH = 100

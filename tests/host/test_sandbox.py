@@ -156,3 +156,10 @@ def test_a_data_dir_inside_a_system_directory_is_hidden(tmp_path: Path) -> None:
     listed = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["chutes"]
+
+
+def test_unsandboxed_instances_get_none_of_the_hosts_pip_settings() -> None:
+    from chutes_host.executors.process import instance_env
+
+    host = {"PIP_INDEX_URL": "https://ci:t0ken@pypi.example/simple", "PIP_CERT": "/etc/ca.pem", "LANG": "C.UTF-8"}
+    assert instance_env(host) == {"LANG": "C.UTF-8"}
