@@ -44,6 +44,7 @@ LISTED = {
     "platform_base": (["POST /hello"], []),
     "cuda_with_python": (["POST /hello"], []),
     "sdk_imports": (["POST /encode"], []),
+    "prebuilt_vllm": (["POST /ping"], []),
 }
 
 
@@ -172,3 +173,18 @@ def test_without_the_sdk_extra_the_import_error_says_how_to_get_it(tmp_path: Pat
         load_chute(f"{project / 'sdk_imports.py'}:chute")
     assert "install it with `pip install 'chutes[sdk]'`" in str(caught.value)
     assert 'sdk_imports.py", line 4' in str(caught.value)  # the user's own line
+
+
+@pytest.mark.parametrize(
+    ("ref", "attr"),
+    [("chutes/vllm:0.9.2", "VLLM"), ("chutes/sglang:0.4.9", "SGLANG"), ("parachutes/diffusion:0.33.1", "DIFFUSION")],
+)
+def test_the_platforms_prebuilt_images_are_this_projects_own(ref: str, attr: str) -> None:
+    from chutes.chute import Chute
+    from chutes.image import Image
+
+    chute = Chute(username="me", name="x", image=ref)
+    assert isinstance(chute.image, Image) and chute.image.name == attr.lower()
+    (note,) = chute.ignored
+    assert note.startswith(f"image {ref!r} is the platform's prebuilt image") and f"write image={attr}" in note
+    assert Chute(username="me", name="x", image="chutes/other:1").image == "chutes/other:1"  # not an engine image

@@ -20,7 +20,7 @@ from chutes.metrics import Metrics
 from chutes.naming import NAME_PATTERN, derive_slug, fold_username
 from chutes.node_selector import NodeSelector
 from chutes.pair import PairEndpoint, make_stream_pair
-from chutes.platform import platform_notes
+from chutes.platform import platform_notes, standard_image
 from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
 
@@ -70,6 +70,10 @@ class Chute:
         self.username = fold_username(username)
         self.name = name
         self.label_name, self.slug = derive_slug(self.username, name)
+        self.image_note: str | None = None
+        mapped = standard_image(image) if isinstance(image, str) else None
+        if mapped is not None:
+            image, self.image_note = mapped
         self.image = check_image(image)
         self.revision = check_optional_text("revision", revision)
         self.standard_template = check_optional_text("standard_template", standard_template)
