@@ -1,0 +1,353 @@
+"""Fifty hostile and ordinary clients at once against a real host with a chute: slow heads and bodies,
+huge declared and streamed bodies, form floods, job uploads and tar bombs. The host's memory stays
+bounded, ordinary calls keep being answered quickly, and nothing is left on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.host.bundles import header_bomb
+from tests.host.conftest import Host, make_project, wait_for
+
+MiB = 1 << 20
+LOAD_SECONDS = 20.0
+MAX_GROWTH_MB = 150
+MAX_P99_SECONDS = 1.0
+BOUNDARY = b"b0undary"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+    base = tmp_path_factory.mktemp("load")
+    (base / "tmp").mkdir()
+    host = Host(
+        data_dir=base / "data",
+        home=base / "home",
+        port=free_port(),
+        extra_args=["--max-bundle-mb", "8"],
+        env={"TMPDIR": str(base / "tmp")},  # whatever the host spools outside its data dir lands here
+    )
+    host.tmp = base / "tmp"
+    host.home.mkdir()
+    host.start()
+    host.alice = host.add_user("alice")
+    project = make_project(base / "project", "host_jobs.py")
+    deployed = host.cli("deploy", "host_jobs:chute", key=host.alice, cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    wait_for(lambda: ping(host) == 200, timeout=60, what="the chute to answer", host=host)
+    host.bomb = (base / "bomb.tgz").read_bytes() if header_bomb(base / "bomb.tgz", payload_mib=1024) else b""
+    yield host
+    host.stop()
+
+
+def ping(host: Host) -> int:
+    return host.call("alice-jobs", "/ping", key=host.alice, json={}, timeout=10).status_code
+
+
+def memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def leftovers(host: Host) -> list[str]:
+    """Returns what the host left in its temporary places: its own tmp dir, TMPDIR, and job directories."""
+    found = []
+    for folder in (host.data_dir / "tmp", host.tmp, host.data_dir / "jobs"):
+        if folder.exists():
+            found += [str(p) for p in folder.iterdir()]
+    return found
+
+
+# --- the clients ----------------------------------------------------------------------------------
+
+
+async def exchange(port: int, head: bytes, parts: AsyncIterator[bytes] | None = None, *, timeout: float = 15) -> int:
+    """Sends a request head, then body parts until the host answers; returns the answer's status (0 when the
+    host closed the connection without one)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        answer = asyncio.create_task(reader.readline())
+        writer.write(head)
+        if parts is not None:
+            with contextlib.suppress(ConnectionError):
+                async for part in parts:
+                    if answer.done():
+                        break
+                    writer.write(part)
+                    await writer.drain()
+        async with asyncio.timeout(timeout):
+            line = await answer
+        return int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else 0
+    except (ConnectionError, TimeoutError):
+        return 0
+    finally:
+        writer.close()
+
+
+async def junk(total: int, chunk: int = 256 * 1024, *, every: float = 0.0) -> AsyncIterator[bytes]:
+    for _ in range(0, total, chunk):
+        yield b"x" * chunk
+        await asyncio.sleep(every)
+
+
+def head(method: str, path: str, *, key: str | None = None, host: str = "localhost", **headers: str | int) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host}"]
+    if key:
+        lines.append(f"authorization: Bearer {key}")
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def multipart_files(count: int, size: int) -> bytes:
+    parts = [
+        b"--%s\r\ncontent-disposition: form-data; name=\"f%d\"; filename=\"f%d.bin\"\r\n\r\n%s\r\n"
+        % (BOUNDARY, i, i, b"x" * size)
+        for i in range(count)
+    ]
+    return b"".join(parts) + b"--%s--\r\n" % BOUNDARY
+
+
+async def upload_parts(total: int) -> AsyncIterator[bytes]:
+    """One file part of `total` bytes, as chunked-transfer frames (no Content-Length to refuse it early)."""
+    yield b"%x\r\n%s\r\n" % (
+        len(start := b'--%s\r\ncontent-disposition: form-data; name="big"; filename="big.bin"\r\n\r\n' % BOUNDARY),
+        start,
+    )
+    async for part in junk(total):
+        yield b"%x\r\n%s\r\n" % (len(part), part)
+
+
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY.decode()}"
+
+
+def hostile_requests(host: Host) -> dict[str, list]:
+    """Returns, by kind, the requests hostile clients make: (head, body parts factory or None, expected statuses)."""
+    port, key = host.port, host.alice
+    gateway = "alice-jobs.localhost"
+    flood = "&".join(f"f{i}=x" for i in range(900)).encode()
+    many_files = multipart_files(300, 10)
+    return {
+        "slow head": [(b"POST /dashboard/sign-in HTTP/1.1\r\nhost: localhost\r\n", None, {408, 0})],
+        "slow body": [
+            (head("POST", "/dashboard/sign-in", content_length=10_000), lambda: junk(10_000, 1, every=0.5), {0, 408}),
+            (
+                head("POST", "/api/v1/chutes/jobs/scale", key=key, content_length=10_000),
+                lambda: junk(10_000, 1, every=0.5),
+                {0, 408},
+            ),
+        ],
+        "huge declared": [
+            (head("POST", "/dashboard/api/chutes/jobs/scale", content_length=300 * MiB), None, {401}),
+            (head("POST", "/api/v1/chutes/jobs/scale", content_length=300 * MiB), None, {401}),
+            (head("POST", "/dashboard/try/alice-jobs/ping", content_length=300 * MiB), None, {401}),
+            (head("POST", "/dashboard/sign-in", content_length=300 * MiB), None, {413}),
+            (head("POST", "/api/v1/chutes", key=key, content_length=300 * MiB), None, {413}),
+        ],
+        "huge streamed": [
+            (
+                head("POST", "/api/v1/chutes/jobs/scale", key=key, transfer_encoding="chunked"),
+                lambda: chunked(junk(64 * MiB)),
+                {413, 0},
+            ),
+            (
+                head("POST", "/api/v1/chutes", key=key, transfer_encoding="chunked"),
+                lambda: chunked(junk(64 * MiB)),
+                {413, 0},
+            ),
+            (
+                head("POST", "/api/v1/chutes/jobs/jobs/squares", key=key, transfer_encoding="chunked", content_type=MULTIPART),
+                lambda: upload_parts(64 * MiB),
+                {413, 0},
+            ),
+            (
+                head("POST", "/ping", key=key, host=gateway, content_type="application/json", content_length=64 * MiB),
+                lambda: junk(64 * MiB),
+                {413, 422, 0},
+            ),
+        ],
+        "form flood": [
+            (
+                head("POST", "/dashboard/sign-in", content_type="application/x-www-form-urlencoded", content_length=len(flood)),
+                lambda: once(flood),
+                {400},
+            ),
+            (
+                head("POST", "/dashboard/sign-out", content_type=MULTIPART, content_length=len(many_files)),
+                lambda: once(many_files),
+                {400},
+            ),
+            (
+                head("POST", "/api/v1/chutes/jobs/jobs/squares", key=key, content_type=MULTIPART, content_length=len(many_files)),
+                lambda: once(many_files),
+                {400},
+            ),
+        ],
+        "tar bomb": [
+            (
+                head("POST", "/api/v1/chutes", key=key, content_type="application/gzip", content_length=len(host.bomb)),
+                lambda: once(host.bomb),
+                {400, 413},
+            )
+        ],
+    }
+
+
+async def once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def chunked(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for part in parts:
+        yield b"%x\r\n%s\r\n" % (len(part), part)
+    yield b"0\r\n\r\n"
+
+
+async def hostile_client(host: Host, requests: list, stop: asyncio.Event, seen: collections.Counter, kind: str) -> None:
+    i = 0
+    while not stop.is_set():
+        request_head, parts, expected = requests[i % len(requests)]
+        i += 1
+        if kind == "slow head":  # a byte of the head every half second
+            status = await exchange(host.port, b"", slow_head(request_head, stop), timeout=30)
+        else:
+            status = await exchange(host.port, request_head, parts() if parts else None, timeout=30)
+        seen[(kind, status in expected)] += 1
+        if not (status in expected):
+            seen[(kind, f"unexpected {status}")] += 1
+
+
+async def slow_head(data: bytes, stop: asyncio.Event) -> AsyncIterator[bytes]:
+    for byte in data:
+        if stop.is_set():
+            return
+        yield bytes([byte])
+        await asyncio.sleep(0.5)
+
+
+async def ordinary_client(host: Host, stop: asyncio.Event, latencies: list[float], failures: list[str], n: int) -> None:
+    """Calls the chute, the control API and the job API in turn, as a well-behaved user does."""
+    async with httpx.AsyncClient(base_url=host.url, timeout=30) as client:
+        auth = {"Authorization": f"Bearer {host.alice}"}
+        calls = [
+            lambda: client.post("/ping", json={}, headers={**auth, "Host": f"alice-jobs.localhost:{host.port}"}),
+            lambda: client.get("/api/v1/chutes", headers=auth),
+            lambda: client.get("/api/v1/chutes/jobs", headers=auth),
+        ]
+        i = n
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                answer = await calls[i % len(calls)]()
+                ok = answer.status_code == 200
+                why = f"{answer.status_code} {answer.text[:200]}"
+            except httpx.HTTPError as exc:
+                ok, why = False, repr(exc)
+            latencies.append(time.monotonic() - started)
+            if not ok:
+                failures.append(why)
+            i += 1
+            await asyncio.sleep(0.05)
+
+
+class MemoryWatch:
+    """Samples a process's resident memory every 0.1 s in a thread, and keeps the largest."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            self.peak_kb = max(self.peak_kb, memory_kb(self.pid, "VmRSS"))
+
+    def __enter__(self) -> MemoryWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+# --- the tests -------------------------------------------------------------------------------------
+
+
+async def test_a_job_upload_is_counted_as_it_arrives(host: Host) -> None:
+    """A streamed upload (no Content-Length) over the 8 MiB limit is refused once it passes it, not after
+    the host has taken it all, and leaves nothing behind."""
+    sent = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal sent
+        async for part in upload_parts(256 * MiB):
+            sent += len(part)
+            yield part
+
+    request = head(
+        "POST", "/api/v1/chutes/jobs/jobs/squares", key=host.alice, transfer_encoding="chunked", content_type=MULTIPART
+    )
+    status = await exchange(host.port, request, counted(), timeout=60)
+    assert status == 413
+    assert sent < 64 * MiB, f"the host took {sent / MiB:.0f} MiB before refusing"
+    wait_for(lambda: not leftovers(host), timeout=10, what="the refused upload's files to be gone", host=host)
+
+
+async def test_fifty_hostile_and_ordinary_clients_at_once(host: Host) -> None:
+    pid = host.proc.pid
+    for _ in range(20):  # warm: the first calls import and cache what later ones use
+        assert await asyncio.to_thread(ping, host) == 200
+    idle_kb = memory_kb(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM from here on
+    requests = hostile_requests(host)
+    plan = {"slow head": 8, "slow body": 8, "huge declared": 6, "huge streamed": 6, "form flood": 6, "tar bomb": 2}
+    ordinary = 50 - sum(plan.values())
+    stop = asyncio.Event()
+    seen: collections.Counter = collections.Counter()
+    latencies: list[float] = []
+    failures: list[str] = []
+    with MemoryWatch(pid) as watch:
+        clients = [
+            asyncio.create_task(hostile_client(host, requests[kind], stop, seen, kind))
+            for kind, count in plan.items()
+            for _ in range(count)
+        ]
+        clients += [
+            asyncio.create_task(ordinary_client(host, stop, latencies, failures, n)) for n in range(ordinary)
+        ]
+        await asyncio.sleep(LOAD_SECONDS)
+        stop.set()
+        async with asyncio.timeout(60):
+            await asyncio.gather(*clients)
+    peak_kb = max(watch.peak_kb, memory_kb(pid, "VmHWM"))
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)]
+    report = (
+        f"idle {idle_kb / 1024:.0f} MB, peak {peak_kb / 1024:.0f} MB (+{(peak_kb - idle_kb) / 1024:.0f} MB); "
+        f"{len(latencies)} ordinary calls, p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms; hostile answers {dict(seen)}"
+    )
+    print(report)
+    if os.environ.get("CHUTES_LOAD_REPORT"):
+        Path(os.environ["CHUTES_LOAD_REPORT"]).write_text(report + "\n")
+    assert not failures, f"{len(failures)} ordinary calls failed, e.g. {failures[:3]}; {report}"
+    assert not [k for k in seen if isinstance(k[1], str)], report
+    assert all(seen[(kind, True)] for kind in plan), report  # each kind was answered as expected at least once
+    assert (peak_kb - idle_kb) / 1024 < MAX_GROWTH_MB, report
+    assert p99 < MAX_P99_SECONDS, report
+    assert await asyncio.to_thread(ping, host) == 200
+    wait_for(lambda: not leftovers(host), timeout=30, what=f"no temporary files left: {leftovers(host)}", host=host)
