@@ -249,3 +249,38 @@ def test_a_build_index_url_with_credentials_is_refused_at_start(tmp_path: Path) 
     assert result.returncode == 2
     assert "--build-index-url 'https://***@pypi.example/simple' carries credentials" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_builds_install_from_the_index_the_operator_names(tmp_path: Path, sandbox_available) -> None:  # noqa: ANN001
+    project = tmp_path / "project"
+    project.mkdir()
+    source = (Path(__file__).parents[1] / "fixtures" / "chutes" / "tenant_env.py").read_text()
+    (project / "tenant_env.py").write_text(source.replace('name="envy"', 'name="indexed"'))
+    write_probe_sdist(tmp_path / "dist", tmp_path / "none.conf")
+    index = tmp_path / "pypi"  # a PEP 503 index on disk: simple/<name>/ links to ../../files/<sdist>
+    (index / "files").mkdir(parents=True)
+    (tmp_path / "dist" / "sdists" / "recorder_probe-1.0.tar.gz").rename(index / "files" / "recorder_probe-1.0.tar.gz")
+    (index / "simple" / "recorder-probe").mkdir(parents=True)
+    (index / "simple" / "recorder-probe" / "index.html").write_text(
+        '<a href="../../files/recorder_probe-1.0.tar.gz">recorder_probe-1.0.tar.gz</a>\n'
+    )
+    (project / "requirements.txt").write_text("recorder-probe==1.0\n")
+    url = f"file://{index}/simple"
+    host = Host(
+        data_dir=tmp_path / "data",
+        home=tmp_path / "home",
+        port=free_port(),
+        extra_args=["--sandbox", "bwrap", "--build-index-url", url],
+        env={"PIP_INDEX_URL": f"https://operator:{INDEX_TOKEN}@index.invalid/simple"},
+    )
+    host.home.mkdir()
+    host.start()
+    try:
+        eve = host.add_user("eve")
+        deployed = host.cli("deploy", "tenant_env:chute", key=eve, cwd=project)
+        assert deployed.returncode == 0, deployed.stderr
+    finally:
+        host.stop()
+    (record_file,) = (host.data_dir / "chutes" / "eve-indexed").glob("**/build-record.json")
+    environ = json.loads(record_file.read_text())["environ"]
+    assert environ["PIP_INDEX_URL"] == url and INDEX_TOKEN not in record_file.read_text()
