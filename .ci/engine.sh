@@ -52,6 +52,11 @@ if [ "${1:-}" = stop ]; then
     exit 0
 fi
 
+# One setup at a time per cache: two checkouts setting up at once bootstrapped into the same
+# directory, and one removed it while the other's debootstrap had /proc mounted there.
+exec 9>"$CACHE/engine.lock"
+flock -w 1800 9 || die "another engine setup has held $CACHE/engine.lock for 30 minutes"
+
 # shellcheck source=.ci/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
@@ -126,7 +131,7 @@ make_rootfs_tarball() {
     local tarball=$CACHE/rootfs-$SUITE.tar
     [ -s "$tarball" ] && return 0
     local dir=$CACHE/rootfs-$SUITE.tmp
-    rm -rf "$dir"
+    remove_rootfs_dir "$dir"
     log "bootstrapping a $SUITE rootfs with python3 (about a minute, cached afterwards)"
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
         "$SUITE" "$dir" "$(debian_mirror)" >"$CACHE/debootstrap.log" 2>&1 \
@@ -139,6 +144,15 @@ make_rootfs_tarball() {
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
     tar --numeric-owner -C "$dir" -cf "$tarball.part" .
     mv "$tarball.part" "$tarball"
+    remove_rootfs_dir "$dir"
+}
+
+# Removes a bootstrap directory, first unmounting what an interrupted debootstrap left mounted in it.
+remove_rootfs_dir() {
+    local dir=$1 mounted
+    [ -e "$dir" ] || return 0
+    mounted=$(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+    for m in $mounted; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 
