@@ -76,10 +76,12 @@ def prelude(python_version: str) -> str:
         f"echo 'this base image has no python3: start from one with Python {python_version} and venv "
         f"(e.g. python:{python_version}-slim) or install them in your base' >&2; exit 1"
     )
+    # the venv belongs to the chute's user, so `set_user("chutes")` then `pip_install` works (as in the SDK)
     return (
         f"set -e; test -x /opt/venv/bin/python || command -v python3 >/dev/null || {{ {missing}; }}; "
-        "test -x /opt/venv/bin/python || python3 -m venv /opt/venv; "
         f"id -u {RUN_USER} >/dev/null 2>&1 || useradd --create-home --uid 1000 --shell /bin/sh {RUN_USER}; "
+        "test -x /opt/venv/bin/python || python3 -m venv /opt/venv; "
+        f'[ "$(stat -c %U /opt/venv)" = {RUN_USER} ] || chown -R {RUN_USER}:{RUN_USER} /opt/venv; '
         f'/opt/venv/bin/python -c "{check}"'
     )
 
@@ -172,7 +174,7 @@ def render_dockerfile(
             workdir=workdirs[-1] if workdirs else CODE_DIR,
             labels=chute_labels(spec),
             user=users[-1] if users else RUN_USER,
-            switched_user=bool(users),
+            venv_user=RUN_USER,
             port=PORT,
             entrypoint=list(entrypoint.args) if entrypoint else None,
             healthcheck=["python", "-c", probe],

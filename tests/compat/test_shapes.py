@@ -45,6 +45,7 @@ LISTED = {
     "cuda_with_python": (["POST /hello"], []),
     "sdk_imports": (["POST /encode"], []),
     "prebuilt_vllm": (["POST /ping"], []),
+    "set_user_pip": (["POST /six"], []),
 }
 
 
