@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 
 from chutes_host.api import UserDep
 from chutes_host.deployments import DeployError, find_own_deployment
-from chutes_host.jobfiles import open_output, walk_files
+from chutes_host.jobfiles import open_output, walk_outputs
 from chutes_host.jobinput import check_arg_types, check_args, read_start_request
 from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
 from chutes_host.logs import read_tail
 from chutes_host.models import JobRecord, User
 from chutes_host.state import HostState
+from chutes_host.tenantfiles import TenantFileError
 
 # the start request streams its uploads, so the control API's small-body limit does not apply to it
 START_PATH = re.compile(r"^/api/v1/chutes/[^/]+/jobs/[^/]+$")
@@ -68,7 +69,7 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
                 url = config.chute_url(f"{row.slug}-job-{row.short}")
         outputs = []
         if with_outputs:
-            outputs = [{"path": p, "size": s} for p, s in walk_files(runner.directory(row.id) / "work" / "outputs")]
+            outputs = [{"path": p, "size": s} for p, s in walk_outputs(runner.directory(row.id))]
         return JobOut(
             id=row.id,
             short=row.short,
@@ -245,11 +246,13 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
     async def download_output(job_id: str, path: str, user: UserDep) -> StreamingResponse:
         """Downloads one file the job wrote to its output_dir."""
         row = await run_in_threadpool(own_job, user, job_id)
-        outputs = runner.directory(row.id) / "work" / "outputs"
         try:
-            fd, size = open_output(outputs, path)
+            fd, size = open_output(runner.directory(row.id), path)
         except FileNotFoundError:
             detail = f"job {row.short} has no output {path!r}; `chutes jobs get {row.short}` lists them"
+            raise HTTPException(404, detail) from None
+        except TenantFileError as exc:  # the job made it: a FIFO, a link, a device
+            detail = f"job {row.short}'s output {exc}; only regular files are downloaded (`chutes jobs get` lists them)"
             raise HTTPException(404, detail) from None
 
         def chunks():  # noqa: ANN202

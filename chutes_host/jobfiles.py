@@ -1,73 +1,53 @@
-"""A job's files on the host: its uploaded inputs, the outputs it left, its result; read without
-following the links a job may have put in its directory (it is tenant code)."""
+"""A job's files on the host: its uploaded inputs, the outputs it left, its result; read as files of a
+tenant (chutes_host.tenantfiles), below the job's directory `DATA/jobs/{id}`, which only the host can change."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chutes_host.tenantfiles import TenantFileError, open_regular, read_regular, walk_regular
+
 MAX_RESULT_BYTES = 1024 * 1024
 INPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+OUTPUTS = "work/outputs"
+RESULT = "work/result.json"
 
 
-def directory_size(directory: Path) -> int:
-    """Returns the bytes of the regular files under `directory` (0 when it does not exist)."""
-    return sum(size for _, size in walk_files(directory))
+def outputs_size(job_dir: Path) -> int:
+    """Returns the bytes of the regular files the job left in its outputs (0 when there are none)."""
+    return sum(size for _, size in walk_outputs(job_dir))
 
 
-def walk_files(directory: Path) -> Iterator[tuple[str, int]]:
-    """Yields (relative path, size) of each regular file under `directory`, never following a link."""
-    if not directory.is_dir() or directory.is_symlink():
-        return
-    for root, dirs, files in os.walk(directory, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode):
-                yield os.path.relpath(path, directory), info.st_size
+def walk_outputs(job_dir: Path) -> Iterator[tuple[str, int]]:
+    """Yields (path, size) of each regular file in the job's outputs, never following a link."""
+    return walk_regular(job_dir, OUTPUTS)
 
 
-def open_output(outputs: Path, relative: str) -> tuple[int, int]:
-    """Opens one output file for reading; returns (fd, size). Raises FileNotFoundError for anything but a
-    regular file inside `outputs` reached without links."""
+def open_output(job_dir: Path, relative: str) -> tuple[int, int]:
+    """Opens one output file for reading; returns (fd, size). Raises FileNotFoundError when there is no
+    such file, TenantFileError when it is something else than a regular file reached without links."""
     parts = [p for p in relative.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise FileNotFoundError(relative)
-    flags = os.O_RDONLY | os.O_NOFOLLOW
-    fd = os.open(outputs, flags | os.O_DIRECTORY)
     try:
-        for part in parts[:-1]:
-            nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        file_fd = os.open(parts[-1], flags, dir_fd=fd)
-    except OSError:
-        raise FileNotFoundError(relative) from None
-    finally:
-        os.close(fd)
-    info = os.fstat(file_fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(file_fd)
-        raise FileNotFoundError(relative)
-    return file_fd, info.st_size
+        return open_regular(job_dir, f"{OUTPUTS}/{'/'.join(parts)}")
+    except TenantFileError as exc:
+        raise TenantFileError(str(exc).removeprefix(f"{OUTPUTS}/")) from None
 
 
-def read_result(path: Path) -> dict[str, Any]:
-    """Returns the job's result.json ({} when missing, a link, too large or not a JSON object)."""
+def read_result(job_dir: Path) -> dict[str, Any]:
+    """Returns the job's result.json ({} when it is missing or not a JSON object); raises TenantFileError
+    when it is no regular file or larger than MAX_RESULT_BYTES. Blocks on disk: call it in a worker thread."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        data = read_regular(job_dir, RESULT, limit=MAX_RESULT_BYTES)
+    except FileNotFoundError:
         return {}
-    with open(fd, "rb") as f:
-        data = f.read(MAX_RESULT_BYTES + 1)
-    if len(data) > MAX_RESULT_BYTES:
-        return {"status": "failed", "error": f"the job's result is larger than {MAX_RESULT_BYTES} bytes"}
+    except TenantFileError as exc:
+        raise TenantFileError(str(exc).removeprefix("work/")) from None
     try:
         value = json.loads(data)
     except ValueError:

@@ -24,10 +24,11 @@ from chutes_host.db import Database
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JobLaunch
 from chutes_host.holdings import Holder
-from chutes_host.jobfiles import directory_size, read_result
+from chutes_host.jobfiles import outputs_size, read_result
 from chutes_host.models import JobRecord, utcnow
 from chutes_host.spec import DeploymentSpec
 from chutes_host.supervisor import Supervisor
+from chutes_host.tenantfiles import TenantFileError
 
 log = logging.getLogger("chutes.host")
 
@@ -115,7 +116,7 @@ class JobRunner:
                 if row.status == "running":
                     row.status, row.finished_at = "lost", utcnow()
                     row.reason = LOST
-                    row.output_bytes = directory_size(self.directory(row.id) / "work" / "outputs")
+                    row.output_bytes = outputs_size(self.directory(row.id))
                     log.warning("job %s of %s: lost (the host restarted while it ran)", row.short, row.slug)
                 else:
                     self._queue(row)
@@ -308,15 +309,19 @@ class JobRunner:
                 await asyncio.wait_for(job.cancel.wait(), POLL)
         if stopped_by is None:
             await executor.stop(job.handle)  # removes its socket, or its container
-        result = read_result(job.work_dir / "result.json")
-        status, reason = outcome(code, stopped_by, result, job.timeout)
+        result, unusable = {}, None
+        try:
+            result = await asyncio.to_thread(read_result, job.directory)
+        except TenantFileError as exc:  # e.g. a FIFO: refused unopened, so nothing waits on it
+            unusable = f"the host did not use its result: {exc} (the runtime writes result.json from what it returns)"
+        status, reason = outcome(code, stopped_by, result, job.timeout, unusable=unusable)
         mark(job.log_path, f"job {job.name} {status} (exit code {code})")
         await self._finish(job, status, reason=reason, exit_code=code, result=result.get("result"))
 
     async def _finish(
         self, job: LiveJob, status: str, *, reason: str | None, exit_code: int | None = None, result: Any = None
     ) -> None:
-        size = await asyncio.to_thread(directory_size, job.work_dir / "outputs")
+        size = await asyncio.to_thread(outputs_size, job.directory)
         fields = dict(status=status, reason=reason, exit_code=exit_code, finished_at=utcnow(), output_bytes=size)
         if result is not None:
             fields["result_json"] = json.dumps(result)
@@ -324,8 +329,11 @@ class JobRunner:
         log.info("job %s of %s %s%s", job.short, job.slug, status, f": {reason}" if reason else "")
 
 
-def outcome(code: int | None, stopped_by: str | None, result: dict, timeout: int | None) -> tuple[str, str | None]:
-    """Takes how a job's instance ended, and returns its status and the reason shown with it."""
+def outcome(
+    code: int | None, stopped_by: str | None, result: dict, timeout: int | None, *, unusable: str | None = None
+) -> tuple[str, str | None]:
+    """Takes how a job's instance ended (`unusable` says why its result.json was not read), and returns its
+    status and the reason shown with it."""
     error = result.get("error")
     if stopped_by == "cancelled":
         return "cancelled", "cancelled by its owner"
@@ -333,6 +341,8 @@ def outcome(code: int | None, stopped_by: str | None, result: dict, timeout: int
         return "cancelled", "its chute was deleted while it ran"
     if stopped_by == "timed_out" or code == TIMED_OUT:
         return "timed_out", f"ran past its timeout of {timeout} s"
+    if unusable:
+        return "failed", unusable
     if code == 0 and result.get("status") == "succeeded":
         return "succeeded", None
     if code == 0:

@@ -35,6 +35,7 @@ from chutes_host.sandbox import (
     sandbox_env,
 )
 from chutes_host.spec import DeploymentSpec
+from chutes_host.tenantfiles import TenantFileError, is_regular, read_regular, replace_file
 
 READY_MARK = ".chutes-env-ready"
 PASSED_ENV = frozenset(
@@ -56,6 +57,7 @@ PASSED_ENV = frozenset(
 )
 PASSED_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_", "SSL_", "REQUESTS_CA_", "XDG_")
 STOP_GRACE = 5.0
+MAX_REQUIREMENTS = 1024 * 1024
 # Sockets live in a directory of the host's own; sun_path holds 108 bytes.
 MAX_SOCKET_PATH = 100
 # Creates the virtualenv and makes the host's site-packages (where the runtime lives) visible in it:
@@ -120,7 +122,7 @@ class ProcessExecutor:
         if uid is not None:
             own_directory(spec.directory, uid)
         venv = spec.directory / "venv"
-        if (venv / READY_MARK).exists():
+        if is_regular(spec.directory, f"venv/{READY_MARK}"):  # a FIFO or a link the chute made is no mark
             return
         log_path.parent.mkdir(parents=True, exist_ok=True)
         host_dirs = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if os.path.isdir(p)]
@@ -131,7 +133,7 @@ class ProcessExecutor:
             what="creating the virtualenv",
             shown=[sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
         )
-        if _has_requirements(spec.requirements):
+        if await asyncio.to_thread(_has_requirements, spec):
             await self._run_step(
                 spec,
                 [str(_python(venv)), "-m", "pip", "install", "--no-input", "-r", str(spec.requirements)],
@@ -140,7 +142,7 @@ class ProcessExecutor:
                 network=True,
                 cwd=spec.app_dir,  # as on the author's machine: relative paths are the project's
             )
-        _mark_ready(spec.directory)
+        await asyncio.to_thread(_mark_ready, spec)
 
     async def start(
         self,
@@ -400,32 +402,27 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _has_requirements(path: Path) -> bool:
-    """Says whether requirements.txt has content, without following a link a chute may have put there."""
+def _has_requirements(spec: DeploymentSpec) -> bool:
+    """Says whether requirements.txt has content; raises ExecutorError when the chute made it anything
+    but a regular file (a FIFO would block pip, and the host, for ever)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        return bool(read_regular(spec.directory, "requirements.txt", limit=MAX_REQUIREMENTS).strip())
     except FileNotFoundError:
         return False
-    except OSError:
-        return True  # a link or a FIFO: pip, inside the sandbox, says what is wrong with it
-    with open(fd, "rb") as f:
-        return bool(f.read(65536).strip())
+    except TenantFileError as exc:
+        raise ExecutorError(
+            f"{exc}; the virtualenv of {spec.slug} version {spec.version} is made again from it because its "
+            "ready mark is gone: make requirements.txt a regular file again, or deploy again",
+            phase="building",
+        ) from None
 
 
-def _mark_ready(directory: Path) -> None:
-    """Writes the virtualenv's ready mark without following links in the chute's writable directory."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-    top = os.open(directory, flags)
+def _mark_ready(spec: DeploymentSpec) -> None:
+    """Writes the virtualenv's ready mark in place of whatever the chute left there, never through a link."""
     try:
-        venv = os.open("venv", flags, dir_fd=top)
-        try:
-            mark = os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=venv)
-            os.write(mark, b"ok\n")
-            os.close(mark)
-        finally:
-            os.close(venv)
-    finally:
-        os.close(top)
+        replace_file(spec.directory, f"venv/{READY_MARK}", b"ok\n")
+    except (OSError, TenantFileError) as exc:
+        raise ExecutorError(f"cannot mark the virtualenv of {spec.slug} ready: {exc}", phase="building") from None
 
 
 async def _run_logged(
