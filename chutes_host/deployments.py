@@ -193,13 +193,21 @@ def record_deploy(session: Session, row: Deployment, previous_outcome: str) -> N
     open_records = select(DeployRecord).where(DeployRecord.slug == row.slug, DeployRecord.outcome.is_(None))
     for record in session.execute(open_records).scalars():
         record.outcome = previous_outcome
-    session.add(DeployRecord(owner_id=row.owner_id, slug=row.slug, version=row.version))
+    session.add(
+        DeployRecord(owner_id=row.owner_id, slug=row.slug, version=row.version, manifest_json=row.manifest_json)
+    )
 
 
 def deploy_history(session: Session, slug: str, *, limit: int = 20) -> list[DeployRecord]:
     """Returns a chute's deploys, newest first."""
     stmt = select(DeployRecord).where(DeployRecord.slug == slug).order_by(DeployRecord.version.desc()).limit(limit)
     return list(session.execute(stmt).scalars())
+
+
+def find_record(session: Session, slug: str, version: int) -> DeployRecord | None:
+    """Returns the record of one version of a chute (the newest, when a rollback made the number come twice)."""
+    stmt = select(DeployRecord).where(DeployRecord.slug == slug, DeployRecord.version == version)
+    return session.execute(stmt.order_by(DeployRecord.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def find_deployment(session: Session, slug: str) -> Deployment | None:
@@ -241,14 +249,16 @@ def load_specs(
     """Returns every recorded deployment whose files are present, to bring back after a restart.
 
     A chute comes back at the last version that was ready: a newer one that never was (the host
-    stopped while it started) is dropped, as are the files of every other version.
+    stopped while it started) is dropped, as are the files of every other version. What it comes back
+    as (name, entrypoint, cords, egress) is the manifest the host recorded at that version's deploy.
     `read_env(session, owner_id, chute_name)` gives each spec's environment (the chute's secrets).
     """
     specs = []
     with db.session() as session:
         for row in session.execute(select(Deployment).order_by(Deployment.id)).scalars():
+            keep_manifest(session, row)
             if row.ready_version is not None and row.ready_version != row.version:
-                _roll_back(row, config)
+                _roll_back(session, row, config)
             spec = DeploymentSpec.from_row(row, config.chutes_dir)
             if spec.directory.is_dir():
                 remove_other_versions(spec)
@@ -256,12 +266,29 @@ def load_specs(
     return specs
 
 
-def _roll_back(row: Deployment, config: HostConfig) -> None:
-    directory = config.chutes_dir / row.slug / str(row.ready_version)
-    try:
-        manifest = parse_manifest(json.loads((directory / "manifest.json").read_text()))
-    except (OSError, ValueError):
+def keep_manifest(session: Session, row: Deployment) -> None:
+    """Records the manifest of a chute's current version in its history, where an older host left none."""
+    record = find_record(session, row.slug, row.version)
+    if record is not None and record.manifest_json is None:
+        record.manifest_json = row.manifest_json
+
+
+def _roll_back(session: Session, row: Deployment, config: HostConfig) -> None:
+    if not (config.chutes_dir / row.slug / str(row.ready_version)).is_dir():
         return  # its files are gone: the newer version is all there is
+    record = find_record(session, row.slug, row.ready_version)
+    if record is None or record.manifest_json is None:
+        # the version's manifest.json is the chute's to rewrite, so it is never read back
+        log.warning(
+            "%s: version %d was never ready, but version %d is not served again: it was deployed by an older "
+            "host, which kept no record of its manifest; version %d starts again (deploy again to replace it)",
+            row.slug,
+            row.version,
+            row.ready_version,
+            row.version,
+        )
+        return
+    manifest = parse_manifest(json.loads(record.manifest_json))
     log.warning(
         "%s: version %d was never ready, so version %d is served again; deploy again to retry",
         row.slug,

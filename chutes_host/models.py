@@ -94,6 +94,9 @@ class DeployRecord(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the version's manifest as deployed: what a rollback serves again (never the chute's own manifest.json,
+    # which its code can rewrite); None in records made before hosts kept it
+    manifest_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     def __repr__(self) -> str:
         return f"DeployRecord(slug={self.slug!r}, version={self.version}, outcome={self.outcome!r})"
