@@ -128,7 +128,7 @@ class ProcessExecutor:
         host_dirs = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if os.path.isdir(p)]
         await self._run_step(
             spec,
-            [sys.executable, "-c", MAKE_VENV, str(venv), *host_dirs],
+            [sys.executable, "-I", "-c", MAKE_VENV, str(venv), *host_dirs],  # -I: no module of the chute's directory
             log_path,
             what="creating the virtualenv",
             shown=[sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
