@@ -8,11 +8,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+import python_multipart
 from fastapi import HTTPException, Request
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from chutes_host.jobfiles import check_input_name
 
 READ_CHUNK = 64 * 1024
+MAX_FILES = 256
+MAX_FIELDS = 16
+MAX_FIELD_BYTES = 1024 * 1024  # the `args` field
+CALLBACKS = ("on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end")
+CALLBACKS += ("on_headers_finished",)
 log = logging.getLogger("chutes.host")
 
 
@@ -35,34 +46,86 @@ async def read_start_request(request: Request, spec: dict[str, Any], work: Path,
 
 
 async def read_multipart(request: Request, spec: dict[str, Any], inputs: Path, *, limit: int) -> dict[str, Any]:
-    from starlette.datastructures import UploadFile
-
-    form = await request.form(max_files=256, max_fields=16)
+    """Writes each uploaded file into `inputs` as its bytes arrive, counting them against `limit` as they
+    come (never spooled elsewhere first), and returns the arguments of the form's `args` field."""
+    parser = InputsParser(request.headers, request.stream(), spec=spec, inputs=inputs, limit=limit)
     try:
-        args: dict[str, Any] = {}
-        total = 0
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if not spec.get("upload", True):
-                    raise HTTPException(422, f"job {spec['name']!r} takes no uploads (upload=False); send only args")
-                try:
-                    name = check_input_name(value.filename or key)
-                except ValueError as exc:
-                    raise HTTPException(422, str(exc)) from None
-                target = inputs / name
-                with open(target, "wb") as out:
-                    while chunk := await value.read(READ_CHUNK):
-                        total += len(chunk)
-                        if total > limit:
-                            raise HTTPException(413, f"the uploads are larger than {limit // 2**20} MiB in all")
-                        out.write(chunk)
-            elif key == "args":
-                args = parse_args(str(value).encode())
-            else:
-                raise HTTPException(422, f"unknown form field {key!r}; send the arguments as 'args' and files as files")
-        return args
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, f"the multipart body cannot be read: {exc.message}") from None
     finally:
-        await form.close()
+        parser.close_files()
+    args: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            if key != "args":
+                raise HTTPException(422, f"unknown form field {key!r}; send the arguments as 'args' and files as files")
+            args = parse_args(value.encode())
+    return args
+
+
+class InputsParser(MultiPartParser):
+    """Starlette's multipart parser, writing file parts straight into a job's inputs directory: at most
+    MAX_FILES files, MAX_FIELDS fields of MAX_FIELD_BYTES, and `limit` bytes of files in all."""
+
+    def __init__(self, headers: Any, stream: Any, *, spec: dict[str, Any], inputs: Path, limit: int) -> None:
+        super().__init__(headers, stream, max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
+        self.spec = spec
+        self.inputs = inputs
+        self.limit = limit
+        self.file_bytes = 0
+        self.opened: list[Any] = []
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        part = self._current_part
+        if part.file is None:
+            return
+        self._files_to_close_on_error.pop().close()  # the spooled file starlette made: the part goes to disk here
+        if not self.spec.get("upload", True):
+            raise HTTPException(422, f"job {self.spec['name']!r} takes no uploads (upload=False); send only args")
+        try:
+            name = check_input_name(part.file.filename or part.field_name)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        target = open(self.inputs / name, "wb")  # noqa: SIM115  (closed by close_files)
+        self.opened.append(target)
+        part.file = UploadFile(target, filename=name, headers=part.file.headers)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is None:
+            return super().on_part_data(data, start, end)
+        self.file_bytes += end - start
+        if self.file_bytes > self.limit:
+            raise HTTPException(413, f"the uploads are larger than {self.limit // 2**20} MiB in all")
+        self.opened[-1].write(data[start:end])  # in parse's worker thread
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            return super().on_part_end()
+        self.items.append((part.field_name, part.file))
+
+    async def parse(self) -> FormData:
+        """Returns the form; each chunk is parsed, and its files' parts written, in a worker thread, so that
+        a request of many small files never holds the event loop."""
+        _, params = parse_options_header(self.headers["Content-Type"])
+        if b"boundary" not in params:
+            raise MultiPartException("Missing boundary in multipart.")
+        self._charset = "utf-8"
+        callbacks = {name: getattr(self, name) for name in CALLBACKS}
+        parser = python_multipart.MultipartParser(params[b"boundary"], callbacks)
+        try:
+            async for chunk in self.stream:
+                await anyio.to_thread.run_sync(parser.write, chunk)
+            parser.finalize()
+        except FormParserError as exc:
+            raise MultiPartException("Invalid multipart data.") from exc
+        return FormData(self.items)
+
+    def close_files(self) -> None:
+        for target in self.opened:
+            target.close()
 
 
 def parse_args(body: bytes) -> dict[str, Any]:
