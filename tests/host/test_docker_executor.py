@@ -76,11 +76,8 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
     assert config["SecurityOpt"] == ["no-new-privileges"]
     assert config["Memory"] == 8 << 30 and config["PidsLimit"] == 1024
     assert config["ReadonlyRootfs"] is True and set(config["Tmpfs"]) == {"/tmp", "/home/chutes"}
-    # one bind: the directory of its stream handoff socket, read-only, alone in it
-    (mount,) = container.attrs["Mounts"]
-    assert (mount["Destination"], mount["RW"]) == ("/run/chutes-handoff", False)
-    assert Path(mount["Source"]).name.startswith("handoff-")
-    assert not Path(mount["Source"]).exists()  # the instance connected once; the listener is gone
+    # nothing of the host's is bound in: a shared host hands no socket over (no stream handoff)
+    assert container.attrs["Mounts"] == []
     assert container.attrs["Config"]["User"] == "1000:1000"
     (name,) = container.attrs["NetworkSettings"]["Networks"]
     network = engine.networks.get(name)
@@ -88,14 +85,13 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
     assert name.endswith("-myuser-stream-chute") and name != "bridge"
 
 
-def test_a_stream_is_handed_to_its_container(host: Host, engine) -> None:  # noqa: ANN001
-    """The container's instance connected to its handoff socket (the listener is gone once it did): the
-    stream's client connection is the instance's, and ends with the stream."""
+def test_a_stream_is_relayed_on_a_shared_host(host: Host, engine) -> None:  # noqa: ANN001
+    """A host not declared single-tenant relays streams: the client's connection stays the host's."""
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "warm"}).status_code == 200
     resp = host.call("myuser-stream-chute", "/words", key=host.key, json={"text": "x y z"})  # the key, cached
     assert resp.status_code == 200, resp.text
     assert resp.text.count("data: ") == 3
-    assert resp.headers["connection"] == "close"  # handed over: a relayed answer keeps the connection
+    assert resp.headers.get("connection") != "close"  # relayed: the connection is kept for the next request
 
 
 def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
@@ -175,6 +171,8 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
     host.stop()
     assert containers(engine, "myuser-stream-chute", host) == []
 
+    # Back as a single-tenant host, which hands streams to their containers.
+    host.extra_args += ["--single-tenant", "--stream-handoff"]
     host.start()
 
     def served() -> bool:
@@ -186,6 +184,19 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
     (v2,) = image_tags(host, engine, "myuser-stream-chute")
     assert v2.endswith(":v2") and v2 in after.image.tags
     assert build_log.read_text() == built  # the image was there: nothing was built or pulled
+
+    # one bind: the directory of its stream handoff socket, read-only, alone in it
+    (mount,) = after.attrs["Mounts"]
+    assert (mount["Destination"], mount["RW"]) == ("/run/chutes-handoff", False)
+    assert Path(mount["Source"]).name.startswith("handoff-")
+    # the instance connected once; the listener is gone
+    wait_for(lambda: not Path(mount["Source"]).exists(), timeout=30, what="the handoff listener to go", host=host)
+    assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "warm"}).status_code == 200
+    # the stream's client connection is the instance's, and ends with the stream
+    resp = host.call("myuser-stream-chute", "/words", key=host.key, json={"text": "x y z"})
+    assert resp.status_code == 200, resp.text
+    assert resp.text.count("data: ") == 3
+    assert resp.headers["connection"] == "close"  # handed over: a relayed answer keeps the connection
 
 
 def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
