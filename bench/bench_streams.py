@@ -150,10 +150,16 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """Returns the user + system CPU seconds a process has used."""
+    """Returns the user + system CPU seconds a process (all its threads, not its children) has used."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """Returns the user and the system CPU seconds a process (all its threads, not its children) has used."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def raise_open_files(needed: int) -> None:
@@ -207,18 +213,24 @@ def main() -> None:
             served_before, wall = cpu_seconds(served.pid), time.monotonic()
             direct = asyncio.run(run_streams(port, "x", **common, sample=lambda: 0))
             served_cores = (cpu_seconds(served.pid) - served_before) / (time.monotonic() - wall)
-            before, cpu_before = rss_kib(bench.host.pid), cpu_seconds(bench.host.pid)
+            load = os.getloadavg()[0]
+            before, cpu_before = rss_kib(bench.host.pid), cpu_split(bench.host.pid)
             instance_before, client_before, wall = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()
             via = asyncio.run(run_streams(bench.port, via_host, **common, sample=lambda: rss_kib(bench.host.pid)))
             wall = time.monotonic() - wall
-            host_cpu = cpu_seconds(bench.host.pid) - cpu_before
+            user, system = (now - then for now, then in zip(cpu_split(bench.host.pid), cpu_before, strict=True))
+            host_cpu = user + system
+            relayed = max(len(via[0]), 1)
             cores = (cpu_seconds(pid) - instance_before, host_cpu, own_cpu_seconds() - client_before)
             rounds.append(
                 Round(
                     direct,
                     via,
                     per_stream=(via[2] - before) / args.streams,
-                    host_us_per_event=host_cpu / max(len(via[0]), 1) * 1e6,
+                    host_us_per_event=host_cpu / relayed * 1e6,
+                    host_user_us=user / relayed * 1e6,
+                    host_system_us=system / relayed * 1e6,
+                    load=(load, os.getloadavg()[0]),
                     served_cores=served_cores,
                     cores=tuple(seconds / wall for seconds in cores),
                 )
@@ -260,8 +272,18 @@ def report(args, rounds: list[Round]) -> None:  # noqa: ANN001
     over = f" (median of {len(rounds)} rounds: {each})" if len(rounds) > 1 else ""
     print(f"event delay p99 added by the gateway: {added:.2f} ms{over} (goal < 5 ms: {_verdict(added < 5)})")
     how = "handed to the instance (--stream-handoff)" if args.stream_handoff else "relayed by the host"
-    host_us = statistics.median(done.host_us_per_event for done in rounds)
-    print(f"streams {how}; host CPU per event: {host_us:.1f} us (all host work during the gateway run)")
+    host_us, user_us, system_us = (
+        statistics.median(getattr(done, name) for done in rounds)
+        for name in ("host_us_per_event", "host_user_us", "host_system_us")
+    )
+    each = ", ".join(f"{done.host_us_per_event:.1f}" for done in rounds)
+    over = f"; median of {len(rounds)} rounds: {each}" if len(rounds) > 1 else ""
+    print(
+        f"streams {how}; host CPU per event: {host_us:.1f} us (user {user_us:.1f}, system {system_us:.1f}{over}; "
+        "all the host process's work during the gateway run, over the events relayed)"
+    )
+    loads = [value for done in rounds for value in done.load]
+    print(f"load average (1 min) at the gateway runs' starts and ends: {min(loads):.2f}-{max(loads):.2f}")
     served = statistics.median(done.served_cores for done in rounds)
     instance, host, client = (statistics.median(done.cores[i] for done in rounds) for i in range(3))
     print(f"CPU of the chute served directly, during the direct run: {served:.2f} cores")
