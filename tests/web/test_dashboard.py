@@ -208,15 +208,18 @@ def test_a_streaming_cord_shows_its_events_one_by_one(alice, host: Host) -> None
 
 def test_a_cords_answer_can_neither_script_the_dashboard_nor_set_its_cookies(alice, host: Host) -> None:  # noqa: ANN001
     (before,) = [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"]
-    answer = alice.request.get(f"/dashboard/try/{SLUG}/page")
+    token = alice.locator('meta[name="csrf-token"]').get_attribute("content")
+    answer = alice.request.get(f"/dashboard/try/{SLUG}/page", headers={"X-CSRF-Token": token})
     assert answer.status == 200 and "<script>" in answer.text()
     assert "set-cookie" not in answer.headers
     assert answer.headers["content-security-policy"] == "sandbox; default-src 'none'"
     # the chute itself did send the cookie: only the dashboard's hop drops it
     assert "chutes_session=planted" in host.call(SLUG, "/page", method="GET", key=host.alice).headers["set-cookie"]
+    # opened in a tab (a link, another site's page), the call carries no CSRF token: no cord runs at all
     opened = alice.context.new_page()
-    opened.goto(f"/dashboard/try/{SLUG}/page")
-    assert opened.title() == "hi"  # its script did not run
+    refused = opened.goto(f"/dashboard/try/{SLUG}/page")
+    assert refused.status == 403 and "CSRF" in opened.content()
+    assert opened.title() != "ran"
     opened.close()
     assert [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"] == [before]
 
@@ -364,8 +367,8 @@ def test_a_foreign_key_sees_nothing_of_another_users_chutes(browser, host: Host,
     expect(page.locator(".alert")).to_have_text(f"no chute {SLUG!r}; list yours with `chutes chutes list`")
     assert page.request.get(f"/dashboard/api/chutes/{SLUG}").status == 404
     assert page.request.get(f"/dashboard/api/chutes/{SLUG}/logs").status == 404
-    assert page.request.get(f"/dashboard/try/{SLUG}/openapi.json").status == 404
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert page.request.get(f"/dashboard/try/{SLUG}/openapi.json", headers={"X-CSRF-Token": token}).status == 404
     for method, path in (("POST", "/try/alice-demo/shout"), ("POST", "/api/chutes/alice-demo/scale")):
         resp = page.request.fetch(f"/dashboard{path}", method=method, headers={"X-CSRF-Token": token}, data={})
         assert resp.status in (404, 422) and resp.status != 200, (path, resp.status)
