@@ -27,7 +27,12 @@ RESERVED_PREFIX = "CHUTES_"
 # Variables read as a program starts, before any of the chute's code: by the dynamic loader and the C
 # library (glibc ignores these same names in setuid programs), by shells, and by Python, which reads
 # every PYTHON* variable before the runtime runs. A chute's secrets hold data for its code, not these.
-LOADER_PREFIXES = {"LD_": "the dynamic loader", "PYTHON": "the Python interpreter as it starts"}
+LOADER_PREFIXES = {
+    "LD_": "the dynamic loader",
+    "PYTHON": "the Python interpreter as it starts",
+    # the NVIDIA container runtime's hook, which runs privileged on the host as a container starts
+    "NVIDIA_": "the NVIDIA container runtime, with the host's privileges",
+}
 LOADER_NAMES = {
     **dict.fromkeys(
         ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE")

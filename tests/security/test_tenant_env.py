@@ -85,6 +85,7 @@ def put_secret(host: Host, name: str, value: str = "x"):  # noqa: ANN201
         ("PYTHONPATH", "names starting with PYTHON"),
         ("BASH_ENV", "BASH_ENV is read by shells"),
         ("ENV", "ENV is read by shells"),
+        ("NVIDIA_DRIVER_CAPABILITIES", "names starting with NVIDIA_ are read by the NVIDIA container runtime"),
     ],
 )
 def test_secrets_that_change_how_programs_load_are_refused(host: Host, name: str, rule: str) -> None:
