@@ -52,71 +52,134 @@ class BodyBudget:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        budget = self.budget_of(scope)
-        loop = asyncio.get_running_loop()
-        started_at = loop.time()
-        received = 0
-        body_done = False
-        first = True
-        response_started = False
-        refused = False
-
-        async def refuse(status: int, detail: str) -> dict:
-            nonlocal refused
-            refused = True
-            if not response_started:
-                await send_json(send, status, {"detail": detail}, [CLOSE])
-            return DISCONNECT
-
-        async def receive_within() -> dict:
-            nonlocal received, body_done, first
-            if refused:
-                return DISCONNECT
-            if body_done:
-                return await receive()  # the body is in: what follows is the wait for a disconnect
-            if first:
-                first = False
-                declared = declared_length(scope["headers"])
-                if declared is not None and declared > budget.bytes:
-                    return await refuse(413, too_large(budget))
-            remaining = started_at + budget.seconds + received / MIN_RATE - loop.time()
-            try:
-                async with asyncio.timeout(max(remaining, 0)):
-                    message = await receive()
-            except TimeoutError:
-                return await refuse(408, too_slow(budget))
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > budget.bytes:
-                    return await refuse(413, too_large(budget))
-                body_done = not message.get("more_body", False)
-            return message
-
-        async def send_unless_refused(message: dict) -> None:
-            nonlocal response_started
-            if refused:
-                return
-            response_started = True
-            await send(message)
-
+        request = BudgetedRequest(self.budget_of(scope), scope["headers"], receive, send)
         extensions = scope.get("extensions")
         whole = extensions.get(SEND_WHOLE) if extensions else None
         if whole is not None:
-
-            async def send_whole_unless_refused(start: dict, body: dict) -> None:
-                nonlocal response_started
-                if refused:
-                    return
-                response_started = True
-                await whole(start, body)
-
-            scope = dict(scope, extensions={**extensions, SEND_WHOLE: send_whole_unless_refused})
+            request.whole = whole
+            scope = dict(scope, extensions={**extensions, SEND_WHOLE: request.send_whole})
         try:
-            await self.app(scope, receive_within, send_unless_refused)
+            await self.app(scope, request.receive, request.send)
         except Exception:
-            if not refused:
+            if not request.refused:
                 raise
             # the app failed on the disconnect it was given; the client has its answer already
+        finally:
+            request.stop_timer()
+
+
+class BudgetedRequest:
+    """One request's body under its Budget: `receive` counts and times it, `send` and `send_whole` pass the
+    app's answer on unless the budget already answered. One timer per body, re-armed only when it fires
+    early (the deadline moves as bytes arrive), cancels a `receive` that waits past the deadline."""
+
+    __slots__ = (
+        "budget",
+        "headers",
+        "inner_receive",
+        "inner_send",
+        "whole",
+        "loop",
+        "started_at",
+        "received",
+        "first",
+        "body_done",
+        "response_started",
+        "refused",
+        "timer",
+        "waiting",
+        "expired",
+    )
+
+    def __init__(self, budget: Budget, headers: list, receive: Callable, send: Callable) -> None:
+        self.budget = budget
+        self.headers = headers
+        self.inner_receive = receive
+        self.inner_send = send
+        self.whole: Callable | None = None
+        self.loop = asyncio.get_running_loop()
+        self.started_at = self.loop.time()
+        self.received = 0
+        self.first = True
+        self.body_done = False
+        self.response_started = False
+        self.refused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting: asyncio.Task | None = None
+        self.expired = False
+
+    def deadline(self) -> float:
+        return self.started_at + self.budget.seconds + self.received / MIN_RATE
+
+    async def receive(self) -> dict:
+        if self.refused:
+            return DISCONNECT
+        if self.body_done:
+            return await self.inner_receive()  # the body is in: what follows is the wait for a disconnect
+        budget = self.budget
+        if self.first:
+            self.first = False
+            declared = declared_length(self.headers)
+            if declared is not None and declared > budget.bytes:
+                return await self.refuse(413, too_large(budget))
+        if self.loop.time() >= self.deadline():
+            return await self.refuse(408, too_slow(budget))
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline(), self.timed_out)
+        self.waiting = asyncio.current_task()
+        try:
+            message = await self.inner_receive()
+        except asyncio.CancelledError:
+            if not self.expired:
+                raise
+            self.waiting.uncancel()
+            return await self.refuse(408, too_slow(budget))
+        finally:
+            self.waiting = None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > budget.bytes:
+                return await self.refuse(413, too_large(budget))
+            if not message.get("more_body", False):
+                self.body_done = True
+                self.stop_timer()
+        return message
+
+    def timed_out(self) -> None:
+        self.timer = None
+        if self.body_done or self.refused:
+            return
+        due = self.deadline()
+        if self.loop.time() < due:  # bytes came since it was set: the deadline moved
+            self.timer = self.loop.call_at(due, self.timed_out)
+        elif self.waiting is not None:
+            self.expired = True
+            self.waiting.cancel()
+        # else the app is not waiting for the body now: its next receive refuses
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    async def refuse(self, status: int, detail: str) -> dict:
+        self.refused = True
+        self.stop_timer()
+        if not self.response_started:
+            await send_json(self.inner_send, status, {"detail": detail}, [CLOSE])
+        return DISCONNECT
+
+    async def send(self, message: dict) -> None:
+        if self.refused:
+            return
+        self.response_started = True
+        await self.inner_send(message)
+
+    async def send_whole(self, start: dict, body: dict) -> None:
+        if self.refused:
+            return
+        self.response_started = True
+        await self.whole(start, body)
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
