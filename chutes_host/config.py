@@ -47,6 +47,7 @@ class HostConfig:
     metrics_key: str | None = field(default=None, repr=False)
     scaling: ScalePolicy = field(default_factory=ScalePolicy)
     job_quota_bytes: int = 10 * 1024 * MiB  # the outputs of finished jobs each user may keep
+    job_max_outputs: int = 10_000  # files and directories a job may leave in its output_dir
     kubeconfig: str | None = None  # kubernetes executor: None reads the in-cluster service account or KUBECONFIG
     k8s_namespace: str = "chutes"
     k8s_host_id: str | None = None  # the label value that marks this host's objects (default: from data_dir)

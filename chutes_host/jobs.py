@@ -24,7 +24,7 @@ from chutes_host.db import Database
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JobLaunch
 from chutes_host.holdings import Holder
-from chutes_host.jobfiles import outputs_size, read_result
+from chutes_host.jobfiles import read_result, settle_outputs
 from chutes_host.models import JobRecord, utcnow
 from chutes_host.spec import DeploymentSpec
 from chutes_host.supervisor import Supervisor
@@ -115,8 +115,8 @@ class JobRunner:
             for row in rows:
                 if row.status == "running":
                     row.status, row.finished_at = "lost", utcnow()
-                    row.reason = LOST
-                    row.output_bytes = outputs_size(self.directory(row.id))
+                    size, problem = settle_outputs(self.directory(row.id), max_entries=self.config.job_max_outputs)
+                    row.reason, row.output_bytes = f"{LOST}; {problem}" if problem else LOST, size
                     log.warning("job %s of %s: lost (the host restarted while it ran)", row.short, row.slug)
                 else:
                     self._queue(row)
@@ -321,7 +321,11 @@ class JobRunner:
     async def _finish(
         self, job: LiveJob, status: str, *, reason: str | None, exit_code: int | None = None, result: Any = None
     ) -> None:
-        size = await asyncio.to_thread(outputs_size, job.directory)
+        size, problem = await asyncio.to_thread(settle_outputs, job.directory, max_entries=self.config.job_max_outputs)
+        if problem is not None:
+            mark(job.log_path, f"outputs removed: {problem}")
+            status = "failed" if status == "succeeded" else status
+            reason = f"{reason}; {problem}" if reason else problem
         fields = dict(status=status, reason=reason, exit_code=exit_code, finished_at=utcnow(), output_bytes=size)
         if result is not None:
             fields["result_json"] = json.dumps(result)

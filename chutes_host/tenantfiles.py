@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -35,7 +36,14 @@ class TenantFileError(Exception):
     """A file a tenant can write that the host will not use: not a regular file, below a link, or too large.
 
     The message names the file and says what it is, e.g. "result.json is a FIFO, not a regular file".
+
+    TenantFileError
+     └── TooManyEntries: a directory tree holding more entries than the host walks
     """
+
+
+class TooManyEntries(TenantFileError):
+    """A walk met more files and directories than its cap; nothing past the cap was read."""
 
 
 def kind_of(mode: int) -> str:
@@ -130,24 +138,46 @@ def replace_file(root: Path, relative: str, data: bytes) -> None:
         f.write(data)
 
 
-def walk_regular(root: Path, relative: str) -> Iterator[tuple[str, int]]:
+def walk_regular(root: Path, relative: str, *, max_entries: int | None = None) -> Iterator[tuple[str, int]]:
     """Yields (path below `relative`, size) of each regular file under that directory, in name order,
-    never following a link nor opening anything but directories; nothing when it is missing or no directory."""
+    never following a link nor opening anything but directories; nothing when it is missing or no directory.
+    Raises TooManyEntries once it has met more than `max_entries` entries (files, directories, anything),
+    so it never holds more than that many names however many the tenant made."""
     try:
         parts = split_path(relative)
         with open_parent(root, parts) as parent:
             top = os.open(parts[-1], DIR_FLAGS, dir_fd=parent)
     except (OSError, TenantFileError):
         return
+    budget = Budget(relative, sys.maxsize if max_entries is None else max_entries)
     try:
-        yield from _walk(top, "", MAX_DEPTH)
+        yield from _walk(top, "", MAX_DEPTH, budget)
     finally:
         os.close(top)
 
 
-def _walk(fd: int, prefix: str, depth: int) -> Iterator[tuple[str, int]]:
+class Budget:
+    """How many more directory entries a walk may read."""
+
+    def __init__(self, relative: str, cap: int) -> None:
+        self.relative, self.cap, self.left = relative, cap, cap
+
+    def __repr__(self) -> str:
+        return f"Budget({self.relative!r}, cap={self.cap}, left={self.left})"
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise TooManyEntries(f"{self.relative} holds more than {self.cap} files and directories")
+
+
+def _walk(fd: int, prefix: str, depth: int, budget: Budget) -> Iterator[tuple[str, int]]:
+    entries = []
     with os.scandir(fd) as listing:
-        entries = sorted(listing, key=lambda e: e.name)
+        for entry in listing:  # counted as read: a directory of millions of names is never held whole
+            budget.take()
+            entries.append(entry)
+    entries.sort(key=lambda e: e.name)
     for entry in entries:
         try:
             info = entry.stat(follow_symlinks=False)
@@ -161,7 +191,7 @@ def _walk(fd: int, prefix: str, depth: int) -> Iterator[tuple[str, int]]:
             except OSError:
                 continue
             try:
-                yield from _walk(below, f"{prefix}{entry.name}/", depth - 1)
+                yield from _walk(below, f"{prefix}{entry.name}/", depth - 1, budget)
             finally:
                 os.close(below)
 

@@ -132,6 +132,14 @@ def serve_host(
         int,
         typer.Option(help="Outputs of finished jobs each user may keep, in MiB; past it new jobs are refused.", min=1),
     ] = 10 * 1024,
+    job_max_outputs: Annotated[
+        int,
+        typer.Option(
+            help="Files and directories a job may leave in its output_dir; past it the job fails and its "
+            "outputs are removed.",
+            min=1,
+        ),
+    ] = 10_000,
     kubeconfig: Annotated[
         Path | None,
         typer.Option(
@@ -243,6 +251,7 @@ def serve_host(
         gpus=gpus,
         metrics_key=metrics_key or os.environ.get("CHUTES_METRICS_KEY") or None,
         job_quota_bytes=job_quota_mb << 20,
+        job_max_outputs=job_max_outputs,
         scaling=ScalePolicy(
             up_after=scale_up_after,
             down_after=scale_down_after,

@@ -12,6 +12,7 @@ import pytest
 
 from chutes_host.tenantfiles import (
     TenantFileError,
+    TooManyEntries,
     is_regular,
     open_regular,
     read_regular,
@@ -109,6 +110,20 @@ def test_the_walk_stops_at_a_depth_that_would_cost_a_descriptor_per_level(root: 
     (deep / "near.txt").write_text("near")
     found = dict(walk_regular(root, "work/deep"))
     assert found == {"near.txt": 4}
+
+
+def test_the_walk_stops_past_its_cap_of_entries_whatever_their_kind(root: Path) -> None:
+    many = root / "work" / "many"
+    (many / "sub").mkdir(parents=True)
+    for index in range(5):
+        (many / f"f{index}").touch()
+        (many / "sub" / f"g{index}").touch()
+    os.mkfifo(many / "pipe")
+    assert len(list(walk_regular(root, "work/many", max_entries=12))) == 10  # 10 files, sub and pipe
+    with pytest.raises(TooManyEntries, match="work/many holds more than 11 files and directories"):
+        list(walk_regular(root, "work/many", max_entries=11))
+    with pytest.raises(TooManyEntries):  # a single directory past the cap is not read whole
+        list(walk_regular(root, "work/many/sub", max_entries=4))
 
 
 def test_a_mark_replaces_a_fifo_and_a_link_without_writing_through_them(root: Path) -> None:
