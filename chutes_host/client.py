@@ -96,8 +96,17 @@ class HostClient:
     def list_jobs(self, chute: str | None = None) -> list[dict]:
         return self._call("GET", "/jobs", params={"chute": chute} if chute else {})
 
-    def get_job(self, job_id: str) -> dict:
-        return self._call("GET", f"/jobs/{quote(job_id, safe='')}")
+    def get_job(self, job_id: str, *, offset: int = 0) -> dict:
+        """Returns a job, with the page of its outputs from `offset` (its `outputs_next` is the next page's)."""
+        return self._call("GET", f"/jobs/{quote(job_id, safe='')}", params={"offset": offset} if offset else None)
+
+    def job_outputs(self, job_id: str) -> Iterator[dict]:
+        """Yields every output file of a job ({path, size}), a page at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.get_job(job_id, offset=offset)
+            yield from page.get("outputs") or []
+            offset = page.get("outputs_next")
 
     def cancel_job(self, job_id: str) -> dict:
         """Cancels a queued or running job, or deletes a finished one and its files."""

@@ -8,6 +8,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -18,8 +19,8 @@ from sqlalchemy import func, select
 
 from chutes_host.api import UserDep
 from chutes_host.deployments import DeployError, find_own_deployment
-from chutes_host.jobfiles import open_output, walk_outputs
-from chutes_host.jobinput import check_arg_types, check_args, read_start_request
+from chutes_host.jobfiles import open_output, page_outputs
+from chutes_host.jobinput import check_start_args, read_start_request
 from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
 from chutes_host.logs import read_tail
 from chutes_host.models import JobRecord, User
@@ -29,6 +30,7 @@ from chutes_host.tenantfiles import TenantFileError
 # the start request streams its uploads, so the control API's small-body limit does not apply to it
 START_PATH = re.compile(r"^/api/v1/chutes/[^/]+/jobs/[^/]+$")
 READ_CHUNK = 64 * 1024
+OUTPUTS_PAGE = 1000  # outputs listed by default in one answer; ?offset= and ?limit= page through the rest
 
 
 class JobOut(BaseModel):
@@ -45,7 +47,9 @@ class JobOut(BaseModel):
     gpus: list[dict[str, Any]] = Field(default_factory=list)
     url: str | None = Field(None, description="where its ports answer while it runs (its owner's key only)")
     output_bytes: int = 0
-    outputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs: list[dict[str, Any]] = Field(default_factory=list, description="one page of its output files")
+    outputs_next: int | None = Field(None, description="the offset (?offset=) of the next page of outputs")
+    outputs_note: str | None = Field(None, description="why the outputs are not all listed")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -60,16 +64,20 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
     router = APIRouter(tags=["jobs"])
     config, db = state.config, state.db
 
-    def describe(row: JobRecord, *, with_outputs: bool = False) -> JobOut:
+    def describe(row: JobRecord, *, outputs: tuple[int, int] | None = None) -> JobOut:
+        """Takes a job's row (and the offset and limit of the page of outputs to list), and returns its answer;
+        listing outputs walks the tenant's files, so callers are in a worker thread."""
         live = runner.live.get(row.id)
         url = None
         if row.status == "running":
             manifest_job = job_manifest(state, row.slug, row.name)
             if manifest_job and manifest_job.get("ports"):
                 url = config.chute_url(f"{row.slug}-job-{row.short}")
-        outputs = []
-        if with_outputs:
-            outputs = [{"path": p, "size": s} for p, s in walk_outputs(runner.directory(row.id))]
+        page, after, note = [], None, None
+        if outputs is not None:
+            offset, limit = outputs
+            cap = config.job_max_outputs
+            page, after, note = page_outputs(runner.directory(row.id), offset=offset, limit=limit, max_entries=cap)
         return JobOut(
             id=row.id,
             short=row.short,
@@ -84,7 +92,9 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
             gpus=json.loads(row.gpus_json) if row.gpus_json else [],
             url=url,
             output_bytes=row.output_bytes or 0,
-            outputs=outputs,
+            outputs=page,
+            outputs_next=after,
+            outputs_note=note,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
@@ -117,9 +127,8 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         directory = runner.directory(job_id)
         try:
             args = await read_start_request(request, spec, directory / "work", limit=config.max_bundle_bytes)
-            check_args(spec, args)
-            check_arg_types(spec, args)
-            (directory / "work" / "args.json").write_text(json.dumps(args))
+            args_json = await run_in_threadpool(check_start_args, spec, args)  # up to a MiB of JSON: off the loop
+            (directory / "work" / "args.json").write_text(args_json)
 
             def record() -> JobRecord:
                 with db.session() as session:
@@ -129,7 +138,7 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
                         slug=slug,
                         name=name,
                         status="queued",
-                        args_json=json.dumps(args),
+                        args_json=args_json,
                         timeout=spec.get("timeout"),
                     )
                     session.add(job)
@@ -171,13 +180,15 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         return list_jobs(user, chute=ref)
 
     @router.get("/jobs/{job_id}", response_model=JobOut)
-    def get_job(job_id: str, user: UserDep) -> JobOut:
-        """Returns a job's status, result and outputs."""
-        return describe(own_job(user, job_id), with_outputs=True)
+    def get_job(job_id: str, user: UserDep, offset: OffsetQuery = 0, limit: LimitQuery = OUTPUTS_PAGE) -> JobOut:
+        """Returns a job's status, result and one page of its outputs (`outputs_next` is the next page's offset)."""
+        return describe(own_job(user, job_id), outputs=(offset, limit))
 
     @router.get("/chutes/{ref}/jobs/{job_id}", response_model=JobOut)
-    def get_chute_job(ref: str, job_id: str, user: UserDep) -> JobOut:
-        return describe(own_job(user, job_id, ref), with_outputs=True)
+    def get_chute_job(
+        ref: str, job_id: str, user: UserDep, offset: OffsetQuery = 0, limit: LimitQuery = OUTPUTS_PAGE
+    ) -> JobOut:
+        return describe(own_job(user, job_id, ref), outputs=(offset, limit))
 
     @router.delete("/jobs/{job_id}")
     async def delete_job(job_id: str, user: UserDep) -> dict[str, Any]:
@@ -225,20 +236,19 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
 
     async def stream_log(job_id: str, *, tail: int, follow: bool) -> AsyncIterator[bytes]:
         path = runner.directory(job_id) / "job.log"
-        text = read_tail(path, tail)
+        text = await run_in_threadpool(read_tail, path, tail)
         if text:
             yield (text + "\n").encode()
-        offset = path.stat().st_size if path.exists() else 0
+        offset = await run_in_threadpool(size_of, path)
         while follow and not state.stopping.is_set():
             live = job_id in runner.live
-            size = path.stat().st_size if path.exists() else 0
-            if size > offset:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    data = f.read(size - offset)
-                offset = size
+            # however fast the job writes, a chunk at a time, each read in a worker thread
+            data = await run_in_threadpool(read_from, path, offset)
+            if data:
+                offset += len(data)
                 yield data
-            elif not live:
+                continue
+            if not live:
                 return
             await asyncio.sleep(0.2)
 
@@ -264,6 +274,28 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
 
     return router
+
+
+OffsetQuery = Annotated[int, Query(ge=0, description="the first output listed")]
+LimitQuery = Annotated[int, Query(ge=1, le=10_000, description="how many outputs to list at most")]
+
+
+def size_of(path: Path) -> int:
+    """Returns the size of a file, 0 when it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_from(path: Path, offset: int) -> bytes:
+    """Returns up to READ_CHUNK bytes of a file from `offset` (b"" at its end or when it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(READ_CHUNK)
+    except FileNotFoundError:
+        return b""
 
 
 def job_manifest(state: HostState, slug: str, name: str) -> dict[str, Any] | None:

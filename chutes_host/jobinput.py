@@ -22,6 +22,7 @@ READ_CHUNK = 64 * 1024
 MAX_FILES = 256
 MAX_FIELDS = 16
 MAX_FIELD_BYTES = 1024 * 1024  # the `args` field
+MAX_JSON_BYTES = MAX_FIELD_BYTES  # a start request of JSON arguments only: files go as multipart parts
 CALLBACKS = ("on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end")
 CALLBACKS += ("on_headers_finished",)
 log = logging.getLogger("chutes.host")
@@ -31,18 +32,32 @@ async def read_start_request(request: Request, spec: dict[str, Any], work: Path,
     """Reads the arguments (and uploads, into work/inputs) of a start request; raises HTTPException on bad input."""
     inputs = work / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "multipart/form-data":
+        limit = MAX_JSON_BYTES
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise HTTPException(413, f"the request is larger than {limit // 2**20} MiB; send smaller inputs")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raise too_large(kind, limit)
     if kind == "multipart/form-data":
         return await read_multipart(request, spec, inputs, limit=limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(413, f"the request is larger than {limit // 2**20} MiB; send smaller inputs")
-    return parse_args(bytes(body) or b"{}")
+            raise too_large(kind, limit)
+    return await anyio.to_thread.run_sync(parse_args, bytes(body) or b"{}")
+
+
+def too_large(kind: str, limit: int) -> HTTPException:
+    """Returns the 413 for a start request past its limit, saying how to send more."""
+    if kind == "multipart/form-data":
+        return HTTPException(413, f"the request is larger than {limit // 2**20} MiB; send smaller inputs")
+    return HTTPException(
+        413,
+        f"the job's JSON arguments are larger than {limit // 2**20} MiB; send large inputs as files instead "
+        "(a multipart/form-data request with the arguments in the field 'args' and each file as a part, "
+        "e.g. `chutes jobs start CHUTE NAME --input PATH`), which the job reads from its input_dir",
+    )
 
 
 async def read_multipart(request: Request, spec: dict[str, Any], inputs: Path, *, limit: int) -> dict[str, Any]:
@@ -60,7 +75,7 @@ async def read_multipart(request: Request, spec: dict[str, Any], inputs: Path, *
         if isinstance(value, str):
             if key != "args":
                 raise HTTPException(422, f"unknown form field {key!r}; send the arguments as 'args' and files as files")
-            args = parse_args(value.encode())
+            args = await anyio.to_thread.run_sync(parse_args, value.encode())
     return args
 
 
@@ -136,6 +151,14 @@ def parse_args(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise HTTPException(422, f"the job's arguments must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def check_start_args(spec: dict[str, Any], args: dict[str, Any]) -> str:
+    """Checks a start request's arguments by name and type, and returns them as JSON; raises HTTPException.
+    It takes time in proportion to the arguments (up to a MiB): call it in a worker thread."""
+    check_args(spec, args)
+    check_arg_types(spec, args)
+    return json.dumps(args)
 
 
 def check_args(spec: dict[str, Any], args: dict[str, Any]) -> None:

@@ -88,6 +88,10 @@ def get_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None, as_json: Js
         typer.echo(f"result: {json.dumps(job.get('result'))}")
     for output in job.get("outputs") or []:
         typer.echo(f"output {output['path']}  {output['size']} bytes")
+    if job.get("outputs_next") is not None:
+        typer.echo(f"(more outputs: `chutes jobs download {job['short']}` fetches them all)")
+    if job.get("outputs_note"):
+        typer.echo(f"note: {job['outputs_note']}")
 
 
 def list_jobs(
@@ -156,12 +160,11 @@ def download_outputs(
 
     job = _call(host, key, lambda c: c.get_job(job_id))
     target = to or Path(job["short"])
-    outputs = job.get("outputs") or []
-    if not outputs:
+    if not job.get("outputs"):
         raise CLIError(f"job {job['short']} ({job['status']}) has no output files")
 
     def fetch(client) -> None:  # noqa: ANN001
-        for output in outputs:
+        for output in client.job_outputs(job["id"]):
             path = target / output["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + ".part")
