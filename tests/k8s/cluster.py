@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,16 @@ class ApiServer:
         for proc in reversed(self.procs):
             _terminate(proc)
         self.procs.clear()
+
+    @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """Stops one of the daemons (SIGSTOP) for the block, as a machine too loaded to run it would."""
+        (proc,) = [p for p in self.procs if p.name == name]  # type: ignore[attr-defined]
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.work / f"{name}.log"

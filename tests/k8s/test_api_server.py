@@ -191,6 +191,8 @@ def test_a_chute_built_here_is_pushed_to_the_registry_the_cluster_pulls_from(
         image = wait_for(applied_image, timeout=300, what="the built image to be applied", host=host)
         repository, _, tag = image.rpartition(":")
         assert repository == f"{registry}/chutes/alice-k8s-idle" and tag.startswith("v1-")
+        # an HMAC with the host's key, not the host id every tenant's own build log shows
+        assert len(tag) == len("v1-") + 20 and tag[3:] not in host.log_text() + str(host.data_dir)
         tags = httpx.get(f"http://{registry}/v2/chutes/alice-k8s-idle/tags/list", timeout=10).json()["tags"]
         assert tag in tags  # what the cluster will pull is in the registry
         assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=key).returncode == 0
