@@ -53,7 +53,8 @@ if [ "${1:-}" = stop ]; then
 fi
 
 # One setup at a time per cache: two checkouts setting up at once bootstrapped into the same
-# directory, and one removed it while the other's debootstrap had /proc mounted there.
+# directory, and one removed it while the other's debootstrap had /proc mounted there. The daemons
+# started below must not inherit the lock's descriptor (9>&-), or it would be held as long as they run.
 exec 9>"$CACHE/engine.lock"
 flock -w 1800 9 || die "another engine setup has held $CACHE/engine.lock for 30 minutes"
 
@@ -84,7 +85,7 @@ start_engine() {
     log "starting dockerd"
     nohup dockerd --data-root "$CACHE/docker-data" --exec-root "$RUN_DIR/exec" \
         -H "unix://$SOCK" --pidfile "$RUN_DIR/dockerd.pid" \
-        >"$CACHE/dockerd.log" 2>&1 </dev/null &
+        >"$CACHE/dockerd.log" 2>&1 </dev/null 9>&- &
     for _ in $(seq 1 300); do
         engine_answers && return 0
         sleep 0.1
@@ -110,7 +111,7 @@ http:
   addr: $REGISTRY_ADDR
 EOF
     log "starting registry on $REGISTRY_ADDR"
-    nohup docker-registry serve "$CACHE/registry.yml" >"$CACHE/registry.log" 2>&1 </dev/null &
+    nohup docker-registry serve "$CACHE/registry.yml" >"$CACHE/registry.log" 2>&1 </dev/null 9>&- &
     echo $! >"$RUN_DIR/registry.pid"
     for _ in $(seq 1 100); do
         registry_answers && return 0
