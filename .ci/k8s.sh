@@ -51,6 +51,9 @@ version=$(apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2;
 OUT=$CACHE/k8s-${version//[^A-Za-z0-9.+-]/_}
 have_all() { for b in $BINARIES; do [ -x "$OUT/bin/$b" ] || return 1; done; }
 
+# One build at a time per cache: two checkouts building at once shared the work directory.
+exec 8>"$CACHE/k8s.lock"
+flock -w 3600 8 || die "another build has held $CACHE/k8s.lock for an hour"
 if ! have_all; then
     work=$CACHE/k8s-build
     mkdir -p "$work"
@@ -83,4 +86,5 @@ if ! have_all; then
     cd "$CACHE" && rm -rf "$work"
     log "built into $OUT/bin"
 fi
+exec 8>&-
 echo "export CHUTES_K8S_BIN=$OUT/bin"
