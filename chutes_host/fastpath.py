@@ -31,6 +31,10 @@ from chutes_host.handoff import HandoffChannel, end_connection
 
 # Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
 MAX_DIRECT_BODY = 64 * 1024
+# A direct request's body must be whole within this many seconds, plus one for each DIRECT_BODY_MIN_RATE
+# bytes it declares (10 s plus 1 s a KiB: 74 s at most), however steadily it trickles.
+DIRECT_BODY_GRACE = 10.0
+DIRECT_BODY_MIN_RATE = 1024
 CHUNKED = b"transfer-encoding: chunked\r\n"
 
 
@@ -104,6 +108,8 @@ class GatewayProtocol(BoundedHttpToolsProtocol):
         self.cycle = self.direct = DirectExchange(
             self, gateway, slug, dep, instance, upstream, head.render(framing), parser.should_keep_alive(), handoff
         )
+        if length:  # it holds an instance's slot while it comes: a trickle must not hold it for long
+            self.body_deadline = self.loop.time() + DIRECT_BODY_GRACE + length / DIRECT_BODY_MIN_RATE
         return True
 
     def on_message_begin(self) -> None:

@@ -44,6 +44,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes: int | None = 0  # None while a request's body or response is under way
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # When the body being read must be whole (loop time), for a request a subclass takes itself
+        # (handle_directly); None: only the idle timeout applies.
+        self.body_deadline: float | None = None
         self._lingering: int | None = None  # bytes dropped since a refusal
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -90,6 +93,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self.body_deadline = None
         self._cancel_head_timer()
         if self.handle_directly():
             return
@@ -125,25 +129,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _arm_body_timer(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
-        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+        delay, late = self.body_timeout, False
+        if self.body_deadline is not None and self.body_deadline - self.loop.time() < delay:
+            delay, late = max(0.0, self.body_deadline - self.loop.time()), True
+        self._body_timer = self.loop.call_later(delay, self._body_timed_out, late)
 
     def _cancel_body_timer(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
 
-    def _body_timed_out(self) -> None:
+    def _body_timed_out(self, late: bool = False) -> None:
+        """The body stalled (nothing came for body_timeout), or, when `late`, is past its deadline."""
         self._body_timer = None
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_complete:
             return
-        if self.flow.read_paused:  # the app is not reading: not the client's stall
+        if self.flow.read_paused and not late:  # the app is not reading: not the client's stall
             return self._arm_body_timer()
         started = cycle.response_started
         cycle.disconnected = True  # the app's receive now reports a disconnect, and its sends are dropped
         cycle.message_event.set()
         if started:
             self.transport.close()
+        elif late:
+            self._refuse(408, "the request body came too slowly: it was not whole in time")
         else:
             self._refuse(408, f"the request body stalled: nothing arrived for {self.body_timeout:g} s")
 

@@ -298,3 +298,46 @@ def test_a_full_instance_with_none_other_coming_still_goes_direct(hosts: tuple[H
     assert sorted(set(statuses)) in ([200], [200, 429]) and statuses.count(200) >= 2, statuses
     assert direct_requests(direct) == before + 6
     wait_for(lambda: in_flight(direct, "alice-busy") == 0, timeout=10, what="every slot freed", host=direct)
+
+
+def test_a_body_that_trickles_in_is_refused_in_time_and_frees_its_slot(hosts: tuple[Host, Host]) -> None:
+    """A direct request holds an instance's slot while its body comes: a client sending one byte a
+    second (never idle long enough for the stall timer) is answered 408 once its body is overdue,
+    10 s plus 1 s a KiB declared, and the slot is free again."""
+    direct, _ = hosts
+    body = b'{"text": "%s"}' % (b"z" * 1000)  # 1,014 bytes: whole within about 11 s
+    head = request("POST", "/echo", body=body).replace(b"PORT", str(direct.port).encode())[: -len(body)]
+    before = direct_requests(direct)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", direct.port), timeout=30) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        answer = b""
+        for byte in body:
+            if time.monotonic() - started > 25:
+                break
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                break
+            try:
+                answer += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            if answer:
+                break
+            if direct_requests(direct) == before + 1:
+                assert in_flight(direct) == 1  # the trickling request holds its slot
+            time.sleep(1)
+        sock.setblocking(True)
+        while not answer.endswith(b"}") and time.monotonic() - started < 30:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"the request body came too slowly" in answer
+    assert 10 < took < 20, took
+    assert direct_requests(direct) == before + 1  # it was the direct path's
+    wait_for(lambda: in_flight(direct) == 0, timeout=10, what="the slot freed", host=direct)
