@@ -7,7 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.conftest import free_port
+from tests.host.conftest import Host, make_project
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,30 @@ def sandbox_available() -> None:
 
 
 from tests.host.conftest import host_factory  # noqa: E402, F401  (the same real-host fixture as tests/host)
+
+# A host whose event loop waits on something a tenant made answers nothing at all: every control call of
+# these tests must be answered within this many seconds.
+ANSWER_WITHIN = 1.0
+
+
+def start_hostile_host(base: Path, fixture: str) -> Host:
+    """Starts a sandboxed host where the user eve has deployed the chute of the fixture file `fixture`
+    (its module's `chute`); its key is `host.eve`."""
+    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--sandbox", "bwrap"])
+    host.home.mkdir()
+    host.start()
+    host.eve = host.add_user("eve")
+    module = fixture.removesuffix(".py")
+    deployed = host.cli("deploy", f"{module}:chute", key=host.eve, cwd=make_project(base / "p", fixture))
+    assert deployed.returncode == 0, deployed.stderr
+    return host
+
+
+def quick(host: Host, method: str, path: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+    """Calls the control API as eve; fails when the host takes longer than ANSWER_WITHIN to answer."""
+    try:
+        return httpx.request(
+            method, f"{host.url}/api/v1{path}", headers={"X-API-Key": host.eve}, timeout=ANSWER_WITHIN, **kwargs
+        )
+    except httpx.TimeoutException:
+        pytest.fail(f"the host did not answer {method} {path} within {ANSWER_WITHIN} s:\n{host.log_text()[-3000:]}")

@@ -9,37 +9,19 @@ import stat
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.host.conftest import Host, make_project
+from tests.host.conftest import Host
+from tests.security.conftest import ANSWER_WITHIN, quick, start_hostile_host
 
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
-ANSWER_WITHIN = 1.0  # seconds: a host whose event loop waits on a FIFO answers nothing at all
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
-    base = tmp_path_factory.mktemp("tenant-files")
-    host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--sandbox", "bwrap"])
-    host.home.mkdir()
-    host.start()
-    host.eve = host.add_user("eve")
-    deployed = host.cli("deploy", "hostile_files:chute", key=host.eve, cwd=make_project(base / "p", "hostile_files.py"))
-    assert deployed.returncode == 0, deployed.stderr
+    host = start_hostile_host(tmp_path_factory.mktemp("tenant-files"), "hostile_files.py")
     yield host
     host.stop()
-
-
-def quick(host: Host, method: str, path: str, **kwargs) -> httpx.Response:  # noqa: ANN003
-    """Calls the control API; fails when the host takes longer than ANSWER_WITHIN to answer."""
-    try:
-        return httpx.request(
-            method, f"{host.url}/api/v1{path}", headers={"X-API-Key": host.eve}, timeout=ANSWER_WITHIN, **kwargs
-        )
-    except httpx.TimeoutException:
-        pytest.fail(f"the host did not answer {method} {path} within {ANSWER_WITHIN} s:\n{host.log_text()[-3000:]}")
 
 
 def attack(host: Host, cord: str, **params) -> dict:  # noqa: ANN003
