@@ -56,6 +56,7 @@ class HostConfig:
     registry: str | None = None  # where chute images built here are pushed for the cluster to pull
     direct_gateway: bool = True  # forward what it can from the server protocol's callbacks (chutes_host.fastpath)
     stream_handoff: bool = False  # single-tenant hosts only: streams' client connections go to the instance
+    dashboard_over_http: bool = False  # dashboard sessions over plain HTTP on names chutes' pages can set cookies for
 
     @property
     def database_url(self) -> str:

@@ -194,6 +194,16 @@ def serve_host(
             "holds a TCP socket of the host's network. Off: the gateway relays every stream.",
         ),
     ] = False,
+    dashboard_over_http: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard-over-http",
+            help="Let the dashboard sign people in over plain HTTP on the host's domain, although any chute's page "
+            "on a subdomain can then set the dashboard's cookies (and sign a visitor into its author's session). "
+            "Without it, plain HTTP works only at localhost and loopback addresses; elsewhere use a TLS proxy "
+            "named with --forwarded-allow-ips.",
+        ),
+    ] = False,
 ) -> None:
     """Run the host: control API, gateway and every deployed chute, until Ctrl-C or SIGTERM.
 
@@ -266,6 +276,7 @@ def serve_host(
         registry=registry,
         direct_gateway=direct_gateway,
         stream_handoff=stream_handoff and direct_gateway,  # the direct path hands streams over
+        dashboard_over_http=dashboard_over_http,
     )
     os.umask(0o077)  # everything the host writes (database, bundles, logs) is its own
     sock = bind_socket(bind, port)

@@ -39,7 +39,7 @@ class ScaleIn(BaseModel):
 
 def signed_in(request: Request) -> WebSession:
     """Returns the request's dashboard session; 401 without a live one."""
-    session = request.app.state.web_sessions.find(session_token(request))
+    session = request.app.state.web_sessions.find(session_token(request, request.app.state.web_cookies))
     if session is None:
         raise HTTPException(401, SIGNED_OUT)
     return session

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 from pathlib import Path
 
 import jinja2
@@ -13,14 +12,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from chutes_host.deployments import DeployError, find_own_deployment
 from chutes_host.state import HostState
+from chutes_host.web.cookies import CookiePolicy, clear_planted, request_host
+from chutes_host.web.forms import SignInTokens
 from chutes_host.web.index import describe_host, wants_json
 from chutes_host.web.sessions import (
     COOKIE,
     SIGN_IN_COOKIE,
     SessionStore,
+    TooManySessions,
     WebSession,
     cookie_name,
     delete_cookie,
+    doubled_session,
     foreign_origin,
     read_cookie,
     session_token,
@@ -75,13 +78,20 @@ async def read_small_form(request: Request) -> dict[str, str]:
         await form.close()
 
 
-def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
+def create_pages_router(state: HostState, sessions: SessionStore, policy: CookiePolicy) -> APIRouter:
     """Returns the dashboard's HTML pages; without a session each shows the sign-in form."""
     router = APIRouter(include_in_schema=False)
     config = state.config
+    tokens = SignInTokens()
 
     def sign_in_page(request: Request, *, error: str | None = None, status: int = 200, then: str = "/") -> HTMLResponse:
-        token = secrets.token_urlsafe(24)
+        host = request_host(request.scope["headers"])
+        if not policy.allows(request.url.scheme, host):
+            return render("error.html", status=403, session=None, page="", message=policy.refusal(host))
+        if error is None and doubled_session(request):
+            error = "A second dashboard session cookie came with this page (one planted for a parent domain, e.g. by "
+            error += "a chute's page), so your session ended; signing in again clears it."
+        token = tokens.issue()
         info = describe_host(config, str(request.base_url).rstrip("/"))
         response = render(
             "sign_in.html", status=status, info=info, token=token, error=error, session=None, then=local_path(then)
@@ -90,7 +100,7 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         return response
 
     def session_of(request: Request) -> WebSession | None:
-        return sessions.find(session_token(request))
+        return sessions.find(session_token(request, policy))
 
     @router.get("/", response_model=None)
     def index(request: Request) -> Response:
@@ -110,11 +120,15 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
 
     def check_sign_in(request: Request, key: str, token: str, then: str) -> Response:
         scheme = request.url.scheme
+        host = request_host(request.scope["headers"])
+        if not policy.allows(scheme, host):
+            return render("error.html", status=403, session=None, page="", message=policy.refusal(host))
         expected = read_cookie(request.scope["headers"], cookie_name(SIGN_IN_COOKIE, scheme)) or ""
         if (
             foreign_origin(request) is not None
             or not expected
             or not hmac.compare_digest(token.encode(), expected.encode())
+            or not tokens.take(token)
         ):
             return sign_in_page(
                 request,
@@ -131,7 +145,16 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
             return sign_in_page(
                 request, status=429, error=f"Too many keys were refused; try again in {max(wait, 1):.0f} s.", then=then
             )
-        session = sessions.open(key)
+        try:
+            session = sessions.open(key)
+        except TooManySessions:
+            return sign_in_page(
+                request,
+                status=429,
+                error="The host holds as many dashboard sessions as it keeps; try again later, or sign out "
+                "elsewhere first.",
+                then=then,
+            )
         if session is None:
             state.failures.failed(client)
             why = "it is not shaped like a host key (cpk_...)" if not key.startswith("cpk_") else "unknown or revoked"
@@ -143,6 +166,8 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
                 then=then,
             )
         response = RedirectResponse(local_path(then), status_code=303)
+        if scheme != "https":  # planted copies would hide the new cookie: the dashboard would refuse both
+            clear_planted(response, (COOKIE, SIGN_IN_COOKIE), host=host)
         set_session_cookie(response, session, scheme=scheme)
         delete_cookie(response, SIGN_IN_COOKIE, scheme=scheme)
         return response
@@ -160,6 +185,8 @@ def create_pages_router(state: HostState, sessions: SessionStore) -> APIRouter:
         if session is not None:
             sessions.close(session.token)
         response = RedirectResponse("/", status_code=303)
+        if request.url.scheme != "https":
+            clear_planted(response, (COOKIE, SIGN_IN_COOKIE), host=request_host(request.scope["headers"]))
         delete_cookie(response, COOKIE, scheme=request.url.scheme)
         return response
 

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from chutes.responses import send_json
 from chutes_host.auth import KeyCache
 from chutes_host.models import User
+from chutes_host.web.cookies import CookiePolicy, request_host
 
 COOKIE = "chutes_session"
 SIGN_IN_COOKIE = "chutes_sign_in"  # double-submit token of the sign-in form, before any session exists
@@ -29,8 +30,13 @@ SIGN_IN_PATH = "/dashboard/sign-in"
 SECURE_PREFIX = "__Host-"  # only with Secure, Path=/ and no Domain: no chute's subdomain can set it
 CSRF_HEADER = "x-csrf-token"
 SIGNED_OUT = "your dashboard session ended; sign in again at /"
+DOUBLED = (
+    "your dashboard session ended: a second session cookie came with this request (one planted for a parent "
+    "domain, e.g. by a chute's page); sign in again at /, which clears it"
+)
 SESSION_SECONDS = 12 * 3600
 MAX_SESSIONS = 10_000
+MAX_USER_SESSIONS = 20  # browsers one user may be signed in from at once
 
 
 class SignInRequired(Exception):
@@ -56,24 +62,46 @@ class WebSession:
         return f"WebSession(user={self.user_name!r}, expires={self.expires:.0f})"
 
 
-class SessionStore:
-    """Live sessions in the host's memory (a host restart signs everyone out); keys are re-checked on use."""
+class TooManySessions(Exception):
+    """The host holds as many dashboard sessions as it keeps, none of them the signing-in user's."""
 
-    def __init__(self, keys: KeyCache, *, ttl: float = SESSION_SECONDS, limit: int = MAX_SESSIONS) -> None:
+
+class SessionStore:
+    """Live sessions in the host's memory (a host restart signs everyone out); keys are re-checked on use.
+
+    Each user holds at most `per_user` sessions (a new one ends that user's oldest); when the host holds
+    `limit`, a user with none is refused rather than ending someone else's.
+    """
+
+    def __init__(
+        self,
+        keys: KeyCache,
+        *,
+        ttl: float = SESSION_SECONDS,
+        limit: int = MAX_SESSIONS,
+        per_user: int = MAX_USER_SESSIONS,
+    ) -> None:
         self.keys = keys
         self.ttl = ttl
         self.limit = limit
+        self.per_user = per_user
         self._sessions: dict[str, WebSession] = {}
+        self._by_user: dict[int, dict[str, WebSession]] = {}  # in the order they were opened
 
     def open(self, key: str) -> WebSession | None:
-        """Returns a new session for a valid key, else None."""
+        """Returns a new session for a valid key, else None; raises TooManySessions when the host is full."""
         found = self.keys.lookup(key)
         if found is None:
             return None
         now = time.time()
-        if len(self._sessions) >= self.limit:  # expired ones go first, then the oldest
-            live = sorted((s for s in self._sessions.values() if s.expires > now), key=lambda s: s.expires)
-            self._sessions = {s.token: s for s in live[max(0, len(live) - self.limit + 1) :]}
+        own = self._by_user.get(found[0], {})
+        if len(self._sessions) >= self.limit:
+            for expired in [s for s in self._sessions.values() if s.expires <= now]:
+                self._drop(expired)
+        if own and (len(own) >= self.per_user or len(self._sessions) >= self.limit):
+            self._drop(next(iter(own.values())))
+        if len(self._sessions) >= self.limit:
+            raise TooManySessions
         session = WebSession(
             token=secrets.token_urlsafe(32),
             key=key,
@@ -83,6 +111,7 @@ class SessionStore:
             expires=now + self.ttl,
         )
         self._sessions[session.token] = session
+        self._by_user.setdefault(session.user_id, {})[session.token] = session
         return session
 
     def find(self, token: str | None) -> WebSession | None:
@@ -91,7 +120,7 @@ class SessionStore:
         if session is None:
             return None
         if session.expires <= time.time() or self.keys.lookup(session.key) is None:
-            self._sessions.pop(session.token, None)
+            self._drop(session)
             return None
         return session
 
@@ -101,23 +130,38 @@ class SessionStore:
         return session is not None and session.expires > time.time()
 
     def close(self, token: str | None) -> None:
-        self._sessions.pop(token or "", None)
+        session = self._sessions.get(token or "")
+        if session is not None:
+            self._drop(session)
+
+    def _drop(self, session: WebSession) -> None:
+        self._sessions.pop(session.token, None)
+        own = self._by_user.get(session.user_id, {})
+        own.pop(session.token, None)
+        if not own:
+            self._by_user.pop(session.user_id, None)
 
 
 class SessionAdmission:
     """Plain ASGI middleware: a request under one of `prefixes` without a live session cookie is
     answered 401 before any of its body is read (FastAPI reads bodies before dependencies run)."""
 
-    def __init__(self, app: Any, *, prefixes: tuple[str, ...], sessions: SessionStore) -> None:
+    def __init__(self, app: Any, *, prefixes: tuple[str, ...], sessions: SessionStore, policy: CookiePolicy) -> None:
         self.app = app
         self.prefixes = prefixes
         self.sessions = sessions
+        self.policy = policy
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            token = read_cookie(scope["headers"], cookie_name(COOKIE, scope.get("scheme", "http")))
-            if not self.sessions.known(token):
-                return await send_json(send, 401, {"detail": SIGNED_OUT}, [(b"connection", b"close")])
+            scheme, host = scope.get("scheme", "http"), request_host(scope["headers"])
+            if not self.policy.allows(scheme, host):
+                detail = self.policy.refusal(host)
+                return await send_json(send, 403, {"detail": detail}, [(b"connection", b"close")])
+            found = cookie_values(scope["headers"], cookie_name(COOKIE, scheme))
+            if len(found) != 1 or not self.sessions.known(found[0]):
+                detail = SIGNED_OUT if len(found) < 2 else DOUBLED
+                return await send_json(send, 401, {"detail": detail}, [(b"connection", b"close")])
         return await self.app(scope, receive, send)
 
 
@@ -126,9 +170,8 @@ def cookie_name(name: str, scheme: str) -> str:
     return SECURE_PREFIX + name if scheme == "https" else name
 
 
-def read_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
-    """Returns the value of cookie `name`; None when it is absent, or sent more than once (a second one
-    was planted for a parent domain or a longer path: neither is to be trusted)."""
+def cookie_values(headers: list[tuple[bytes, bytes]], name: str) -> list[str]:
+    """Returns every value the request's Cookie headers give cookie `name`."""
     found: list[str] = []
     for header, value in headers:
         if header != b"cookie":
@@ -137,12 +180,27 @@ def read_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
             key, _, cookie = part.partition("=")
             if key.strip() == name:
                 found.append(cookie.strip())
+    return found
+
+
+def read_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    """Returns the value of cookie `name`; None when it is absent, or sent more than once (a second one
+    was planted for a parent domain or a longer path: neither is to be trusted)."""
+    found = cookie_values(headers, name)
     return found[0] if len(found) == 1 else None
 
 
-def session_token(request: Request) -> str | None:
-    """Returns the session cookie of a dashboard request (see read_cookie)."""
-    return read_cookie(request.scope["headers"], cookie_name(COOKIE, request.url.scheme))
+def session_token(request: Request, policy: CookiePolicy) -> str | None:
+    """Returns the session cookie of a dashboard request (see read_cookie); None where sessions may not live."""
+    scheme = request.url.scheme
+    if not policy.allows(scheme, request_host(request.scope["headers"])):
+        return None
+    return read_cookie(request.scope["headers"], cookie_name(COOKIE, scheme))
+
+
+def doubled_session(request: Request) -> bool:
+    """Tells whether the request carried its session cookie more than once (one of them planted)."""
+    return len(cookie_values(request.scope["headers"], cookie_name(COOKIE, request.url.scheme))) > 1
 
 
 def set_session_cookie(response: Response, session: WebSession, *, scheme: str) -> None:

@@ -450,6 +450,48 @@ def test_a_session_cookie_sent_twice_is_no_session(host: Host) -> None:
             f"{host.url}/dashboard/api/chutes", headers={"Cookie": f"chutes_session=planted; chutes_session={token}"}
         )
         assert twice.status_code == 401
+        assert "second session cookie" in twice.json()["detail"] and "sign in again" in twice.json()["detail"]
+
+
+def test_a_sign_in_form_token_is_good_for_one_sign_in(host: Host) -> None:
+    """A flood of sign-ins replaying one form token and its cookie, or a token the client made up (it sets
+    the cookie too), is refused: each sign-in needs a fresh form from the host."""
+    page = httpx.get(f"{host.url}/")
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    form = {"key": host.alice, "token": token}
+    replay = {"Cookie": f"chutes_sign_in={token}"}
+    assert httpx.post(f"{host.url}/dashboard/sign-in", data=form, headers=replay).status_code == 303
+    again = httpx.post(f"{host.url}/dashboard/sign-in", data=form, headers=replay)
+    assert again.status_code == 403 and "expired" in again.text and "chutes_session=" not in str(again.headers)
+    made_up = httpx.post(
+        f"{host.url}/dashboard/sign-in",
+        data={"key": host.alice, "token": "made-up"},
+        headers={"Cookie": "chutes_sign_in=made-up"},
+    )
+    assert made_up.status_code == 403
+
+
+def test_one_user_signing_in_again_and_again_ends_only_their_own_oldest_sessions(host_factory) -> None:  # noqa: ANN001
+    """Eve's sign-ins end eve's own oldest sessions past a small number each, never bob's."""
+    from chutes_host.web.sessions import MAX_USER_SESSIONS
+
+    own = host_factory()
+    bob, eve = own.add_user("bob"), own.add_user("eve")
+
+    def session_of(key: str) -> str:
+        with httpx.Client(base_url=own.url, timeout=30) as client:
+            token = re.search(r'name="token" value="([^"]+)"', client.get("/").text).group(1)
+            assert client.post("/dashboard/sign-in", data={"key": key, "token": token}).status_code == 303
+            return client.cookies["chutes_session"]
+
+    def live(session: str) -> bool:
+        answer = httpx.get(f"{own.url}/dashboard/api/chutes", headers={"Cookie": f"chutes_session={session}"})
+        return answer.status_code == 200
+
+    bobs = session_of(bob)
+    eves = [session_of(eve) for _ in range(MAX_USER_SESSIONS + 5)]
+    assert live(bobs)
+    assert [live(s) for s in eves] == [False] * 5 + [True] * MAX_USER_SESSIONS
 
 
 def cookie_jar_bundle(path: Path) -> bytes:

@@ -18,8 +18,11 @@ def find_chromium() -> str | None:
     return os.environ.get("CHUTES_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+TEST_DOMAIN = "chutes.test"  # a name that is not loopback, as a real host's; the browser sends it to 127.0.0.1
+RESOLVE_TEST_DOMAIN = f"--host-resolver-rules=MAP {TEST_DOMAIN} 127.0.0.1, MAP *.{TEST_DOMAIN} 127.0.0.1"
+
+
+def launch_chromium(*args: str) -> Iterator[object]:
     """A headless chromium (Debian's, never a downloaded one); skips without it, but fails under CI."""
     executable = find_chromium()
     try:
@@ -32,9 +35,20 @@ def browser() -> Iterator[object]:
             pytest.fail(f"{reason}; CI must run the browser tests")
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", *args])
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from launch_chromium()
+
+
+@pytest.fixture(scope="module")
+def domain_browser() -> Iterator[object]:
+    """A chromium that resolves chutes.test and its subdomains to 127.0.0.1 (traffic stays on loopback)."""
+    yield from launch_chromium(RESOLVE_TEST_DOMAIN)
 
 
 class Console:

@@ -9,7 +9,7 @@ import pytest
 from chutes_host import accounts
 from chutes_host.auth import KeyCache
 from chutes_host.db import Database
-from chutes_host.web.sessions import SessionStore
+from chutes_host.web.sessions import SessionStore, TooManySessions
 
 
 @pytest.fixture
@@ -56,3 +56,44 @@ def test_the_store_is_bounded_and_drops_the_oldest(keys) -> None:  # noqa: ANN00
     store = SessionStore(cache, limit=3)
     opened = [store.open(key) for _ in range(5)]
     assert [store.find(s.token) is not None for s in opened] == [False, False, True, True, True]
+
+
+@pytest.fixture
+def users(tmp_path: Path):  # noqa: ANN201
+    db = Database(f"sqlite:///{tmp_path / 'host.db'}")
+    with db.session() as session:
+        keys = {name: accounts.add_user(session, name)[1] for name in ("alice", "bob", "carol", "eve")}
+    yield KeyCache(db, ttl=0.0), keys
+    db.close()
+
+
+def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions(users) -> None:  # noqa: ANN001
+    """Eve's sign-ins past the host's limit end eve's oldest sessions, never bob's."""
+    cache, keys = users
+    store = SessionStore(cache, limit=4, per_user=10)
+    bob = store.open(keys["bob"])
+    eves = [store.open(keys["eve"]) for _ in range(50)]
+    assert store.find(bob.token) is bob
+    assert [store.find(s.token) is not None for s in eves[-3:]] == [True, True, True]
+    assert sum(store.find(s.token) is not None for s in eves) == 3
+
+
+def test_each_user_holds_at_most_per_user_sessions(users) -> None:  # noqa: ANN001
+    cache, keys = users
+    store = SessionStore(cache, per_user=3)
+    eves = [store.open(keys["eve"]) for _ in range(5)]
+    bob = store.open(keys["bob"])
+    assert [store.find(s.token) is not None for s in eves] == [False, False, True, True, True]
+    assert store.find(bob.token) is bob
+
+
+def test_a_full_host_refuses_a_new_user_rather_than_end_another_users_session(users) -> None:  # noqa: ANN001
+    cache, keys = users
+    store = SessionStore(cache, limit=3)
+    held = [store.open(keys[name]) for name in ("alice", "bob", "carol")]
+    with pytest.raises(TooManySessions):
+        store.open(keys["eve"])
+    assert all(store.find(s.token) is s for s in held)
+    again = store.open(keys["bob"])  # a user who holds one swaps it for the new one
+    assert store.find(again.token) is again and store.find(held[1].token) is None
+    assert store.find(held[0].token) is held[0] and store.find(held[2].token) is held[2]
