@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chutes.types import Message, Receive, Scope, Send
+
 REF_ENV = "CHUTES_REF"
 BANNER_ENV = "CHUTES_RUN_BANNER"
 PID_FILE_ENV = "CHUTES_RUN_PID_FILE"
@@ -64,7 +66,7 @@ class StartupGuard:
     def __repr__(self) -> str:
         return f"StartupGuard({self.app!r}, failed={self.failure is not None})"
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.failure is not None:
             await self.failure(scope, receive, send)
         elif scope["type"] != "lifespan":
@@ -74,10 +76,10 @@ class StartupGuard:
             if self.failure is not None:  # the chute's lifespan ended at the failure; finish it here
                 await self.failure(scope, receive, send)
 
-    def guarded(self, send):  # noqa: ANN001, ANN201
+    def guarded(self, send: Send) -> Send:
         from chutes_cli.errors import print_error
 
-        async def guarded_send(message: dict) -> None:
+        async def guarded_send(message: Message) -> None:
             if message["type"] != "lifespan.startup.failed":
                 await send(message)
                 return
@@ -109,7 +111,7 @@ class FailureApp:
     def __repr__(self) -> str:
         return f"FailureApp({len(self.body)} bytes)"
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()

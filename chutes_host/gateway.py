@@ -8,12 +8,12 @@ from typing import Any
 from chutes.protocol import SEND_WHOLE, WRITE_BODY
 from chutes.proxy.connection import drop_cookies_for
 from chutes.responses import send_json
+from chutes.types import Receive, Scope, Send
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.lobby import Lobby
 from chutes_host.supervisor import Supervisor
 
-Scope = dict[str, Any]
 RETRY_AFTER = b"2"
 # Set by the gateway from the real peer; what a client sends in it is never passed on.
 FORWARDED_FOR = b"x-forwarded-for"
@@ -45,7 +45,7 @@ class Gateway:
         self.failures = failures or FailureLimiter()
         self.lobby = Lobby(supervisor)
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         hosts = [value for name, value in scope["headers"] if name == b"host"]
@@ -59,7 +59,9 @@ class Gateway:
             return await send({"type": "websocket.close", "code": 1003})
         await self.route_request(slug, scope, receive, send, direct=True)
 
-    async def route_request(self, slug: str, scope: Scope, receive: Any, send: Any, *, direct: bool = False) -> None:
+    async def route_request(
+        self, slug: str, scope: Scope, receive: Receive, send: Send, *, direct: bool = False
+    ) -> None:
         """Answers 404/401/403/503 itself, or forwards the request to one ready instance.
 
         `direct` says that `send` is the server's own, so the server's direct writers (scope extensions
@@ -155,7 +157,9 @@ class Gateway:
         instance.in_flight -= 1
         dep.notify()  # a request held in the lobby may take its place
 
-    async def route_job(self, job: Any, slug: str, scope: Scope, receive: Any, send: Any, extensions: dict) -> None:
+    async def route_job(
+        self, job: Any, slug: str, scope: Scope, receive: Receive, send: Send, extensions: dict
+    ) -> None:
         """Forwards a request to a running job's ports, for its owner only (others get the 404 of no chute)."""
         refusal = await self._check_owner(scope, job.owner_id, slug)
         if refusal is not None:

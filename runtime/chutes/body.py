@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 
+from chutes.types import Receive
+
 DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
 
 
@@ -19,7 +21,7 @@ def too_large(limit: int) -> HTTPException:
     )
 
 
-async def read_body(receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
     """Takes a request's receive, and returns its whole body; 413 as soon as it passes `limit` bytes."""
     message = await receive()
     if message["type"] == "http.disconnect":

@@ -22,6 +22,7 @@ from chutes.cord import is_generator
 from chutes.invocation import first_item, iterate
 from chutes.responses import describe_error, send_json, send_result
 from chutes.streaming import send_stream
+from chutes.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
@@ -36,7 +37,7 @@ class SentBy(Response):
         self.status_code = status_code
         self.background = None
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.status_code = await self.sender(scope, receive, send)
         if self.background is not None:
             await self.background()

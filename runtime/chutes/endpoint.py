@@ -14,6 +14,7 @@ from chutes.cord import is_generator
 from chutes.invocation import first_item, iterate
 from chutes.responses import send_error, send_result
 from chutes.streaming import send_stream
+from chutes.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from chutes.chute import Chute
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 
 CLIENT_CLOSED = 499
 BUFFERED_PASSTHROUGH = 1024 * 1024
-Reader = Callable[[dict, Callable], Awaitable[bytes | None]]
-Runner = Callable[[dict, Callable, Callable, "bytes | None"], Awaitable[int]]
+Reader = Callable[[Scope, Receive], Awaitable[bytes | None]]
+Runner = Callable[[Scope, Receive, Send, "bytes | None"], Awaitable[int]]
 
 
 class Endpoint(NamedTuple):
@@ -36,7 +37,7 @@ class Endpoint(NamedTuple):
     run: Runner
 
 
-async def no_body(scope, receive) -> None:
+async def no_body(scope: Scope, receive: Receive) -> None:
     return None
 
 
@@ -53,10 +54,10 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     is_async = cord.is_async
     yields = cord.stream and is_generator(fn)  # else a stream=True cord returns its StreamingResponse
 
-    async def read(scope, receive) -> bytes:
+    async def read(scope: Scope, receive: Receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
 
-    async def run(scope, receive, send, body: bytes | None) -> int:
+    async def run(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         try:
             body = body or b""
             kwargs = binding.bind(body, scope["query_string"])
@@ -82,7 +83,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     return Endpoint(no_body if binding.from_query else read, run)
 
 
-async def read_checked_body(scope, receive, limit: int, checks_json: bool) -> bytes:
+async def read_checked_body(scope: Scope, receive: Receive, limit: int, checks_json: bool) -> bytes:
     """Takes a request, and returns its body; 413 over the limit, 415 for a body that is not JSON."""
     length = None
     content_type = None
@@ -121,7 +122,7 @@ def capture_status(send: Callable) -> tuple[Callable, list[int]]:
     """Takes an ASGI send, and returns one that records the response status into the list."""
     status = [0]
 
-    async def capturing_send(message) -> None:
+    async def capturing_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             status[0] = message["status"]
         await send(message)
@@ -130,11 +131,11 @@ def capture_status(send: Callable) -> tuple[Callable, list[int]]:
 
 
 def make_bridged_endpoint(chute: Chute, cord: Cord) -> Endpoint:
-    async def read(scope, receive) -> bytes:
+    async def read(scope: Scope, receive: Receive) -> bytes:
         # read here, within max_body_size, so FastAPI never spools an oversized upload to disk
         return await read_checked_body(scope, receive, chute.max_body_size, False)
 
-    async def run(scope, receive, send, body: bytes | None) -> int:
+    async def run(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         app = chute.bridge_app()
         capturing_send, status = capture_status(send)
         try:
@@ -165,10 +166,10 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     binding = cord.binding
     reads_body = binding is not None and not binding.from_query
 
-    async def read(scope, receive) -> bytes:
+    async def read(scope: Scope, receive: Receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, True)
 
-    async def read_if_small(scope, receive) -> bytes | None:
+    async def read_if_small(scope: Scope, receive: Receive) -> bytes | None:
         # a body of known, small size is read before the request takes a slot (as for every other
         # cord); a larger or chunked one streams through while it holds one
         length = next((v for n, v in scope["headers"] if n == b"content-length"), None)
@@ -176,7 +177,7 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
             return None
         return await read_checked_body(scope, receive, chute.max_body_size, False)
 
-    async def run(scope, receive, send, body: bytes | None) -> int:
+    async def run(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         exceeded = [False]
         try:
             if binding is not None:
@@ -205,7 +206,7 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     return Endpoint(read if reads_body else no_body if binding is not None else read_if_small, run)
 
 
-def limit_receive(scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:
+def limit_receive(scope: Scope, receive: Callable, limit: int, exceeded: list[bool]) -> Callable:
     """Takes a request, and returns a receive that ends it as a disconnect once it passes `limit` bytes.
 
     `exceeded[0]` becomes True when that happens, so the caller can answer 413.

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from chutes.exceptions import ChutesError, StartupError
 from chutes.job import INPUT_DIR_ENV, JOB_ID_ENV, OUTPUT_DIR_ENV, Job
+from chutes.types import Receive, Scope, Send
 
 SUCCEEDED = 0
 FAILED = 1
@@ -68,7 +69,7 @@ class PortProxy:
         self.default = next(iter(self.ports.values()), None)
         self.proxy = Proxy(read_timeout=3600.0)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from chutes.responses import send_json
 
         if scope["type"] != "http":

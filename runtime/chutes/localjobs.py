@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chutes.responses import send_json
+from chutes.types import Receive, Scope, Send
 
 PREFIX = "/_jobs/"
 LOCAL_JOBS_ENV = "CHUTES_LOCAL_JOBS"
@@ -55,7 +56,7 @@ class LocalJobs:
         self.root = root
         self.runs: dict[str, LocalRun] = {}
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"][len(PREFIX) :].split("/", 2)
         method = scope["method"]
         if method == "POST" and len(parts) == 1:
@@ -74,7 +75,7 @@ class LocalJobs:
             return await self.send_output(run, parts[2], send)
         await send_json(send, 404, {"detail": f"no such job route {method} {scope['path']}"})
 
-    async def start(self, name: str, receive, send) -> None:
+    async def start(self, name: str, receive: Receive, send: Send) -> None:
         from chutes.jobrun import JobInputError, bind_args, find_job, prepare_dirs
 
         body = b""
@@ -108,7 +109,7 @@ class LocalJobs:
         except Exception as exc:
             run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
 
-    async def send_output(self, run: LocalRun, relative: str, send) -> None:
+    async def send_output(self, run: LocalRun, relative: str, send: Send) -> None:
         outputs = (run.work / "outputs").resolve()
         path = (outputs / relative).resolve()
         if not path.is_file() or outputs not in path.parents:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chutes.endpoint import Endpoint
+from chutes.types import Receive, Scope, Send
 
 
 class PairEndpoint(Endpoint):
@@ -20,7 +21,7 @@ def make_stream_pair(plain: Endpoint, streaming: Endpoint) -> PairEndpoint:
     JSON, goes to the other, which answers it (or refuses it) as it would alone.
     """
 
-    async def run(scope, receive, send, body: bytes | None) -> int:
+    async def run(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         chosen = streaming if body is not None and wants_stream(body) else plain
         return await chosen.run(scope, receive, send, body)
 

@@ -12,6 +12,8 @@ from pydantic_core import PydanticSerializationError, to_json
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from chutes.types import Receive, Scope, Send
+
 if TYPE_CHECKING:
     from chutes.cord import Cord
 
@@ -21,7 +23,7 @@ JSON_TYPE = b"application/json"
 OCTET_STREAM = "application/octet-stream"
 
 
-async def send_body(send, status: int, body: bytes, content_type: bytes, headers=()) -> int:
+async def send_body(send: Send, status: int, body: bytes, content_type: bytes, headers=()) -> int:
     """Sends a complete response, and returns its status."""
     await send(
         {
@@ -38,11 +40,11 @@ async def send_body(send, status: int, body: bytes, content_type: bytes, headers
     return status
 
 
-async def send_json(send, status: int, content: Any, headers=()) -> int:
+async def send_json(send: Send, status: int, content: Any, headers=()) -> int:
     return await send_body(send, status, to_json(content, fallback=str, inf_nan_mode="null"), JSON_TYPE, headers)
 
 
-async def send_result(result: Any, cord: Cord, scope, receive, send) -> int:
+async def send_result(result: Any, cord: Cord, scope: Scope, receive: Receive, send: Send) -> int:
     """Sends what a cord returned: a Response as it is, bytes/str in its media type, anything else as JSON."""
     if isinstance(result, Response):
         await result(scope, receive, send)
@@ -96,6 +98,6 @@ def validation_details(exc: ValidationError, location: str) -> list[dict[str, An
     return details
 
 
-async def send_error(send, exc: BaseException, where: str, *, location: str = "body", dev: bool = False) -> int:
+async def send_error(send: Send, exc: BaseException, where: str, *, location: str = "body", dev: bool = False) -> int:
     status, payload, headers = describe_error(exc, where, location=location, dev=dev)
     return await send_json(send, status, payload, headers)

@@ -9,6 +9,7 @@ import anyio
 from pydantic_core import to_json
 
 from chutes.responses import describe_error
+from chutes.types import Receive, Send
 
 if TYPE_CHECKING:
     from chutes.cord import Cord
@@ -42,7 +43,7 @@ def framing_for(cord: Cord) -> tuple[str, Callable[[Any], bytes]]:
     return media_type, frame_line
 
 
-async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive, send, *, dev: bool) -> int:
+async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive: Receive, send: Send, *, dev: bool) -> int:
     """Sends `first` and then every further item as it is made; stops early if the client goes."""
     media_type, frame = framing_for(cord)
     is_sse = frame is frame_sse

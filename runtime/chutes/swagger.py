@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chutes.responses import send_body, send_json
+from chutes.types import Send
 
 SWAGGER_UI_VERSION = "5.35.0"
 ASSETS_DIR = Path(__file__).with_name("swagger_ui")
@@ -78,7 +79,7 @@ def read_asset(name: str) -> bytes | None:
     return (ASSETS_DIR / name).read_bytes()
 
 
-async def send_asset(send, name: str) -> None:  # noqa: ANN001
+async def send_asset(send: Send, name: str) -> None:
     """Sends one Swagger UI file as an ASGI response (404 for an unknown name)."""
     body = read_asset(name)
     if body is None:

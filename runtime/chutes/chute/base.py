@@ -23,6 +23,7 @@ from chutes.pair import PairEndpoint, make_stream_pair
 from chutes.platform import platform_notes, standard_image
 from chutes.responses import send_error, send_json
 from chutes.routes import builtin_routes
+from chutes.types import Receive, Scope, Send
 
 __all__ = ["Chute", "ChutePack", "NodeSelector", "NAME_PATTERN"]
 
@@ -276,7 +277,7 @@ class Chute:
             self._proxy = Proxy()
         return self._proxy
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._serve(scope, receive, send)
@@ -285,7 +286,7 @@ class Chute:
         else:
             await send({"type": "websocket.close", "code": 1003})
 
-    async def _serve(self, scope, receive, send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         methods = self._routes.get(path)
         if methods is None:
@@ -338,7 +339,7 @@ class Chute:
             if self.log_requests:
                 access_log.info("%s %s %s %d %.1fms", method, path, cord.name, status, elapsed * 1000)
 
-    async def _run_lifespan(self, receive, send) -> None:
+    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -368,7 +369,7 @@ class ChutePack(BaseModel):
 
     chute: Chute
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.chute(scope, receive, send)
 
 

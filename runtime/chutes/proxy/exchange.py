@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 from chutes.proxy.connection import UpstreamConnection
 from chutes.proxy.errors import ClientDisconnected
 from chutes.proxy.pool import ConnectionPool
-
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from chutes.types import Receive, Send
 
 # A response still streaming after this long gets a task that watches for the client leaving;
 # short responses finish first and never pay for one.

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import httptools
 
@@ -12,10 +11,7 @@ from chutes.proxy.errors import ClientDisconnected, UpstreamError, UpstreamUnrea
 from chutes.proxy.exchange import Exchange
 from chutes.proxy.head import build_request_head
 from chutes.proxy.pool import ConnectionPool
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from chutes.types import Receive, Scope, Send
 
 # Bodies up to this size go out in the same write as the head.
 COALESCE_LIMIT = 64 * 1024
