@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -66,6 +66,26 @@ class Cord:
         return list(self.input_model.model_fields) if self.input_model else []
 
 
+class CordOptions(TypedDict, total=False):
+    """The keywords of `@chute.cord(...)`, for type checkers: `define_cord` holds their defaults and checks."""
+
+    public_api_path: str | None
+    path: str | None
+    method: str | None
+    public_api_method: str | None
+    input_schema: type[BaseModel] | dict[str, Any] | None
+    minimal_input_schema: type[BaseModel] | dict[str, Any] | None
+    output_content_type: str | None
+    stream: bool
+    passthrough: bool
+    passthrough_path: str | None
+    passthrough_port: int | None
+    output_schema: type[BaseModel] | dict[str, Any] | None
+    pass_chute: bool
+    provision_timeout: int | None
+    sglang_passthrough: bool
+
+
 def define_cord(
     fn: Callable[..., Any],
     *,
@@ -73,14 +93,14 @@ def define_cord(
     path: str | None = None,
     method: str | None = None,
     public_api_method: str | None = None,
-    input_schema: type[BaseModel] | None = None,
-    minimal_input_schema: type[BaseModel] | None = None,
+    input_schema: type[BaseModel] | dict[str, Any] | None = None,
+    minimal_input_schema: type[BaseModel] | dict[str, Any] | None = None,
     output_content_type: str | None = None,
     stream: bool = False,
     passthrough: bool = False,
     passthrough_path: str | None = None,
     passthrough_port: int | None = None,
-    output_schema: type[BaseModel] | dict | None = None,
+    output_schema: type[BaseModel] | dict[str, Any] | None = None,
     pass_chute: bool = True,
     provision_timeout: int | None = None,
     sglang_passthrough: bool = False,

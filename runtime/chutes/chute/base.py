@@ -6,12 +6,12 @@ import logging
 import os
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
-from chutes.cord import Cord, define_cord
+from chutes.cord import Cord, CordOptions, define_cord
 from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
 from chutes.exceptions import ChuteDefinitionError, DuplicatePath, JobDefinitionError
 from chutes.job import Job, define_job
@@ -28,6 +28,8 @@ from chutes.types import Receive, Scope, Send
 __all__ = ["Chute", "ChutePack", "NodeSelector", "NAME_PATTERN"]
 
 access_log = logging.getLogger("chutes.access")
+# a decorated function: @chute.cord and @chute.job return it unchanged, so its type is kept
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Chute:
@@ -123,8 +125,16 @@ class Chute:
     def phase(self) -> str:
         return self._lifecycle.phase
 
-    def cord(self, fn: Callable | None = None, /, **options: Any) -> Callable:
-        """Registers the decorated function as a cord and returns it unchanged."""
+    @overload
+    def cord(self, fn: F, /) -> F: ...
+    @overload
+    def cord(self, fn: None = None, /, **options: Unpack[CordOptions]) -> Callable[[F], F]: ...
+    def cord(self, fn: Callable | None = None, /, **options: Unpack[CordOptions]) -> Callable:
+        """Registers the decorated function as a cord and returns it unchanged.
+
+        The keywords (`path`, `method`, `stream`, `input_schema`, `passthrough`...) are those of
+        `chutes.cord.CordOptions`; `define_cord` checks them and names the cord in its errors.
+        """
 
         def register(fn: Callable) -> Callable:
             spec = define_cord(fn, **options)
@@ -165,6 +175,19 @@ class Chute:
             streaming, plain = plain, streaming
         methods[spec.method] = (plain[0], make_stream_pair(plain[1], streaming[1]))
 
+    @overload
+    def job(self, fn: F, /) -> F: ...
+    @overload
+    def job(
+        self,
+        fn: None = None,
+        /,
+        *,
+        timeout: int | None = None,
+        upload: bool = True,
+        ports: list | None = None,
+        ssh: bool = False,
+    ) -> Callable[[F], F]: ...
     def job(
         self,
         fn: Callable | None = None,
