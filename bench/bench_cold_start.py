@@ -44,7 +44,7 @@ class ColdHost:
         self.port, self.url, self.env, self.key = host_with_user(root, "myuser")
         command = [CHUTES, "host", "serve", "--port", str(self.port), "--data-dir", str(root / "data")]
         command += ["--sandbox", sandbox, "--metrics-key", METRICS_KEY, "--log-level", "warning"]
-        self.log = open(root / "host.log", "wb")  # noqa: SIM115
+        self.log = open(root / "host.log", "wb")
         self.host = subprocess.Popen(command, env=self.env, stderr=self.log)
         wait_until(lambda: _status(f"{self.url}/api/v1/openapi.json") == 200, 30, "the host to start")
         self.headers = {"Host": f"myuser-hello.localhost:{self.port}", "X-API-Key": self.key}

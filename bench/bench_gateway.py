@@ -113,7 +113,7 @@ class Bench:
             "--direct-gateway" if direct_gateway else "--no-direct-gateway",
             *host_args,
         ]
-        self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))  # noqa: SIM115
+        self.host = subprocess.Popen(command, env=self.env, stderr=open(root / "host.log", "wb"))
         self.direct: list[subprocess.Popen] = []
         wait_until(lambda: _answers(f"{self.url}/api/v1/openapi.json"), 30, "the host to start")
 
@@ -174,7 +174,7 @@ def _answers(url: str, headers: dict | None = None) -> bool:
         return False
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -89,7 +89,7 @@ def main() -> None:
             ["taskset", "-c", "1", CHUTES, "host", "serve", "--port", str(port), "--data-dir", data,
              "--log-level", "warning", "--executor", "kubernetes", "--kubeconfig", str(cluster.api.kubeconfig("host")),
              "--pod-cpu", "50m", "--pod-memory", "256Mi"],
-            env=env, stderr=open(work / "host.log", "wb"),  # noqa: SIM115
+            env=env, stderr=open(work / "host.log", "wb"),
         )  # fmt: skip
         _wait(lambda: _answers(f"http://127.0.0.1:{port}/api/v1/limits"), 30)
         project = work / "project"
@@ -161,7 +161,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _wait(predicate, timeout: float) -> None:  # noqa: ANN001
+def _wait(predicate, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -55,7 +55,7 @@ def busy_host(rng: random.Random, path: Path | None) -> tuple[Holdings, list[Nod
     return holdings, deployments
 
 
-def timed(fn, rounds: int) -> dict[str, float]:  # noqa: ANN001
+def timed(fn, rounds: int) -> dict[str, float]:
     samples = []
     for _ in range(rounds):
         start = time.perf_counter()

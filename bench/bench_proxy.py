@@ -24,7 +24,7 @@ HELLO = b"Hello, world!"
 UPSTREAM_PORT = int(os.environ.get("BENCH_UPSTREAM_PORT", "0"))
 
 
-async def hello_app(scope, receive, send) -> None:  # noqa: ANN001
+async def hello_app(scope, receive, send) -> None:
     """The upstream: a bare ASGI hello world, and at /sse a stream of timestamped events."""
     if scope["path"] == "/sse":
         await stream_events(send)
@@ -34,7 +34,7 @@ async def hello_app(scope, receive, send) -> None:  # noqa: ANN001
     await send({"type": "http.response.body", "body": HELLO})
 
 
-async def stream_events(send) -> None:  # noqa: ANN001
+async def stream_events(send) -> None:
     """Sends SSE_EVENTS events 10 ms apart, each carrying the time it was sent (ns)."""
     import asyncio
 
@@ -49,7 +49,7 @@ SSE_EVENTS = 100
 _proxy = None
 
 
-async def chutes_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
+async def chutes_proxy_app(scope, receive, send) -> None:
     """A hop through chutes.proxy.Proxy."""
     global _proxy
     if _proxy is None:
@@ -62,7 +62,7 @@ async def chutes_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
 _client = None
 
 
-async def httpx_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
+async def httpx_proxy_app(scope, receive, send) -> None:
     """The same hop on httpx.AsyncClient, streaming the response back."""
     global _client
     if _client is None:
@@ -93,7 +93,7 @@ async def httpx_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
 _session = None
 
 
-async def aiohttp_proxy_app(scope, receive, send) -> None:  # noqa: ANN001
+async def aiohttp_proxy_app(scope, receive, send) -> None:
     """The same hop on aiohttp's ClientSession (only with --aiohttp-python: not a project dependency)."""
     global _session
     if _session is None:

@@ -252,7 +252,7 @@ class Round:
         self.__dict__.update(figures)
 
 
-def report(args, rounds: list[Round]) -> None:  # noqa: ANN001
+def report(args, rounds: list[Round]) -> None:
     pace = "in lockstep" if args.lockstep else "each at its own pace"
     print(
         f"\n{args.streams} SSE streams x {args.events} events, one every {args.interval * 1000:.0f} ms, {pace} "

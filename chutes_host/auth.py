@@ -126,7 +126,7 @@ def find_user(session: Session, key: str) -> User | None:
 class KeyCache:
     """Remembers recent key -> user-id answers briefly, so the gateway skips the database."""
 
-    def __init__(self, db, *, ttl: float = 2.0) -> None:  # noqa: ANN001
+    def __init__(self, db, *, ttl: float = 2.0) -> None:
         self._db = db
         self._ttl = ttl
         self._hits: dict[str, tuple[int, str, float]] = {}

@@ -484,13 +484,13 @@ def revoke_key(
         typer.echo(f"Revoked key cpk_{key.prefix}_…", err=True)
 
 
-def _config(data_dir: Path | None, db: str | None, **kwargs):  # noqa: ANN202
+def _config(data_dir: Path | None, db: str | None, **kwargs):
     from chutes_host.config import HostConfig, default_data_dir
 
     return HostConfig(data_dir=(data_dir or default_data_dir()).expanduser().resolve(), db_url=db, **kwargs)
 
 
-def _session(data_dir: Path | None, db: str | None):  # noqa: ANN202
+def _session(data_dir: Path | None, db: str | None):
     from sqlalchemy.exc import SQLAlchemyError
 
     from chutes_host.app import make_data_dir_private
@@ -505,7 +505,7 @@ def _session(data_dir: Path | None, db: str | None):  # noqa: ANN202
     return database.session()
 
 
-def _database_error(config, exc: Exception):  # noqa: ANN001, ANN202
+def _database_error(config, exc: Exception):
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -519,7 +519,7 @@ def _database_error(config, exc: Exception):  # noqa: ANN001, ANN202
     return CLIError(f"cannot open the database {shown}: {reason}. Check --db (and --data-dir).")
 
 
-def _account_call(fn, *args):  # noqa: ANN001, ANN202
+def _account_call(fn, *args):
     from chutes_cli.errors import CLIError
     from chutes_host.accounts import AccountError
 

@@ -163,7 +163,7 @@ def download_outputs(
     if not job.get("outputs"):
         raise CLIError(f"job {job['short']} ({job['status']}) has no output files")
 
-    def fetch(client) -> None:  # noqa: ANN001
+    def fetch(client) -> None:
         for output in client.job_outputs(job["id"]):
             path = target / output["path"]
             path.parent.mkdir(parents=True, exist_ok=True)

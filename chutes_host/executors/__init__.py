@@ -5,7 +5,7 @@ from __future__ import annotations
 from chutes_host.executors.base import Executor, ExecutorError, InstanceHandle
 
 
-def create_executor(kind: str, config) -> Executor:  # noqa: ANN001
+def create_executor(kind: str, config) -> Executor:
     """Returns the executor named by `--executor` for this host config."""
     if kind == "process":
         from chutes_host.executors.process import ProcessExecutor

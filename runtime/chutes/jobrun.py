@@ -202,7 +202,7 @@ async def call_in_task(chute: Any, job: Job, kwargs: dict[str, Any], outputs: Pa
     def work() -> None:
         try:
             result = job.fn(chute, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+        except BaseException as exc:
             loop.call_soon_threadsafe(settle, None, exc)
         else:
             loop.call_soon_threadsafe(settle, result, None)

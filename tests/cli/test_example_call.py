@@ -9,7 +9,7 @@ from tests.fixtures.chutes import inputs
 from tests.fixtures.chutes.cli_basic import chute as basic
 
 
-def cord_named(chute, name: str):  # noqa: ANN001, ANN201
+def cord_named(chute, name: str):
     return next(cord for cord in chute.cords if cord.name == name)
 
 
@@ -28,5 +28,5 @@ def cord_named(chute, name: str):  # noqa: ANN001, ANN201
         (inputs.chute, "put_config", "chutes invoke /put_config --chute u/n --method PUT --json '{}'"),
     ],
 )
-def test_example_command(chute, name: str, expected: str) -> None:  # noqa: ANN001
+def test_example_command(chute, name: str, expected: str) -> None:
     assert example_command(cord_named(chute, name), ["--chute", "u/n"]) == expected

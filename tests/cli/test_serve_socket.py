@@ -16,7 +16,7 @@ import httpx
 from tests.cli.conftest import FIXTURES
 
 
-def start(args: list[str], env: dict[str, str], tmp_path: Path, **popen) -> subprocess.Popen:  # noqa: ANN003
+def start(args: list[str], env: dict[str, str], tmp_path: Path, **popen) -> subprocess.Popen:
     with (tmp_path / "serve.log").open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "chutes.serve", "cli_lifecycle:chute", *args],
@@ -105,7 +105,7 @@ def test_a_descriptor_that_is_no_listening_socket_is_one_error_line(cli_env: dic
     assert result.stderr.startswith(f"Error: file descriptor {read_end} is not a socket")
 
 
-def test_lifeline_closing_ends_the_server_at_once(cli_env, tmp_path: Path) -> None:  # noqa: ANN001
+def test_lifeline_closing_ends_the_server_at_once(cli_env, tmp_path: Path) -> None:
     """The host holds the write end; when it dies (even by SIGKILL) the pipe closes, and so does the server."""
     path = tmp_path / "chute.sock"
     read_end, write_end = os.pipe()

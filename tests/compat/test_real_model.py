@@ -29,7 +29,7 @@ if missing and os.environ.get("CI"):
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {missing}: run `bash .ci/models.sh`")
 
 
-def check_openai_routes(client) -> None:  # noqa: ANN001
+def check_openai_routes(client) -> None:
     import openai
 
     models = [m.id for m in client.models.list()]
@@ -77,7 +77,7 @@ def test_chat_and_stream_through_a_deployed_host(host_factory, tmp_path: Path) -
         check_openai_routes(client)
 
 
-def check_embeddings(client) -> None:  # noqa: ANN001
+def check_embeddings(client) -> None:
     import numpy as np
     import openai
 

@@ -13,7 +13,7 @@ from tests.host.conftest import FIXTURES
 HELLO_SOURCE = (FIXTURES / "host_hello.py").read_text()
 
 
-def hello_manifest(username: str = "alice", name: str = "hello", **extra) -> dict:  # noqa: ANN003
+def hello_manifest(username: str = "alice", name: str = "hello", **extra) -> dict:
     source = HELLO_SOURCE.replace('username="alice", name="hello"', f'username="{username}", name="{name}"')
     assert source != HELLO_SOURCE or (username, name) == ("alice", "hello")
     return {

@@ -13,7 +13,7 @@ from tests.security.test_clients import port_of, raw_request
 SEEN: list[str] = []
 
 
-async def echo_size(scope, receive, send) -> None:  # noqa: ANN001
+async def echo_size(scope, receive, send) -> None:
     """Reads the whole body (or notes the disconnect it is given), and answers its size."""
     if scope["type"] == "lifespan":
         while (message := await receive())["type"] != "lifespan.shutdown":
@@ -60,7 +60,7 @@ async def test_a_streamed_body_is_cut_off_as_it_passes_its_budget(live_server) -
     url = live_server(budgeted(), **server_options())
     sent = 0
 
-    async def endless():  # noqa: ANN202
+    async def endless():
         nonlocal sent
         for _ in range(1024):  # 64 MiB, unless the server answers first
             sent += 64 * 1024
@@ -103,7 +103,7 @@ async def test_a_slow_body_gets_408_within_its_time(live_server) -> None:
 async def test_a_big_body_that_keeps_coming_is_not_cut_off(live_server) -> None:
     url = live_server(budgeted(seconds=0.2, size=16 << 20), **server_options())
 
-    async def steady():  # noqa: ANN202
+    async def steady():
         for _ in range(16):  # 4 MiB over ~0.8 s: far beyond 0.2 s, far above MIN_RATE
             yield b"x" * (256 * 1024)
             await asyncio.sleep(0.05)

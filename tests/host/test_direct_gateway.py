@@ -19,7 +19,7 @@ from tests.host.conftest import Host, make_project, wait_for
 METRICS_KEY = "direct-metrics-key"
 
 
-def start_host(base, *extra: str) -> Host:  # noqa: ANN001
+def start_host(base, *extra: str) -> Host:
     host = Host(
         data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--metrics-key", METRICS_KEY, *extra]
     )
@@ -35,7 +35,7 @@ def start_host(base, *extra: str) -> Host:  # noqa: ANN001
     return host
 
 
-def host_pair(tmp_path_factory, first: tuple[str, ...], second: tuple[str, ...]) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+def host_pair(tmp_path_factory, first: tuple[str, ...], second: tuple[str, ...]) -> Iterator[tuple[Host, Host]]:
     """Starts two hosts with the same chutes, each with its own extra arguments; stops both afterwards."""
     started = [start_host(tmp_path_factory.mktemp("host"), *args) for args in (first, second)]
     yield started[0], started[1]
@@ -44,7 +44,7 @@ def host_pair(tmp_path_factory, first: tuple[str, ...], second: tuple[str, ...])
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:
     yield from host_pair(tmp_path_factory, (), ("--no-direct-gateway",))
 
 
@@ -250,7 +250,7 @@ def test_many_clients_at_once_all_get_their_own_answers(hosts: tuple[Host, Host]
 
 
 @pytest.fixture(scope="module")
-def trusting_hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+def trusting_hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:
     """Hosts behind a TLS proxy at 127.0.0.2 (--forwarded-allow-ips), with and without the direct path."""
     trust = ("--forwarded-allow-ips", "127.0.0.2")
     yield from host_pair(tmp_path_factory, trust, (*trust, "--no-direct-gateway"))
@@ -271,7 +271,7 @@ def test_behind_a_trusted_proxy_the_client_is_the_one_it_names(
     assert direct_requests(direct) == before + 1
 
 
-def test_a_full_instance_with_none_other_coming_still_goes_direct(hosts: tuple[Host, Host], tmp_path) -> None:  # noqa: ANN001
+def test_a_full_instance_with_none_other_coming_still_goes_direct(hosts: tuple[Host, Host], tmp_path) -> None:
     """Over its concurrency, with no other instance on its way, the lobby would forward at once anyway (the
     instance answers 429 itself): the direct path does the same instead of leaving it to the ASGI gateway."""
     direct, _ = hosts

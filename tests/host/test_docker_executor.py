@@ -24,7 +24,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stream_chute"
 
 
 @pytest.fixture(scope="module")
-def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(engine, tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("docker")
     host = docker_host(base)
     host.key = host.add_user("myuser")
@@ -39,20 +39,20 @@ def owner(host: Host) -> str:
     return hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def image_tags(host: Host, engine, slug: str) -> list[str]:  # noqa: ANN001
+def image_tags(host: Host, engine, slug: str) -> list[str]:
     """The tags this host gave its images of the chute (the same image may carry other hosts' tags)."""
     prefix = f"localhost/chutes-host/{owner(host)[:12]}/{slug}:"
     return sorted(t for image in engine.images.list() for t in image.tags if t.startswith(prefix))
 
 
-def containers(engine, slug: str, host: Host) -> list:  # noqa: ANN001
+def containers(engine, slug: str, host: Host) -> list:
     # the image itself carries ai.chutes.slug, so also require the label only this host's containers have
     # (other hosts on a shared engine may run a chute of the same name)
     owned = f"ai.chutes.host={owner(host)}"
     return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", owned]})
 
 
-def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # noqa: ANN001
+def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:
     result = host.cli("deploy", "stream_chute:chute", key=host.key, cwd=host.project, timeout=600)
     assert result.returncode == 0, result.stderr + host.log_text()
     assert result.stdout.strip() == f"http://myuser-stream-chute.localhost:{host.port}"
@@ -68,7 +68,7 @@ def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:  # 
     assert tag in container.image.tags and tag.endswith(":v1")
 
 
-def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
+def test_container_is_confined(host: Host, engine) -> None:
     (container,) = containers(engine, "myuser-stream-chute", host)
     config = container.attrs["HostConfig"]
     assert not config["PortBindings"]  # the host reaches it on its own network, nothing is published
@@ -85,7 +85,7 @@ def test_container_is_confined(host: Host, engine) -> None:  # noqa: ANN001
     assert name.endswith("-myuser-stream-chute") and name != "bridge"
 
 
-def test_a_stream_is_relayed_on_a_shared_host(host: Host, engine) -> None:  # noqa: ANN001
+def test_a_stream_is_relayed_on_a_shared_host(host: Host, engine) -> None:
     """A host not declared single-tenant relays streams: the client's connection stays the host's."""
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "warm"}).status_code == 200
     resp = host.call("myuser-stream-chute", "/words", key=host.key, json={"text": "x y z"})  # the key, cached
@@ -94,7 +94,7 @@ def test_a_stream_is_relayed_on_a_shared_host(host: Host, engine) -> None:  # no
     assert resp.headers.get("connection") != "close"  # relayed: the connection is kept for the next request
 
 
-def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN001
+def test_killed_container_is_replaced(host: Host, engine) -> None:
     (container,) = containers(engine, "myuser-stream-chute", host)
     container.kill()
 
@@ -107,7 +107,7 @@ def test_killed_container_is_replaced(host: Host, engine) -> None:  # noqa: ANN0
     assert host.call("myuser-stream-chute", "/echo", key=host.key, json={"text": "back"}).json()["echo"] == "back"
 
 
-def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
+def test_deploy_with_prebuilt_image(host: Host, engine) -> None:
     (v1,) = image_tags(host, engine, "myuser-stream-chute")
     result = host.cli(
         "deploy",
@@ -126,7 +126,7 @@ def test_deploy_with_prebuilt_image(host: Host, engine) -> None:  # noqa: ANN001
     assert image_tags(host, engine, "myuser-stream-chute") == [v1.replace(":v1", ":v2")]
 
 
-def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: Path) -> None:
     (v2,) = image_tags(host, engine, "myuser-stream-chute")
     alice = host.add_user("alice")
     project = make_project(tmp_path / "alice", "host_hello.py")
@@ -142,7 +142,7 @@ def test_image_of_another_users_chute_is_refused(host: Host, engine, tmp_path: P
     assert host.cli("chutes", "delete", "hello", "--yes", key=alice).returncode == 0
 
 
-def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp_path: Path) -> None:
     project = make_project(tmp_path / "slow", "slow_build.py")
     result = host.cli("deploy", "slow_build:chute", "--no-wait", key=host.key, cwd=project, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -164,7 +164,7 @@ def test_deleting_a_chute_while_it_builds_ends_the_build(host: Host, engine, tmp
     assert image_tags(host, engine, "myuser-slow-build") == []
 
 
-def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noqa: ANN001
+def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:
     (before,) = containers(engine, "myuser-stream-chute", host)
     build_log = host.data_dir / "chutes/myuser-stream-chute/logs/build.log"
     built = build_log.read_text()
@@ -199,7 +199,7 @@ def test_restarted_host_runs_the_image_again(host: Host, engine) -> None:  # noq
     assert resp.headers["connection"] == "close"  # handed over: a relayed answer keeps the connection
 
 
-def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: ANN001
+def test_deleting_removes_the_containers(host: Host, engine) -> None:
     result = host.cli("chutes", "delete", "stream-chute", "--yes", key=host.key)
     assert result.returncode == 0, result.stderr
     assert containers(engine, "myuser-stream-chute", host) == []
@@ -209,7 +209,7 @@ def test_deleting_removes_the_containers(host: Host, engine) -> None:  # noqa: A
     assert engine.networks.list(filters={"label": labels}) == []
 
 
-def test_container_asks_the_engine_for_exactly_its_gpus(engine, tmp_path: Path) -> None:  # noqa: ANN001
+def test_container_asks_the_engine_for_exactly_its_gpus(engine, tmp_path: Path) -> None:
     """Checks the request the executor sends, on the real engine.
 
     This engine has no NVIDIA runtime, so it refuses any GPU request when a container starts: the

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
-def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(engine, tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("docker-jobs")
     host = docker_host(base)
     host.alice = host.add_user("alice")
@@ -57,12 +57,12 @@ def logs_of(host: Host, job_id: str) -> str:
     return host.api("GET", f"/jobs/{job_id}/logs", key=host.alice).text
 
 
-def job_containers(engine, host: Host, job_id: str) -> list:  # noqa: ANN001
+def job_containers(engine, host: Host, job_id: str) -> list:
     owner = hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
     return engine.containers.list(all=True, filters={"label": [f"ai.chutes.job={job_id}", f"ai.chutes.host={owner}"]})
 
 
-def test_job_runs_in_a_container_and_its_output_is_downloaded(host: Host, engine, tmp_path: Path) -> None:  # noqa: ANN001
+def test_job_runs_in_a_container_and_its_output_is_downloaded(host: Host, engine, tmp_path: Path) -> None:
     (tmp_path / "offset.txt").write_text("3")
     started = host.cli(
         "jobs", "start", "jobs", "squares", "--json", '{"n": 4}', "--input", str(tmp_path / "offset.txt"), "--follow",
@@ -77,7 +77,7 @@ def test_job_runs_in_a_container_and_its_output_is_downloaded(host: Host, engine
     assert job_containers(engine, host, job_id) == []  # removed once it ended
 
 
-def test_failure_timeout_and_cancel_in_containers(host: Host, engine) -> None:  # noqa: ANN001
+def test_failure_timeout_and_cancel_in_containers(host: Host, engine) -> None:
     broken = wait_status(host, start(host, "breaks"))
     assert broken["status"] == "failed" and broken["reason"] == "RuntimeError: the job broke on purpose"
     assert [o["path"] for o in broken["outputs"]] == ["partial.txt"]
@@ -103,7 +103,7 @@ def test_job_port_through_the_gateway(host: Host) -> None:
     host.api("DELETE", f"/jobs/{job_id}", key=host.alice)
 
 
-def test_restart_mid_job_reports_it_lost(host: Host, engine) -> None:  # noqa: ANN001
+def test_restart_mid_job_reports_it_lost(host: Host, engine) -> None:
     job_id = start(host, "napper")
     wait_status(host, job_id, ("running",))
     host.stop()

@@ -21,7 +21,7 @@ from tests.wheels import write_wheel
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("e2e")
     host = Host(
         data_dir=base / "data",

@@ -168,33 +168,33 @@ class FakeNvml:
         (1, 2): {"uuid": "MIG-bbb", "name": "NVIDIA A100-SXM4-80GB MIG 2g.20gb", "memory": 19968 * 1024**2},
     }
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return len(self.devices)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict:
         return self.devices[index]
 
-    def nvmlDeviceGetMigMode(self, handle: dict) -> tuple[int, int]:  # noqa: N802
+    def nvmlDeviceGetMigMode(self, handle: dict) -> tuple[int, int]:
         if handle["mig"] is None:
             raise self.NVMLError("Not Supported")
         return handle["mig"], handle["mig"]
 
-    def nvmlDeviceGetMaxMigDeviceCount(self, handle: dict) -> int:  # noqa: N802
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: dict) -> int:
         return 3
 
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: dict, slot: int) -> dict:  # noqa: N802
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: dict, slot: int) -> dict:
         index = next(i for i, d in self.devices.items() if d is handle)
         if (index, slot) not in self.slices:
             raise self.NVMLError("Not Found")
         return self.slices[(index, slot)]
 
-    def nvmlDeviceGetName(self, handle: dict) -> str | bytes:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: dict) -> str | bytes:
         return handle["name"]
 
-    def nvmlDeviceGetUUID(self, handle: dict) -> str | bytes:  # noqa: N802
+    def nvmlDeviceGetUUID(self, handle: dict) -> str | bytes:
         return handle["uuid"]
 
-    def nvmlDeviceGetMemoryInfo(self, handle: dict) -> Memory:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: dict) -> Memory:
         return self.Memory(handle["memory"], used=handle["memory"] // 4)
 
 

@@ -19,7 +19,7 @@ def blocks(kind: str) -> list[re.Match]:
     return [m for m in BLOCK.finditer(DOC.read_text()) if m.group(1).startswith(kind)]
 
 
-def test_the_selector_example_defines_the_chutes_it_describes(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_the_selector_example_defines_the_chutes_it_describes(tmp_path: Path, monkeypatch) -> None:
     (example,) = blocks("python")
     (tmp_path / example.group(2)).write_text(example.group(3))
     monkeypatch.chdir(tmp_path)

@@ -17,7 +17,7 @@ FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("jobs")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--health-interval", "0.3"])
     host.home.mkdir()
@@ -213,7 +213,7 @@ def test_another_users_job_is_unknown_to_them(host: Host) -> None:
     assert cli.returncode == 1 and f"no job '{job_id}'" in cli.stderr
 
 
-def test_output_quota_refuses_new_jobs_with_a_clear_message(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_output_quota_refuses_new_jobs_with_a_clear_message(host_factory, tmp_path: Path) -> None:
     small = host_factory("--job-quota-mb", "1", "--max-bundle-mb", "1")
     key = small.add_user("alice")
     project = make_project(tmp_path / "project", "host_jobs.py")
@@ -250,7 +250,7 @@ def wait_status_on(host: Host, key: str, job_id: str, wanted: tuple[str, ...] = 
     return wait_for(check, timeout=60, what=f"job {job_id[:10]} to be {'/'.join(wanted)}", host=host)
 
 
-def test_host_restart_reports_a_running_job_lost_and_queues_a_queued_one_again(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_host_restart_reports_a_running_job_lost_and_queues_a_queued_one_again(host_factory, tmp_path: Path) -> None:
     host = host_factory("--gpus", "NVIDIA L4:24", "--health-interval", "0.3")
     key = host.add_user("alice")
     project = make_project(tmp_path / "project", "host_jobs.py", "host_gpu_jobs.py")
@@ -279,7 +279,7 @@ def test_host_restart_reports_a_running_job_lost_and_queues_a_queued_one_again(h
     assert "queued again after the host restarted" in host.log_text()
 
 
-def test_job_queues_while_the_gpus_are_held_and_starts_when_they_free(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_job_queues_while_the_gpus_are_held_and_starts_when_they_free(host_factory, tmp_path: Path) -> None:
     host = host_factory("--gpus", "2xNVIDIA L4:24", "--health-interval", "0.3")
     key = host.add_user("alice")
     project = make_project(tmp_path / "project", "host_gpu_jobs.py")
@@ -303,7 +303,7 @@ def test_job_queues_while_the_gpus_are_held_and_starts_when_they_free(host_facto
     assert done["gpus"] == holding["gpus"]
 
 
-def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_path: Path) -> None:
     host = host_factory("--health-interval", "0.3")
     key = host.add_user("alice")
     project = make_project(tmp_path / "project", "host_late_jobs.py", "host_late_module.py", "host_late_data.txt")
@@ -336,7 +336,7 @@ def test_a_redeploy_keeps_a_running_jobs_files_until_it_ends(host_factory, tmp_p
 
 
 def test_a_chute_deployed_without_argument_schemas_still_checks_names_and_leaves_types_to_the_job(
-    host_factory,  # noqa: ANN001
+    host_factory,
     tmp_path: Path,
 ) -> None:
     from tests.fixtures.chutes.host_jobs import chute

@@ -10,7 +10,7 @@ from tests.conftest import free_port
 from tests.host.conftest import run_cli
 
 
-def serve(tmp_path: Path, *args: str, **env: str):  # noqa: ANN201
+def serve(tmp_path: Path, *args: str, **env: str):
     data = str(tmp_path / "data")
     return run_cli("host", "serve", "--executor", "kubernetes", "--data-dir", data, "--port", str(free_port()), *args,
                    home=tmp_path, timeout=60, **env)  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("lightkube")
 
-from lightkube.models.core_v1 import (  # noqa: E402
+from lightkube.models.core_v1 import (
     ContainerState,
     ContainerStateTerminated,
     ContainerStateWaiting,
@@ -17,10 +17,10 @@ from lightkube.models.core_v1 import (  # noqa: E402
     PodSpec,
     PodStatus,
 )
-from lightkube.models.meta_v1 import ObjectMeta  # noqa: E402
-from lightkube.resources.core_v1 import Pod as PodObject  # noqa: E402
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Pod as PodObject
 
-from chutes_host.executors.kubernetes import Pod, _read_pod  # noqa: E402
+from chutes_host.executors.kubernetes import Pod, _read_pod
 
 
 def read(reason: str, message: str, restarts: int) -> Pod:

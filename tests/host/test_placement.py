@@ -28,7 +28,7 @@ METRICS_KEY = "metrics-5ecret"
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("gpus")
     host = Host(
         data_dir=base / "data",
@@ -47,7 +47,7 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.stop()
 
 
-def deploy(host: Host, name: str, selector: str = DEFAULT_SELECTOR, *extra: str):  # noqa: ANN201
+def deploy(host: Host, name: str, selector: str = DEFAULT_SELECTOR, *extra: str):
     """Writes a copy of the GPU fixture chute named `name` with this NodeSelector, and deploys it."""
     source = GPU_SOURCE.replace('name="gpu"', f'name="{name}"').replace(DEFAULT_SELECTOR, selector)
     (host.project / f"gpu_{name}.py").write_text(source)
@@ -207,7 +207,7 @@ def test_restart_and_crash_keep_each_instance_on_its_gpus(host: Host) -> None:
     delete(host, "stays")
 
 
-def test_host_without_gpus_says_so_and_refuses_gpu_chutes(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_host_without_gpus_says_so_and_refuses_gpu_chutes(host_factory, tmp_path: Path) -> None:
     bare = host_factory("--gpus", "none")
     assert "GPUs: no GPUs (declared with --gpus none); only chutes with gpu_count=0 can be deployed" in bare.log_text()
     key = bare.add_user("alice")
@@ -242,7 +242,7 @@ def test_bad_node_selector_in_a_manifest_is_400(host: Host) -> None:
 
 
 def test_host_metrics_show_gpus_instances_requests_and_cold_starts(host: Host) -> None:
-    def metrics(key: str | None = METRICS_KEY):  # noqa: ANN202
+    def metrics(key: str | None = METRICS_KEY):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.get(f"{host.url}/_metrics", headers=headers, timeout=10)
 
@@ -275,14 +275,14 @@ def test_host_metrics_show_gpus_instances_requests_and_cold_starts(host: Host) -
     assert "alice-metered" not in metrics().text
 
 
-def test_host_metrics_are_off_without_a_key(host_factory) -> None:  # noqa: ANN001
+def test_host_metrics_are_off_without_a_key(host_factory) -> None:
     bare = host_factory("--gpus", "none")
     resp = httpx.get(f"{bare.url}/_metrics", timeout=10)
     assert resp.status_code == 404
     assert "start the host with --metrics-key" in resp.json()["detail"]
 
 
-def test_instances_wait_when_a_restarted_host_has_fewer_gpus(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_instances_wait_when_a_restarted_host_has_fewer_gpus(host_factory, tmp_path: Path) -> None:
     small = host_factory("--gpus", "NVIDIA L4:24")
     small.alice = small.add_user("alice")
     small.project = tmp_path

@@ -23,7 +23,7 @@ async def hi(self) -> dict:
 """
 
 
-def test_shutdown_hooks_run_when_the_host_stops(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_shutdown_hooks_run_when_the_host_stops(host_factory, tmp_path: Path) -> None:
     host = host_factory()
     key = host.add_user("alice")
     project = tmp_path / "project"

@@ -38,7 +38,7 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def test_killed_host_restarts_on_its_port_serving_the_last_ready_version(host_factory) -> None:  # noqa: ANN001
+def test_killed_host_restarts_on_its_port_serving_the_last_ready_version(host_factory) -> None:
     host = host_factory()
     key = host.add_user("alice")
     work = host.data_dir.parent

@@ -45,7 +45,7 @@ def hello_bundle_file(path: Path, manifest: dict | None = None) -> Path:
     return path
 
 
-def test_the_rollback_ignores_what_the_chute_wrote_in_its_manifest(config: HostConfig, db: Database, tmp_path) -> None:  # noqa: ANN001
+def test_the_rollback_ignores_what_the_chute_wrote_in_its_manifest(config: HostConfig, db: Database, tmp_path) -> None:
     deploy_two_versions(config, db, tmp_path)
     on_disk = config.chutes_dir / "alice-hello" / "1" / "manifest.json"
     on_disk.write_text(json.dumps(hello_manifest(allow_external_egress=True, concurrency=64, name="hello")))

@@ -17,7 +17,7 @@ def ready_instances(host: Host, key: str) -> list[str]:
     return [i["phase"] for i in chute["instances"]]
 
 
-def test_redeploy_keeps_the_scale_the_user_set(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_redeploy_keeps_the_scale_the_user_set(host_factory, tmp_path: Path) -> None:
     host = host_factory()
     alice = host.add_user("alice")
     project = make_project(tmp_path / "project", "host_hello.py")

@@ -27,7 +27,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
 METRICS_KEY = "metrics-5ecret"
 
 
-def start_host(host_factory, tmp_path: Path, *args: str, shutdown_after: int = 1) -> Host:  # noqa: ANN001
+def start_host(host_factory, tmp_path: Path, *args: str, shutdown_after: int = 1) -> Host:
     """Starts a host with these options and deploys the naps chute (stopped after `shutdown_after` idle seconds)."""
     host = host_factory("--metrics-key", METRICS_KEY, *args)
     host.alice = host.add_user("alice")
@@ -67,7 +67,7 @@ def cold(host: Host) -> dict | None:
     return info if info["phase"] == "cold" else None
 
 
-def test_idle_chute_scales_to_zero_and_the_next_request_wakes_it(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_idle_chute_scales_to_zero_and_the_next_request_wakes_it(host_factory, tmp_path: Path) -> None:
     host = start_host(host_factory, tmp_path, "--scale-down-after", "1")
     first = nap(host)
     assert first.status_code == 200
@@ -99,7 +99,7 @@ def test_idle_chute_scales_to_zero_and_the_next_request_wakes_it(host_factory, t
     assert host.log_text().count("scaling from 1 to 0 instance(s)") == 1
 
 
-def test_a_request_not_served_within_the_wake_bound_gets_503_with_phase(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_request_not_served_within_the_wake_bound_gets_503_with_phase(host_factory, tmp_path: Path) -> None:
     host = start_host(host_factory, tmp_path, "--scale-down-after", "1", "--wake-timeout", "0")
     wait_for(lambda: cold(host), timeout=30, what="the idle chute to scale to zero", host=host)
 
@@ -112,7 +112,7 @@ def test_a_request_not_served_within_the_wake_bound_gets_503_with_phase(host_fac
     assert served.json()["boot"]
 
 
-def test_load_adds_an_instance_and_quiet_removes_it(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_load_adds_an_instance_and_quiet_removes_it(host_factory, tmp_path: Path) -> None:
     host = start_host(host_factory, tmp_path, "--scale-up-after", "0.3", "--scale-down-after", "3", shutdown_after=3600)
     assert len(naps(host)["instances"]) == 1
     stop = threading.Event()
@@ -155,7 +155,7 @@ def test_load_adds_an_instance_and_quiet_removes_it(host_factory, tmp_path: Path
     assert answered_by() == "0"
 
 
-def test_a_full_queue_lets_the_instance_answer_429(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_full_queue_lets_the_instance_answer_429(host_factory, tmp_path: Path) -> None:
     host = start_host(host_factory, tmp_path, "--queue-limit", "0", shutdown_after=3600)
     with ThreadPoolExecutor(2) as pool:
         slow = pool.submit(nap, host, 3)
@@ -230,7 +230,7 @@ def test_manifest_scaling_fields_are_checked(field: str, value: object, message:
     assert message in str(caught.value)
 
 
-def test_the_doc_example_chute_has_the_scaling_it_describes(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_the_doc_example_chute_has_the_scaling_it_describes(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "llm.py").write_text(doc_block("python"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delitem(sys.modules, "llm", raising=False)  # docs/gpus.md's test loads an llm.py of its own

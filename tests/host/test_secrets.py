@@ -18,7 +18,7 @@ PIPED = "piped-Value-77e2b0"
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("secrets")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--health-interval", "0.3"])
     host.home.mkdir()
@@ -168,7 +168,7 @@ def test_a_value_from_another_key_is_a_clear_error(tmp_path: Path) -> None:
     db.close()
 
 
-def test_a_replaced_key_file_fails_the_deploy_clearly_and_records_nothing(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_replaced_key_file_fails_the_deploy_clearly_and_records_nothing(host_factory, tmp_path: Path) -> None:
     host = host_factory()
     alice = host.add_user("alice")
     project = make_project(tmp_path / "project", "host_secret.py")

@@ -22,7 +22,7 @@ SINGLE_TENANT = ("--single-tenant", "--stream-handoff")
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:  # noqa: ANN001
+def hosts(tmp_path_factory) -> Iterator[tuple[Host, Host]]:
     yield from host_pair(tmp_path_factory, SINGLE_TENANT, ())
 
 
@@ -209,7 +209,7 @@ def instance_pid(host: Host, slug: str = "direct") -> int:
     return host.api("GET", f"/chutes/{slug}", key=host.alice).json()["instances"][0]["pid"]
 
 
-def test_an_instance_that_dies_mid_stream_ends_the_connection(tmp_path) -> None:  # noqa: ANN001
+def test_an_instance_that_dies_mid_stream_ends_the_connection(tmp_path) -> None:
     host = start_host(tmp_path, *SINGLE_TENANT)
     try:
         sock = socket.create_connection(("127.0.0.1", host.port), timeout=20)
@@ -228,7 +228,7 @@ def test_an_instance_that_dies_mid_stream_ends_the_connection(tmp_path) -> None:
         host.stop()
 
 
-def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:  # noqa: ANN001
+def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:
     host = start_host(tmp_path, *SINGLE_TENANT)
     sock = socket.create_connection(("127.0.0.1", host.port), timeout=20)
     call = request("POST", "/count", body=b'{"to": 100000, "delay": 0.01}')
@@ -246,7 +246,7 @@ def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:  # noqa
     host.proc = None
 
 
-def test_a_handoff_listener_that_cannot_be_made_leaves_nothing(tmp_path) -> None:  # noqa: ANN001
+def test_a_handoff_listener_that_cannot_be_made_leaves_nothing(tmp_path) -> None:
     """The docker executor then relays the container's streams; it must get an OSError, and no directory."""
     from chutes_host.handoff import HandoffListener
 

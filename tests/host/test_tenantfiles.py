@@ -21,14 +21,14 @@ from chutes_host.tenantfiles import (
 )
 
 
-def within_a_second(fn):  # noqa: ANN001, ANN201
+def within_a_second(fn):
     """Runs fn in a thread and fails (instead of hanging) if it takes longer than a second."""
     outcome: dict = {}
 
     def run() -> None:
         try:
             outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)

@@ -21,7 +21,7 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("web")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port())
     host.home.mkdir()

@@ -25,7 +25,7 @@ GONE_WITHIN = 300  # s: pods of deleted chutes gone, on a 2-core machine other t
 
 
 @pytest.fixture(scope="module")
-def host(cluster, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(cluster, tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("k8s-host")
     args = ["--executor", "kubernetes", "--kubeconfig", str(cluster.api.kubeconfig("host")), "--pod-cpu", "50m",
             "--pod-memory", "256Mi", "--health-interval", "0.5"]  # fmt: skip
@@ -42,7 +42,7 @@ def chute(host: Host) -> dict:
     return host.api("GET", f"/chutes/{SLUG}", key=host.key).json()
 
 
-def pods(cluster, slug: str = SLUG) -> list[dict]:  # noqa: ANN001
+def pods(cluster, slug: str = SLUG) -> list[dict]:
     listed = cluster.api.kubectl(
         "get", "pods", "-n", "chutes", "-l", f"chutes.ai/chute-id={object_name(slug)}", "-o", "json"
     )
@@ -62,7 +62,7 @@ def deploy(host: Host) -> str:
     return result.stderr
 
 
-def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:  # noqa: ANN001
+def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:
     progress = deploy(host)
     assert "ready in" in progress
     (instance,) = chute(host)["instances"]
@@ -77,7 +77,7 @@ def test_deploy_and_call_through_the_gateway(host: Host, cluster) -> None:  # no
     assert "only chutes with gpu_count=0" not in host.log_text()
 
 
-def test_scale_over_the_nodes_gpus_and_the_fourth_replica_waits_for_one(host: Host, cluster) -> None:  # noqa: ANN001
+def test_scale_over_the_nodes_gpus_and_the_fourth_replica_waits_for_one(host: Host, cluster) -> None:
     assert host.cli("chutes", "scale", "k8s-hello", "3", key=host.key).returncode == 0
     ready = wait_for(lambda: ready_pods(host, 3), timeout=90, what="3 ready pods", host=host)
     # one GPU on n1, two on n2: the scheduler had to use both nodes, one pod per GPU
@@ -101,7 +101,7 @@ def test_scale_over_the_nodes_gpus_and_the_fourth_replica_waits_for_one(host: Ho
     wait_for(lambda: ready_pods(host, 1), timeout=90, what="one pod left", host=host)
 
 
-def test_a_killed_pod_is_replaced(host: Host, cluster) -> None:  # noqa: ANN001
+def test_a_killed_pod_is_replaced(host: Host, cluster) -> None:
     (before,) = wait_for(lambda: ready_pods(host, 1), timeout=60, what="one ready pod", host=host)
     cluster.api.kubectl("delete", "pod", before["pod"], "-n", "chutes", "--wait=false")
 
@@ -113,7 +113,7 @@ def test_a_killed_pod_is_replaced(host: Host, cluster) -> None:  # noqa: ANN001
     assert host.call(SLUG, "/hello", json={"name": "B"}).json()["pod"] == after["pod"]
 
 
-def test_a_redeploy_under_load_fails_no_request(host: Host, cluster) -> None:  # noqa: ANN001
+def test_a_redeploy_under_load_fails_no_request(host: Host, cluster) -> None:
     stop = threading.Event()
     outcomes: list[tuple[int, str]] = []
 
@@ -144,7 +144,7 @@ def test_a_redeploy_under_load_fails_no_request(host: Host, cluster) -> None:  #
     assert now["version"] == 2 and chute(host)["version"] == 2
 
 
-def test_a_restarted_host_adopts_the_running_pod(host: Host, cluster) -> None:  # noqa: ANN001
+def test_a_restarted_host_adopts_the_running_pod(host: Host, cluster) -> None:
     (before,) = chute(host)["instances"]
     host.stop()
     assert [p["metadata"]["name"] for p in pods(cluster)] == [before["pod"]]  # the pod outlives the host
@@ -161,7 +161,7 @@ def test_logs_stream_from_the_pods(host: Host) -> None:
     assert f"k8s-hello starting on {instance['pod']}" in result.stdout
 
 
-def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Host, cluster) -> None:  # noqa: ANN001
+def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Host, cluster) -> None:
     result = host.cli("deploy", "k8s_crash:chute", "--image", CRASH_IMAGE, key=host.key, cwd=host.project, timeout=240)
     assert result.returncode == 1
     assert "the chute failed while starting: pod chute-alice-k8s-crash-" in result.stderr
@@ -172,7 +172,7 @@ def test_a_crash_looping_chute_fails_its_deploy_with_its_last_log_lines(host: Ho
     # the next test deletes it and deploys the name again
 
 
-def test_an_image_the_nodes_cannot_pull_fails_the_deploy_while_pulling(host: Host, cluster) -> None:  # noqa: ANN001
+def test_an_image_the_nodes_cannot_pull_fails_the_deploy_while_pulling(host: Host, cluster) -> None:
     """Deployed again right after a crash-looping chute of the same name was deleted, while the garbage collector
     has not yet marked the old pods (seconds on a loaded machine; here its controller-manager is stopped): they are
     not the new chute's, and its deploy fails for its own reason, the pull."""
@@ -211,7 +211,7 @@ def test_an_image_the_nodes_cannot_pull_fails_the_deploy_while_pulling(host: Hos
     assert host.cli("chutes", "delete", "k8s-crash", "--yes", key=host.key).returncode == 0
 
 
-def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host, cluster) -> None:  # noqa: ANN001
+def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host, cluster) -> None:
     result = host.cli("deploy", "k8s_idle:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
                       timeout=240)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -229,7 +229,7 @@ def test_an_idle_chute_scales_to_zero_replicas_and_a_request_wakes_it(host: Host
     assert host.cli("chutes", "delete", "k8s-idle", "--yes", key=host.key).returncode == 0
 
 
-def test_load_adds_a_replica(host: Host, cluster) -> None:  # noqa: ANN001
+def test_load_adds_a_replica(host: Host, cluster) -> None:
     result = host.cli("deploy", "k8s_busy:chute", "--image", TEST_IMAGE, "--public", key=host.key, cwd=host.project,
                       timeout=240)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -258,7 +258,7 @@ def test_load_adds_a_replica(host: Host, cluster) -> None:  # noqa: ANN001
     assert host.cli("chutes", "delete", "k8s-busy", "--yes", key=host.key).returncode == 0
 
 
-def test_a_failing_redeploy_leaves_the_old_pod_serving(host: Host, cluster) -> None:  # noqa: ANN001
+def test_a_failing_redeploy_leaves_the_old_pod_serving(host: Host, cluster) -> None:
     (serving,) = ready_pods(host, 1)
     version = chute(host)["version"]
     result = host.cli("deploy", "k8s_hello:chute", "--image", CRASH_IMAGE, "--public", key=host.key, cwd=host.project,
@@ -272,7 +272,7 @@ def test_a_failing_redeploy_leaves_the_old_pod_serving(host: Host, cluster) -> N
         assert r.json()["pod"] == serving["pod"]
 
 
-def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
+def test_delete_removes_everything(host: Host, cluster) -> None:
     assert host.cli("chutes", "delete", "k8s-hello", "--yes", key=host.key).returncode == 0
     # what the host deletes itself is gone as soon as it answers
     assert objects(cluster, "deployments,services,secrets,networkpolicies", f"chutes.ai/chute-id={NAME}") == []
@@ -288,7 +288,7 @@ def test_delete_removes_everything(host: Host, cluster) -> None:  # noqa: ANN001
         time.sleep(1)
 
 
-def objects(cluster, kinds: str, selector: str) -> list[dict]:  # noqa: ANN001
+def objects(cluster, kinds: str, selector: str) -> list[dict]:
     listed = cluster.api.kubectl("get", kinds, "-n", "chutes", "-l", selector, "-o", "json")
     return json.loads(listed)["items"]
 

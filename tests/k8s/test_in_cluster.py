@@ -61,7 +61,7 @@ def host_manifests() -> str:
     return yaml.safe_dump_all(kept)
 
 
-def host_pod(cluster) -> dict | None:  # noqa: ANN001
+def host_pod(cluster) -> dict | None:
     listed = cluster.api.kubectl("get", "pods", "-n", "chutes", "-l", "app.kubernetes.io/name=chutes-host", "-o",
                                  "json")  # fmt: skip
     pods = [p for p in json.loads(listed)["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -77,7 +77,7 @@ class InClusterHost:
     """The host of host.yaml as the test sees it: its pod, its URL at the pod's IP (the root namespace routes to
     the pod networks), and the `chutes` CLI pointed at it."""
 
-    def __init__(self, cluster, home: Path, project: Path) -> None:  # noqa: ANN001
+    def __init__(self, cluster, home: Path, project: Path) -> None:
         self.cluster, self.home, self.project = cluster, home, project
         self.url = self.key = ""
 
@@ -91,7 +91,7 @@ class InClusterHost:
         time.sleep(0.5)  # kubectl costs CPU the nodes share
         return None
 
-    def cli(self, *args: str, timeout: float = 120):  # noqa: ANN201
+    def cli(self, *args: str, timeout: float = 120):
         return run_cli(*args, home=self.home, cwd=self.project, timeout=timeout, CHUTES_API_URL=self.url,
                        CHUTES_API_KEY=self.key)  # fmt: skip
 
@@ -111,7 +111,7 @@ class InClusterHost:
 
 
 @pytest.fixture(scope="module")
-def in_cluster(cluster, tmp_path_factory) -> Iterator[InClusterHost]:  # noqa: ANN001
+def in_cluster(cluster, tmp_path_factory) -> Iterator[InClusterHost]:
     base = tmp_path_factory.mktemp("in-cluster")
     (base / "home").mkdir()
     host = InClusterHost(cluster, base / "home", make_project(base / "project", "k8s_hello.py"))
@@ -128,7 +128,7 @@ def in_cluster(cluster, tmp_path_factory) -> Iterator[InClusterHost]:  # noqa: A
                             f"chutes.ai/chute-id={NAME}", "--wait=false", check=False)  # fmt: skip
 
 
-def test_the_host_in_the_cluster_deploys_and_routes_with_only_its_service_account(in_cluster, cluster) -> None:  # noqa: ANN001
+def test_the_host_in_the_cluster_deploys_and_routes_with_only_its_service_account(in_cluster, cluster) -> None:
     pod = in_cluster.pod()
     assert pod["spec"]["serviceAccountName"] == "chutes-host"
     (container,) = pod["spec"]["containers"]
@@ -161,7 +161,7 @@ def test_the_host_in_the_cluster_deploys_and_routes_with_only_its_service_accoun
     assert "Forbidden" not in in_cluster.log_text()[-4000:]
 
 
-def node_request(cluster, node, url: str, host: str, body: dict) -> tuple[int, dict]:  # noqa: ANN001
+def node_request(cluster, node, url: str, host: str, body: dict) -> tuple[int, dict]:
     """Calls `url` from inside the node's network namespace; retries while the node's kube-proxy has not yet
     written the rules for a Service that just got its endpoint (it refuses the connection until then)."""
     failures = []
@@ -180,7 +180,7 @@ def node_request(cluster, node, url: str, host: str, body: dict) -> tuple[int, d
         raise AssertionError(f"{exc}: {failures[-1] if failures else ''}") from None
 
 
-def test_cluster_ips_answer_through_kube_proxy(in_cluster, cluster) -> None:  # noqa: ANN001
+def test_cluster_ips_answer_through_kube_proxy(in_cluster, cluster) -> None:
     got = httpx.get(f"{in_cluster.url}/api/v1/chutes/{SLUG}", headers={"X-API-Key": in_cluster.key}, timeout=30)
     (instance,) = got.json()["instances"]
     chute_ip = cluster.api.kubectl("get", "service", NAME, "-n", "chutes", "-o", "jsonpath={.spec.clusterIP}")
@@ -195,7 +195,7 @@ def test_cluster_ips_answer_through_kube_proxy(in_cluster, cluster) -> None:  # 
         assert (status, answer) == (200, {"message": "Hello, S!", "pod": instance["pod"]})
 
 
-def test_the_host_in_the_cluster_deletes_what_it_made(in_cluster, cluster) -> None:  # noqa: ANN001
+def test_the_host_in_the_cluster_deletes_what_it_made(in_cluster, cluster) -> None:
     assert in_cluster.cli("chutes", "delete", "k8s-hello", "--yes").returncode == 0
 
     def nothing_left() -> bool:

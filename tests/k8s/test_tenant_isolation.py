@@ -32,7 +32,7 @@ async def fetch(self, url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def host(api_server, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(api_server, tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("k8s-tenants")
     args = ["--executor", "kubernetes", "--kubeconfig", str(api_server.kubeconfig("host")), "--registry", REGISTRY,
             "--pod-cpu", "50m", "--pod-memory", "256Mi"]  # fmt: skip
@@ -50,7 +50,7 @@ def alices_chutes(host: Host) -> list[str]:
     return [c["slug"] for c in host.api("GET", "/chutes", key=host.key).json()]
 
 
-def policy(api_server, slug: str) -> dict | None:  # noqa: ANN001
+def policy(api_server, slug: str) -> dict | None:
     got = api_server.kubectl("get", "networkpolicy", object_name(slug), "-n", "chutes", "-o", "json", check=False)
     return json.loads(got) if got.strip() else None
 
@@ -86,7 +86,7 @@ def test_building_from_another_tenants_image_is_refused_at_upload(host: Host, tm
     assert alices_chutes(host) == []
 
 
-def test_a_chute_gets_a_network_policy_that_lets_in_only_the_host_and_goes_with_it(host: Host, api_server) -> None:  # noqa: ANN001
+def test_a_chute_gets_a_network_policy_that_lets_in_only_the_host_and_goes_with_it(host: Host, api_server) -> None:
     own = f"{REGISTRY}/chutes/alice-hello:v1"  # her own repository is hers to name
     result = host.cli("deploy", "host_hello:chute", "--image", own, "--no-wait", key=host.key, cwd=host.project)
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def test_a_chute_gets_a_network_policy_that_lets_in_only_the_host_and_goes_with_
 
 def test_a_chute_that_allows_egress_may_connect_out_but_not_to_instance_metadata(
     host: Host, api_server, tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     project = make_project(tmp_path / "project")
     (project / "fetcher.py").write_text(EGRESS_CHUTE)
     result = host.cli("deploy", "fetcher:chute", "--no-wait", key=host.key, cwd=project)

@@ -91,7 +91,7 @@ async def test_openapi_documents_every_cord() -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
-def test_docs_page_loads_swagger_ui_from_the_chute_itself(live_server) -> None:  # noqa: ANN001
+def test_docs_page_loads_swagger_ui_from_the_chute_itself(live_server) -> None:
     url = live_server(documented_chute())
     page = httpx.get(f"{url}/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -164,7 +164,7 @@ def test_the_instance_keeps_serving_its_own_listener(instance: Instance) -> None
         (lambda: socket.socket().detach(), "is not a Unix SOCK_SEQPACKET socket"),
     ],
 )
-def test_a_bad_handoff_descriptor_is_refused_clearly(make, message: str) -> None:  # noqa: ANN001
+def test_a_bad_handoff_descriptor_is_refused_clearly(make, message: str) -> None:
     fd = make()
     try:
         result = subprocess.run(
@@ -201,7 +201,7 @@ def test_the_server_freezes_what_its_startup_loaded(tmp_path: Path) -> None:
         proc.wait(20)
 
 
-def start_server(tmp_path: Path, ref: str = "streams:chute", cwd: Path = FIXTURES, **env: str):  # noqa: ANN201
+def start_server(tmp_path: Path, ref: str = "streams:chute", cwd: Path = FIXTURES, **env: str):
     """Starts `python -m chutes.serve REF` on a Unix socket, with `env` added; returns it and the socket once ready."""
     uds = str(tmp_path / "served.sock")
     with open(tmp_path / "served.log", "wb") as log:

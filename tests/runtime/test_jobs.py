@@ -120,7 +120,7 @@ def test_bad_functions_fail_at_decoration() -> None:
     with pytest.raises(JobDefinitionError, match=r"job 'once' \(test_jobs.py:\d+\) already has that name"):
 
         @chute.job()
-        async def once(self) -> None: ...  # noqa: F811
+        async def once(self) -> None: ...
 
     assert issubclass(JobDefinitionError, CordDefinitionError)  # caught where cord mistakes are
 

@@ -15,7 +15,7 @@ import uvicorn
 from chutes.proxy import Proxy
 
 
-async def upstream(scope, receive, send) -> None:  # noqa: ANN001
+async def upstream(scope, receive, send) -> None:
     if scope["type"] != "http":
         return
     body = b""
@@ -48,10 +48,10 @@ def unix_upstream(tmp_path: Path) -> Iterator[str]:
     sock.close()
 
 
-def front(proxy: Proxy, uds: str):  # noqa: ANN201
+def front(proxy: Proxy, uds: str):
     """Returns an ASGI app that forwards every request to uds, closing the proxy's pool on shutdown."""
 
-    async def app(scope, receive, send) -> None:  # noqa: ANN001
+    async def app(scope, receive, send) -> None:
         if scope["type"] == "http":
             await proxy.forward(scope, receive, send, host="localhost", port=0, uds=uds)
         elif scope["type"] == "lifespan":
@@ -63,7 +63,7 @@ def front(proxy: Proxy, uds: str):  # noqa: ANN201
     return app
 
 
-def test_forwards_and_reuses_the_connection(unix_upstream: str, live_server) -> None:  # noqa: ANN001
+def test_forwards_and_reuses_the_connection(unix_upstream: str, live_server) -> None:
     proxy = Proxy()
     url = live_server(front(proxy, unix_upstream))
     with httpx.Client(timeout=10) as client:
@@ -74,7 +74,7 @@ def test_forwards_and_reuses_the_connection(unix_upstream: str, live_server) -> 
     assert "idle=1" in repr(proxy)
 
 
-def test_a_missing_socket_is_502_without_its_path(tmp_path: Path, live_server) -> None:  # noqa: ANN001
+def test_a_missing_socket_is_502_without_its_path(tmp_path: Path, live_server) -> None:
     missing = str(tmp_path / "secret-dir" / "gone.sock")
     url = live_server(front(Proxy(), missing))
     resp = httpx.get(url + "/", timeout=10)

@@ -54,7 +54,7 @@ def start_hostile_host(base: Path, fixture: str) -> Host:
     return host
 
 
-def quick(host: Host, method: str, path: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+def quick(host: Host, method: str, path: str, **kwargs) -> httpx.Response:
     """Calls the control API as eve; fails when the host takes longer than ANSWER_WITHIN to answer."""
     try:
         return httpx.request(

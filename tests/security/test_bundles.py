@@ -16,7 +16,7 @@ from tests.host.conftest import Host
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("bundles")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--sandbox", "bwrap"])
     host.home.mkdir()

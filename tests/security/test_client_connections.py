@@ -36,7 +36,7 @@ def start(base: Path, *extra: str, chutes: tuple[str, ...]) -> Host:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     """A host with its defaults: several tenants, streams relayed."""
     host = start(tmp_path_factory.mktemp("tenants"), chutes=("connection_thief.py",))
     yield host
@@ -44,7 +44,7 @@ def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def single(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     """A host whose operator declared it single-tenant and turned stream handoff on."""
     host = start(tmp_path_factory.mktemp("single"), "--single-tenant", "--stream-handoff", chutes=("hostile.py",))
     yield host

@@ -138,7 +138,7 @@ async def test_slow_bodies_hold_no_concurrency_slot(live_server) -> None:
 
 
 async def test_slow_bodies_to_a_passthrough_cord_hold_no_slot(live_server) -> None:
-    async def upstream(scope, receive, send) -> None:  # noqa: ANN001
+    async def upstream(scope, receive, send) -> None:
         if scope["type"] != "http":
             return
         size = 0
@@ -153,7 +153,7 @@ async def test_slow_bodies_to_a_passthrough_cord_hold_no_slot(live_server) -> No
     chute = Chute(username="tests", name="relay", image="tests/relay", concurrency=2)
 
     @chute.cord(public_api_path="/v1/chat", passthrough=True, passthrough_port=upstream_port)
-    async def chat(self, data):  # noqa: ANN001, ANN202
+    async def chat(self, data):
         return data
 
     url = live_server(chute, **server_options())
@@ -212,7 +212,7 @@ async def test_proxy_refuses_a_huge_response_head_and_serves_others(live_server)
     port = server.sockets[0].getsockname()[1]
     proxy = Proxy(read_timeout=10)
 
-    async def app(scope, receive, send) -> None:  # noqa: ANN001
+    async def app(scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             while (message := await receive())["type"] != "lifespan.shutdown":
                 await send({"type": message["type"] + ".complete"})
@@ -232,7 +232,7 @@ async def test_proxy_refuses_a_huge_response_head_and_serves_others(live_server)
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     from tests.conftest import free_port
 
     base = tmp_path_factory.mktemp("clients")
@@ -317,7 +317,7 @@ def test_forwarded_for_is_the_real_peer(host: Host) -> None:
     assert seen["x_forwarded_for"] == "127.0.0.1"
 
 
-def test_a_named_proxys_forwarded_for_names_the_client(host_factory, tmp_path) -> None:  # noqa: ANN001
+def test_a_named_proxys_forwarded_for_names_the_client(host_factory, tmp_path) -> None:
     behind = host_factory("--forwarded-allow-ips", "127.0.0.1")
     key = behind.add_user("alice")
     bundle = hello_bundle(tmp_path / "h.tgz")
@@ -339,7 +339,7 @@ def test_failed_key_checks_are_rate_limited_per_client(host: Host) -> None:
     assert victim_call(host) == 200  # public chutes need no key check at all
 
 
-def test_followed_logs_end_when_the_host_stops(host_factory, tmp_path) -> None:  # noqa: ANN001
+def test_followed_logs_end_when_the_host_stops(host_factory, tmp_path) -> None:
     other = host_factory()
     key = other.add_user("bob")
     bundle = hello_bundle(tmp_path / "b.tgz", hello_manifest(username="bob"))
@@ -471,7 +471,7 @@ def test_a_sign_in_form_token_is_good_for_one_sign_in(host: Host) -> None:
     assert made_up.status_code == 403
 
 
-def test_one_user_signing_in_again_and_again_ends_only_their_own_oldest_sessions(host_factory) -> None:  # noqa: ANN001
+def test_one_user_signing_in_again_and_again_ends_only_their_own_oldest_sessions(host_factory) -> None:
     """Eve's sign-ins end eve's own oldest sessions past a small number each, never bob's."""
     from chutes_host.web.sessions import MAX_USER_SESSIONS
 
@@ -519,7 +519,7 @@ def test_a_chutes_cookies_for_the_host_domain_never_reach_the_browser(host: Host
         host=host,
     )
 
-    def chunked():  # noqa: ANN202  (a body of unknown length: never the direct path)
+    def chunked():
         yield b"{}"
 
     answers = [
@@ -535,7 +535,7 @@ def test_a_chutes_cookies_for_the_host_domain_never_reach_the_browser(host: Host
     assert host.api("DELETE", "/chutes/cookies", key=host.alice).status_code == 200
 
 
-def test_over_https_the_dashboard_takes_only_host_prefixed_cookies(host_factory) -> None:  # noqa: ANN001
+def test_over_https_the_dashboard_takes_only_host_prefixed_cookies(host_factory) -> None:
     """Behind a TLS proxy the cookies are `__Host-` ones (Secure, Path=/, no Domain), which a browser takes
     from the host itself only; a plain `chutes_session`, as a chute could plant one, is no session."""
     behind = host_factory("--forwarded-allow-ips", "127.0.0.1")

@@ -12,7 +12,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_the_host_creates_a_private_data_dir(host_factory) -> None:  # noqa: ANN001
+def test_the_host_creates_a_private_data_dir(host_factory) -> None:
     host = host_factory()
     assert mode(host.data_dir) == 0o700
     assert mode(host.data_dir / "host.db") == 0o600

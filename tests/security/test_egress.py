@@ -11,21 +11,21 @@ from tests.conftest import free_port
 from tests.host.conftest import FIXTURES, Host
 
 
-async def reachable(scope, receive, send) -> None:  # noqa: ANN001
+async def reachable(scope, receive, send) -> None:
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"reached"})
 
 
 @pytest.fixture
-def host(tmp_path: Path, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path: Path, sandbox_available) -> Iterator[Host]:
     host = Host(data_dir=tmp_path / "data", home=tmp_path / "home", port=free_port(), extra_args=["--sandbox", "bwrap"])
     host.home.mkdir()
     yield host.start()
     host.stop()
 
 
-def test_only_a_chute_that_asks_for_egress_reaches_beyond_its_loopback(host: Host, tmp_path: Path, live_server) -> None:  # noqa: ANN001
+def test_only_a_chute_that_asks_for_egress_reaches_beyond_its_loopback(host: Host, tmp_path: Path, live_server) -> None:
     outside = int(live_server(reachable).rsplit(":", 1)[1])
     key = host.add_user("eve")
     source = (FIXTURES / "hostile.py").read_text()

@@ -36,7 +36,7 @@ HOSTILE_PAUSE = 0.1  # each hostile connection's next attempt follows its last a
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("load")
     (base / "tmp").mkdir()
     host = Host(

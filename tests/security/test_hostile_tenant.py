@@ -15,7 +15,7 @@ HOST_SECRET = "host-secret-value-8d1f"
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("hostile")
     host = Host(
         data_dir=base / "data",
@@ -43,7 +43,7 @@ def api_keys(host: Host) -> list[tuple]:
         return db.execute("SELECT * FROM api_keys ORDER BY id").fetchall()
 
 
-def attack(host: Host, cord: str, **params) -> dict | list:  # noqa: ANN003
+def attack(host: Host, cord: str, **params) -> dict | list:
     resp = host.call("eve-hostile", cord, key=host.eve, method="POST", json=params)
     assert resp.status_code == 200, resp.text
     return resp.json()

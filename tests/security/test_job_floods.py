@@ -19,7 +19,7 @@ MAX_OUTPUTS = 10_000  # the host's default cap on files and directories in a job
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     host = start_hostile_host(tmp_path_factory.mktemp("job-floods"), "hostile_jobs.py")
     yield host
     host.stop()

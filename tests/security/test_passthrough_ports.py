@@ -12,7 +12,7 @@ from tests.host.conftest import FIXTURES, Host
 
 
 @pytest.fixture
-def host(tmp_path: Path, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path: Path, sandbox_available) -> Iterator[Host]:
     host = Host(data_dir=tmp_path / "data", home=tmp_path / "home", port=free_port(), extra_args=["--sandbox", "bwrap"])
     host.home.mkdir()
     yield host.start()

@@ -68,7 +68,7 @@ def recorded(host: Host, slug: str) -> tuple[str, dict]:
     return name, json.loads(manifest)
 
 
-def test_a_rollback_serves_the_manifest_the_host_recorded_not_the_chutes_file(host_factory, sandbox_available) -> None:  # noqa: ANN001
+def test_a_rollback_serves_the_manifest_the_host_recorded_not_the_chutes_file(host_factory, sandbox_available) -> None:
     host = host_factory("--sandbox", "bwrap")
     eve, bob = host.add_user("eve"), host.add_user("bob")
     work = host.data_dir.parent

@@ -8,7 +8,7 @@ from tests.conftest import free_port
 from tests.host.conftest import Host, run_cli
 
 
-def serve(tmp_path: Path, *args: str, **env: str):  # noqa: ANN202
+def serve(tmp_path: Path, *args: str, **env: str):
     port = str(free_port())
     return run_cli("host", "serve", "--port", port, "--data-dir", str(tmp_path / "data"), *args, home=tmp_path, **env)
 

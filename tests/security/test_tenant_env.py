@@ -47,7 +47,7 @@ def etc_pip_conf() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available, etc_pip_conf) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available, etc_pip_conf) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("tenant-env")
     pip_conf = base / "operator-pip.conf"
     pip_conf.write_text(f"[global]\nextra-index-url = https://operator:{CONF_MARK}@index.invalid/simple\n")
@@ -69,7 +69,7 @@ def host(tmp_path_factory, sandbox_available, etc_pip_conf) -> Iterator[Host]:  
     host.stop()
 
 
-def put_secret(host: Host, name: str, value: str = "x"):  # noqa: ANN201
+def put_secret(host: Host, name: str, value: str = "x"):
     return host.api("PUT", f"/chutes/envy/secrets/{name}", key=host.eve, json={"value": value})
 
 
@@ -252,7 +252,7 @@ def test_a_build_index_url_with_credentials_is_refused_at_start(tmp_path: Path) 
     assert "hunter2" not in result.stderr
 
 
-def test_builds_install_from_the_index_the_operator_names(tmp_path: Path, sandbox_available) -> None:  # noqa: ANN001
+def test_builds_install_from_the_index_the_operator_names(tmp_path: Path, sandbox_available) -> None:
     project = tmp_path / "project"
     project.mkdir()
     source = (Path(__file__).parents[1] / "fixtures" / "chutes" / "tenant_env.py").read_text()

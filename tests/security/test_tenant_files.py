@@ -18,13 +18,13 @@ FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory, sandbox_available) -> Iterator[Host]:
     host = start_hostile_host(tmp_path_factory.mktemp("tenant-files"), "hostile_files.py")
     yield host
     host.stop()
 
 
-def attack(host: Host, cord: str, **params) -> dict:  # noqa: ANN003
+def attack(host: Host, cord: str, **params) -> dict:
     resp = host.call("eve-files", cord, key=host.eve, json=params)
     assert resp.status_code == 200, resp.text
     return resp.json()

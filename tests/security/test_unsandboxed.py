@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.host.conftest import make_project
 
 
-def deploy(host, key: str, project: Path):  # noqa: ANN001, ANN201
+def deploy(host, key: str, project: Path):
     return host.cli("deploy", "host_open:chute", "--public", key=key, cwd=project)
 
 
@@ -18,7 +18,7 @@ def hello_project(root: Path, user: str) -> Path:
     return project
 
 
-def test_a_second_user_is_refused_and_the_host_says_why(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_second_user_is_refused_and_the_host_says_why(host_factory, tmp_path: Path) -> None:
     host = host_factory("--sandbox", "off")
     assert "WITHOUT a sandbox (the sandbox was turned off (--sandbox off))" in host.log_text()
     assert "only one user may deploy (start with --unsafe-shared-process" in host.log_text()
@@ -31,7 +31,7 @@ def test_a_second_user_is_refused_and_the_host_says_why(host_factory, tmp_path: 
     assert host.call("alice-open", "/hello", json={"name": "a"}).status_code == 200
 
 
-def test_the_operator_may_share_the_host_knowingly(host_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_operator_may_share_the_host_knowingly(host_factory, tmp_path: Path) -> None:
     host = host_factory("--sandbox", "off", "--unsafe-shared-process")
     assert "--unsafe-shared-process lets several users deploy anyway" in host.log_text()
     for user in ("alice", "bob"):

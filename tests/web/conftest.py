@@ -57,7 +57,7 @@ class Console:
     def __init__(self) -> None:
         self.errors: list[str] = []
 
-    def watch(self, page) -> None:  # noqa: ANN001
+    def watch(self, page) -> None:
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"{page.url}: {m.text}"))
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: uncaught {exc}"))
 
@@ -81,11 +81,11 @@ TIDY_PATHS = """pairs => {
 
 
 @pytest.fixture(scope="module")
-def screenshot(tmp_path_factory) -> Iterator:  # noqa: ANN001
+def screenshot(tmp_path_factory) -> Iterator:
     """screenshot(page, name) saves a PNG under the test's tmp dir (and to $CHUTES_SCREENSHOTS when set)."""
     folder = tmp_path_factory.mktemp("screenshots")
 
-    def take(page, name: str, *, full_page: bool = True) -> Path:  # noqa: ANN001
+    def take(page, name: str, *, full_page: bool = True) -> Path:
         path = folder / f"{name}.png"
         page.evaluate(
             TIDY_PATHS, [[re.escape(sys.prefix), "~/.venv"], [r"/tmp/pytest-of-[^/]+/[^ ]+/data", "~/.chutes/host"]]

@@ -55,12 +55,12 @@ def session_of(host: Host, key: str) -> str:
         return client.cookies["chutes_session"]
 
 
-def fetch(page, path: str) -> tuple[int, dict]:  # noqa: ANN001
+def fetch(page, path: str) -> tuple[int, dict]:
     """Calls one of the dashboard's data routes from the page, as its own scripts do (with its cookies)."""
     return page.evaluate("async p => { const r = await fetch(p); return [r.status, await r.json()]; }", path)
 
 
-def plant(context, host: Host, token: str) -> None:  # noqa: ANN001
+def plant(context, host: Host, token: str) -> None:
     """What eve's chute's page does in a visitor's browser: a script sets her session for the parent domain."""
     page = context.new_page()
     page.goto(f"http://eve-demo.{TEST_DOMAIN}:{host.port}/")
@@ -68,7 +68,7 @@ def plant(context, host: Host, token: str) -> None:  # noqa: ANN001
     page.close()
 
 
-def test_over_plain_http_a_chutes_page_cannot_sign_a_visitor_into_its_session(domain_browser, host: Host) -> None:  # noqa: ANN001
+def test_over_plain_http_a_chutes_page_cannot_sign_a_visitor_into_its_session(domain_browser, host: Host) -> None:
     context = domain_browser.new_context()
     plant(context, host, session_of(host, host.eve))
     page = context.new_page()
@@ -83,7 +83,7 @@ def test_over_plain_http_a_chutes_page_cannot_sign_a_visitor_into_its_session(do
     context.close()
 
 
-def test_signing_in_again_clears_a_planted_session_cookie(domain_browser, http_host: Host) -> None:  # noqa: ANN001
+def test_signing_in_again_clears_a_planted_session_cookie(domain_browser, http_host: Host) -> None:
     """With --dashboard-over-http, a planted cookie ends bob's session, says so, and signing in again
     clears it: it cannot lock him out."""
     host = http_host

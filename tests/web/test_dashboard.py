@@ -27,7 +27,7 @@ GPUS = "2xNVIDIA A100 80GB:80"  # declared, so alice's GPU chute holds one and t
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("dashboard")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--gpus", GPUS])
     host.home.mkdir()
@@ -41,7 +41,7 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.stop()
 
 
-def sign_in(browser, host: Host, key: str, console: Console, **options):  # noqa: ANN001, ANN201
+def sign_in(browser, host: Host, key: str, console: Console, **options):
     context = browser.new_context(base_url=host.url, **options)
     page = context.new_page()
     console.watch(page)
@@ -53,7 +53,7 @@ def sign_in(browser, host: Host, key: str, console: Console, **options):  # noqa
 
 
 @pytest.fixture(scope="module")
-def alice(browser, host: Host, console: Console) -> Iterator:  # noqa: ANN001
+def alice(browser, host: Host, console: Console) -> Iterator:
     """Alice's signed-in page, once it has watched her chute deploy and turn ready without a reload."""
     page = sign_in(browser, host, host.alice, console)
     expect(page.locator('article[data-slug="alice-gpu"] .phase')).to_have_text("ready", timeout=READY_TIMEOUT)
@@ -80,21 +80,21 @@ def alice(browser, host: Host, console: Console) -> Iterator:  # noqa: ANN001
     page.context.close()
 
 
-def open_chute(page) -> None:  # noqa: ANN001
+def open_chute(page) -> None:
     if not page.url.endswith(f"/dashboard/chutes/{SLUG}"):
         page.goto(f"/dashboard/chutes/{SLUG}")
     expect(page.locator("#phase")).to_have_text("ready")
     expect(page.locator("details.cord").first).to_be_visible()
 
 
-def cord(page, path: str):  # noqa: ANN001, ANN201
+def cord(page, path: str):
     details = page.locator(f'details.cord[data-path="{path}"]')
     if details.get_attribute("open") is None:
         details.locator("summary").click()
     return details
 
 
-def test_a_wrong_key_gets_a_clear_message_and_no_session(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+def test_a_wrong_key_gets_a_clear_message_and_no_session(browser, host: Host, console: Console) -> None:
     context = browser.new_context(base_url=host.url)
     page = context.new_page()
     console.watch(page)
@@ -126,7 +126,7 @@ def test_sign_in_and_sign_out_forms_refuse_forged_posts(host: Host) -> None:
         assert client.get("/dashboard/api/chutes").status_code == 200  # still signed in
 
 
-def test_signing_in_from_a_page_leads_back_to_it_and_nowhere_else(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+def test_signing_in_from_a_page_leads_back_to_it_and_nowhere_else(browser, host: Host, console: Console) -> None:
     context = browser.new_context(base_url=host.url)
     page = context.new_page()
     console.watch(page)
@@ -144,7 +144,7 @@ def test_signing_in_from_a_page_leads_back_to_it_and_nowhere_else(browser, host:
         assert client.post("/dashboard/sign-in", data=data).headers["location"] == "/"
 
 
-def test_a_deployed_chute_becomes_ready_in_the_list_without_a_reload(alice, screenshot) -> None:  # noqa: ANN001
+def test_a_deployed_chute_becomes_ready_in_the_list_without_a_reload(alice, screenshot) -> None:
     assert alice.alice_first_phase in ("building", "starting", "ready")
     assert alice.alice_reloaded is False
     card = alice.locator(f'article[data-slug="{SLUG}"]')
@@ -155,7 +155,7 @@ def test_a_deployed_chute_becomes_ready_in_the_list_without_a_reload(alice, scre
     screenshot(alice, "chutes")
 
 
-def test_the_session_cookie_is_http_only_strict_and_the_key_is_nowhere_in_the_page(alice, host: Host) -> None:  # noqa: ANN001
+def test_the_session_cookie_is_http_only_strict_and_the_key_is_nowhere_in_the_page(alice, host: Host) -> None:
     (cookie,) = [c for c in alice.context.cookies() if c["name"] == "chutes_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
     assert host.alice not in cookie["value"]
@@ -165,7 +165,7 @@ def test_the_session_cookie_is_http_only_strict_and_the_key_is_nowhere_in_the_pa
     assert host.alice not in alice.content()
 
 
-def test_try_a_json_cord(alice, screenshot) -> None:  # noqa: ANN001
+def test_try_a_json_cord(alice, screenshot) -> None:
     open_chute(alice)
     greet = cord(alice, "/greet")
     greet.locator('input[name="name"]').fill("Ada")
@@ -178,7 +178,7 @@ def test_try_a_json_cord(alice, screenshot) -> None:  # noqa: ANN001
     screenshot(alice, "chute")
 
 
-def test_bad_input_to_a_cord_shows_the_chutes_own_422(alice) -> None:  # noqa: ANN001
+def test_bad_input_to_a_cord_shows_the_chutes_own_422(alice) -> None:
     open_chute(alice)
     greet = cord(alice, "/greet")
     greet.locator('input[name="name"]').fill("Ada")
@@ -191,7 +191,7 @@ def test_bad_input_to_a_cord_shows_the_chutes_own_422(alice) -> None:  # noqa: A
     expect(greet.locator("pre.answer")).to_contain_text("list")
 
 
-def test_a_streaming_cord_shows_its_events_one_by_one(alice, host: Host) -> None:  # noqa: ANN001
+def test_a_streaming_cord_shows_its_events_one_by_one(alice, host: Host) -> None:
     open_chute(alice)
     ticks = cord(alice, "/ticks")
     ticks.locator("button[type=submit]").click()
@@ -206,7 +206,7 @@ def test_a_streaming_cord_shows_its_events_one_by_one(alice, host: Host) -> None
     expect(ticks.locator("text=3 event(s), stream ended")).to_be_visible()
 
 
-def test_a_cords_answer_can_neither_script_the_dashboard_nor_set_its_cookies(alice, host: Host) -> None:  # noqa: ANN001
+def test_a_cords_answer_can_neither_script_the_dashboard_nor_set_its_cookies(alice, host: Host) -> None:
     (before,) = [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"]
     token = alice.locator('meta[name="csrf-token"]').get_attribute("content")
     answer = alice.request.get(f"/dashboard/try/{SLUG}/page", headers={"X-CSRF-Token": token})
@@ -224,7 +224,7 @@ def test_a_cords_answer_can_neither_script_the_dashboard_nor_set_its_cookies(ali
     assert [c["value"] for c in alice.context.cookies() if c["name"] == "chutes_session"] == [before]
 
 
-def test_a_cords_log_line_appears_in_the_live_tail(alice) -> None:  # noqa: ANN001
+def test_a_cords_log_line_appears_in_the_live_tail(alice) -> None:
     open_chute(alice)
     expect(alice.locator("#logs")).to_contain_text("[instance-0]")
     word = uuid.uuid4().hex[:12]
@@ -235,7 +235,7 @@ def test_a_cords_log_line_appears_in_the_live_tail(alice) -> None:  # noqa: ANN0
     expect(alice.locator("#logs")).to_contain_text(f"shout: {word}")
 
 
-def test_images_and_sound_render_inline_and_files_upload(alice, tmp_path) -> None:  # noqa: ANN001
+def test_images_and_sound_render_inline_and_files_upload(alice, tmp_path) -> None:
     open_chute(alice)
     picture = cord(alice, "/picture")
     picture.locator('input[name="size"]').fill("32")
@@ -256,7 +256,7 @@ def test_images_and_sound_render_inline_and_files_upload(alice, tmp_path) -> Non
     expect(upload.locator("pre.answer")).to_contain_text('"size": 1234')
 
 
-def test_requests_and_errors_show_up_in_the_per_minute_counts(alice, host: Host) -> None:  # noqa: ANN001
+def test_requests_and_errors_show_up_in_the_per_minute_counts(alice, host: Host) -> None:
     before = alice.request.get(f"/dashboard/api/chutes/{SLUG}").json()["stats"]
     assert sum(before["requests"]) >= 5  # the Try it calls above, all through the gateway
     assert before["requests_per_minute"] > 0 and len(before["minutes"]) == 60
@@ -271,7 +271,7 @@ def test_requests_and_errors_show_up_in_the_per_minute_counts(alice, host: Host)
     expect(alice.locator("#errors")).not_to_have_text("0 %")
 
 
-def test_a_post_without_the_csrf_token_is_refused(alice, host: Host) -> None:  # noqa: ANN001
+def test_a_post_without_the_csrf_token_is_refused(alice, host: Host) -> None:
     open_chute(alice)
     forged = alice.request.post(f"/dashboard/api/chutes/{SLUG}/scale", data={"max_instances": 3})
     assert forged.status == 403 and "CSRF token" in forged.json()["detail"]
@@ -290,7 +290,7 @@ def test_a_post_without_the_csrf_token_is_refused(alice, host: Host) -> None:  #
     assert httpx.post(f"{host.url}/dashboard/api/chutes/{SLUG}/scale", json={"max_instances": 3}).status_code == 401
 
 
-def test_scale_from_the_chute_page(alice, host: Host, screenshot) -> None:  # noqa: ANN001
+def test_scale_from_the_chute_page(alice, host: Host, screenshot) -> None:
     open_chute(alice)
     alice.fill("#scale-count", "2")
     alice.click("#scale button[type=submit]")
@@ -300,7 +300,7 @@ def test_scale_from_the_chute_page(alice, host: Host, screenshot) -> None:  # no
     screenshot(alice, "chute-scaled")
 
 
-def test_a_redeploy_shows_in_the_versions_with_their_status(alice, host: Host) -> None:  # noqa: ANN001
+def test_a_redeploy_shows_in_the_versions_with_their_status(alice, host: Host) -> None:
     open_chute(alice)
     versions = alice.locator("#versions li")
     expect(versions).to_have_count(1)
@@ -313,7 +313,7 @@ def test_a_redeploy_shows_in_the_versions_with_their_status(alice, host: Host) -
     expect(alice.locator("#version")).to_have_text("v2")
 
 
-def test_the_host_page(alice, screenshot) -> None:  # noqa: ANN001
+def test_the_host_page(alice, screenshot) -> None:
     alice.goto("/dashboard/host")
     expect(alice.locator("#host-executor")).to_have_text("process")
     expect(alice.locator("#host-uptime")).to_have_text(re.compile(r"\d+ (min|h|d)"))
@@ -325,7 +325,7 @@ def test_the_host_page(alice, screenshot) -> None:  # noqa: ANN001
     screenshot(alice, "host")
 
 
-def test_pages_read_well_at_phone_width(browser, host: Host, console: Console, screenshot) -> None:  # noqa: ANN001
+def test_pages_read_well_at_phone_width(browser, host: Host, console: Console, screenshot) -> None:
     page = sign_in(browser, host, host.alice, console, viewport=PHONE)
     card = page.locator(f'article[data-slug="{SLUG}"]')
     expect(card.locator(".phase")).to_have_text("ready")
@@ -338,7 +338,7 @@ def test_pages_read_well_at_phone_width(browser, host: Host, console: Console, s
     page.context.close()
 
 
-def test_the_dashboard_works_from_the_keyboard(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+def test_the_dashboard_works_from_the_keyboard(browser, host: Host, console: Console) -> None:
     context = browser.new_context(base_url=host.url)
     page = context.new_page()
     console.watch(page)
@@ -358,7 +358,7 @@ def test_the_dashboard_works_from_the_keyboard(browser, host: Host, console: Con
     context.close()
 
 
-def test_a_foreign_key_sees_nothing_of_another_users_chutes(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+def test_a_foreign_key_sees_nothing_of_another_users_chutes(browser, host: Host, console: Console) -> None:
     page = sign_in(browser, host, host.bob, console)
     expect(page.locator(".empty h2")).to_have_text("No chutes yet")
     assert SLUG not in page.content() and "alice-gpu" not in page.content()
@@ -381,7 +381,7 @@ def test_a_foreign_key_sees_nothing_of_another_users_chutes(browser, host: Host,
     page.context.close()
 
 
-def test_delete_with_confirmation(alice, host: Host) -> None:  # noqa: ANN001
+def test_delete_with_confirmation(alice, host: Host) -> None:
     open_chute(alice)
     alice.click("#delete")
     expect(alice.locator("#confirm-delete")).to_be_visible()
@@ -403,7 +403,7 @@ def test_delete_with_confirmation(alice, host: Host) -> None:  # noqa: ANN001
     )
 
 
-def test_sign_out_ends_the_session(alice, host: Host) -> None:  # noqa: ANN001
+def test_sign_out_ends_the_session(alice, host: Host) -> None:
     (cookie,) = [c for c in alice.context.cookies() if c["name"] == "chutes_session"]
     alice.goto("/")
     alice.click(".signout button")
@@ -412,7 +412,7 @@ def test_sign_out_ends_the_session(alice, host: Host) -> None:  # noqa: ANN001
     assert stolen.status_code == 401
 
 
-def test_revoking_the_key_ends_its_sessions(browser, host: Host, console: Console) -> None:  # noqa: ANN001
+def test_revoking_the_key_ends_its_sessions(browser, host: Host, console: Console) -> None:
     key = host.api("POST", "/keys", key=host.bob, params={"label": "browser"}).json()["key"]
     page = sign_in(browser, host, key, console)
     assert page.request.get("/dashboard/api/chutes").status == 200

@@ -13,7 +13,7 @@ from chutes_host.web.sessions import SessionStore, TooManySessions
 
 
 @pytest.fixture
-def keys(tmp_path: Path):  # noqa: ANN201
+def keys(tmp_path: Path):
     db = Database(f"sqlite:///{tmp_path / 'host.db'}")
     with db.session() as session:
         _, key = accounts.add_user(session, "alice")
@@ -21,7 +21,7 @@ def keys(tmp_path: Path):  # noqa: ANN201
     db.close()
 
 
-def test_a_session_holds_the_user_but_its_token_is_not_the_key(keys) -> None:  # noqa: ANN001
+def test_a_session_holds_the_user_but_its_token_is_not_the_key(keys) -> None:
     _, cache, key = keys
     store = SessionStore(cache)
     opened = store.open(key)
@@ -32,7 +32,7 @@ def test_a_session_holds_the_user_but_its_token_is_not_the_key(keys) -> None:  #
     assert store.open("cpk_00000000_nope") is None and store.find("not-a-token") is None
 
 
-def test_expired_and_closed_sessions_are_gone(keys) -> None:  # noqa: ANN001
+def test_expired_and_closed_sessions_are_gone(keys) -> None:
     _, cache, key = keys
     expired = SessionStore(cache, ttl=-1)
     assert expired.find(expired.open(key).token) is None
@@ -42,7 +42,7 @@ def test_expired_and_closed_sessions_are_gone(keys) -> None:  # noqa: ANN001
     assert store.find(opened.token) is None
 
 
-def test_revoking_the_key_ends_the_session(keys) -> None:  # noqa: ANN001
+def test_revoking_the_key_ends_the_session(keys) -> None:
     db, cache, key = keys
     store = SessionStore(cache)
     opened = store.open(key)
@@ -51,7 +51,7 @@ def test_revoking_the_key_ends_the_session(keys) -> None:  # noqa: ANN001
     assert store.find(opened.token) is None
 
 
-def test_the_store_is_bounded_and_drops_the_oldest(keys) -> None:  # noqa: ANN001
+def test_the_store_is_bounded_and_drops_the_oldest(keys) -> None:
     _, cache, key = keys
     store = SessionStore(cache, limit=3)
     opened = [store.open(key) for _ in range(5)]
@@ -59,7 +59,7 @@ def test_the_store_is_bounded_and_drops_the_oldest(keys) -> None:  # noqa: ANN00
 
 
 @pytest.fixture
-def users(tmp_path: Path):  # noqa: ANN201
+def users(tmp_path: Path):
     db = Database(f"sqlite:///{tmp_path / 'host.db'}")
     with db.session() as session:
         keys = {name: accounts.add_user(session, name)[1] for name in ("alice", "bob", "carol", "eve")}
@@ -67,7 +67,7 @@ def users(tmp_path: Path):  # noqa: ANN201
     db.close()
 
 
-def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions(users) -> None:  # noqa: ANN001
+def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions(users) -> None:
     """Eve's sign-ins past the host's limit end eve's oldest sessions, never bob's."""
     cache, keys = users
     store = SessionStore(cache, limit=4, per_user=10)
@@ -78,7 +78,7 @@ def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions(users)
     assert sum(store.find(s.token) is not None for s in eves) == 3
 
 
-def test_each_user_holds_at_most_per_user_sessions(users) -> None:  # noqa: ANN001
+def test_each_user_holds_at_most_per_user_sessions(users) -> None:
     cache, keys = users
     store = SessionStore(cache, per_user=3)
     eves = [store.open(keys["eve"]) for _ in range(5)]
@@ -87,7 +87,7 @@ def test_each_user_holds_at_most_per_user_sessions(users) -> None:  # noqa: ANN0
     assert store.find(bob.token) is bob
 
 
-def test_a_full_host_refuses_a_new_user_rather_than_end_another_users_session(users) -> None:  # noqa: ANN001
+def test_a_full_host_refuses_a_new_user_rather_than_end_another_users_session(users) -> None:
     cache, keys = users
     store = SessionStore(cache, limit=3)
     held = [store.open(keys[name]) for name in ("alice", "bob", "carol")]
