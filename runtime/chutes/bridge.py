@@ -25,6 +25,8 @@ from chutes.streaming import send_stream
 from chutes.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from starlette.background import BackgroundTask
+
     from chutes.chute import Chute
     from chutes.cord import Cord
 
@@ -35,7 +37,7 @@ class SentBy(Response):
     def __init__(self, sender: Callable, status_code: int = 200) -> None:
         self.sender = sender
         self.status_code = status_code
-        self.background = None
+        self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.status_code = await self.sender(scope, receive, send)

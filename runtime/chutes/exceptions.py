@@ -51,6 +51,8 @@ class JobDefinitionError(CordDefinitionError):
 class ChuteLoadError(ChutesError):
     """A chute reference ('module:attr' or 'file.py:attr') cannot be loaded."""
 
+    user_traceback: str  # set when importing the user's module raised: its traceback, without chutes' frames
+
 
 class StartupError(ChutesError):
     """An `on_startup` hook raised; the message holds the hook's name and traceback."""

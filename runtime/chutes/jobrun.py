@@ -80,7 +80,8 @@ class PortProxy:
             port = self.ports.get(wanted) or (int(wanted) if wanted.isdigit() else None)
             if port not in self.ports.values():
                 named = ", ".join(f"{n} ({p})" for n, p in self.ports.items())
-                return await send_json(send, 400, {"detail": f"the job has no port {wanted!r}; its ports: {named}"})
+                await send_json(send, 400, {"detail": f"the job has no port {wanted!r}; its ports: {named}"})
+                return
         await self.proxy.forward(scope, receive, send, host="127.0.0.1", port=port)
 
 

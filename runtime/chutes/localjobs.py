@@ -60,19 +60,24 @@ class LocalJobs:
         parts = scope["path"][len(PREFIX) :].split("/", 2)
         method = scope["method"]
         if method == "POST" and len(parts) == 1:
-            return await self.start(parts[0], receive, send)
+            await self.start(parts[0], receive, send)
+            return
         run = self.runs.get(parts[0])
         if run is None:
-            return await send_json(send, 404, {"detail": f"no local job run {parts[0]!r}"})
+            await send_json(send, 404, {"detail": f"no local job run {parts[0]!r}"})
+            return
         if method == "GET" and len(parts) == 1:
-            return await send_json(send, 200, run.describe())
+            await send_json(send, 200, run.describe())
+            return
         if method == "DELETE" and len(parts) == 1:
             if run.task is not None and not run.task.done():
                 run.task.cancel()
                 await asyncio.gather(run.task, return_exceptions=True)
-            return await send_json(send, 200, run.describe())
+            await send_json(send, 200, run.describe())
+            return
         if method == "GET" and len(parts) == 3 and parts[1] == "outputs":
-            return await self.send_output(run, parts[2], send)
+            await self.send_output(run, parts[2], send)
+            return
         await send_json(send, 404, {"detail": f"no such job route {method} {scope['path']}"})
 
     async def start(self, name: str, receive: Receive, send: Send) -> None:
@@ -88,7 +93,8 @@ class LocalJobs:
             job = find_job(self.chute, name)
             kwargs = bind_args(job, body)
         except JobInputError as exc:
-            return await send_json(send, 404 if "has no job" in str(exc) else 422, {"detail": str(exc)})
+            await send_json(send, 404 if "has no job" in str(exc) else 422, {"detail": str(exc)})
+            return
         run_id = uuid.uuid4().hex
         run = LocalRun(run_id, name, (self.root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:6]}").resolve())
         outputs, inputs = prepare_dirs(run.work)
@@ -113,7 +119,8 @@ class LocalJobs:
         outputs = (run.work / "outputs").resolve()
         path = (outputs / relative).resolve()
         if not path.is_file() or outputs not in path.parents:
-            return await send_json(send, 404, {"detail": f"job run {run.id} has no output {relative!r}"})
+            await send_json(send, 404, {"detail": f"job run {run.id} has no output {relative!r}"})
+            return
         data = path.read_bytes()
         headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -22,11 +22,11 @@ class NodeSelector(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    gpu_count: int = Field(1, ge=0, le=8)
-    min_vram_gb_per_gpu: int = Field(16, ge=16, le=140)
+    gpu_count: int = Field(default=1, ge=0, le=8)
+    min_vram_gb_per_gpu: int = Field(default=16, ge=16, le=140)
     include: list[str] | None = None
     exclude: list[str] | None = None
-    max_hourly_price_per_gpu: float | None = Field(None, gt=0)
+    max_hourly_price_per_gpu: float | None = Field(default=None, gt=0)
     _ignored: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="wrap")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -43,7 +43,7 @@ def framing_for(cord: Cord) -> tuple[str, Callable[[Any], bytes]]:
     return media_type, frame_line
 
 
-async def send_stream(cord: Cord, items: AsyncIterator, first: Any, receive: Receive, send: Send, *, dev: bool) -> int:
+async def send_stream(cord: Cord, items: AsyncGenerator, first: Any, receive: Receive, send: Send, *, dev: bool) -> int:
     """Sends `first` and then every further item as it is made; stops early if the client goes."""
     media_type, frame = framing_for(cord)
     is_sse = frame is frame_sse

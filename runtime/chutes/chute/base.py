@@ -274,7 +274,7 @@ class Chute:
 
     def upstream_ports(self) -> list[int]:
         """Returns the local ports the passthrough cords forward to; the chute is ready once each answers."""
-        return sorted({c.passthrough_port for c in self.cords if c.passthrough})
+        return sorted({c.passthrough_port for c in self.cords if c.passthrough and c.passthrough_port is not None})
 
     def bridge_app(self) -> Any:
         if self._bridge is None:

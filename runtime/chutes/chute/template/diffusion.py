@@ -66,14 +66,15 @@ def build_diffusion_chute(
 
     @chute.on_startup()
     async def load_pipeline(self) -> None:
-        import torch
-        from diffusers import AutoPipelineForText2Image
+        # in the chute's image only (the template's Image installs them)
+        import torch  # pyright: ignore[reportMissingImports]
+        from diffusers import AutoPipelineForText2Image  # pyright: ignore[reportMissingImports]
 
         if chute.revision:
             pipeline_options.setdefault("revision", chute.revision)
         loader = AutoPipelineForText2Image.from_pretrained
         if model_name_or_url.startswith(("http://", "https://")) or model_name_or_url.endswith(".safetensors"):
-            from diffusers import StableDiffusionXLPipeline
+            from diffusers import StableDiffusionXLPipeline  # pyright: ignore[reportMissingImports]
 
             loader = StableDiffusionXLPipeline.from_single_file
         self.torch = torch
