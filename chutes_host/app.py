@@ -49,7 +49,7 @@ def create_app(config: HostConfig) -> Gateway:
     inventory = load_inventory(config.gpus)
     db = Database(config.database_url)
     executor = create_executor(config.executor, config)
-    isolation = getattr(executor, "describe_isolation", lambda: None)()
+    isolation = executor.describe_isolation()
     supervisor = Supervisor(
         executor,
         start_timeout=config.start_timeout,
@@ -73,7 +73,7 @@ def create_app(config: HostConfig) -> Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         shutil.rmtree(config.tmp_dir, ignore_errors=True)
-        if getattr(executor, "manages_replicas", False):  # the cluster's scheduler places GPUs, not this host
+        if executor.capabilities.manages_replicas:  # the cluster's scheduler places GPUs, not this host
             log.info("GPUs: placed by the cluster (nvidia.com/gpu requests); the host's own are not used")
         else:
             log.info("GPUs: %s", inventory.summary())
@@ -82,7 +82,7 @@ def create_app(config: HostConfig) -> Gateway:
         state.jobs.restore()
         supervisor.gpus.forget_remembered()
         if isolation is not None:
-            log.log(logging.INFO if getattr(executor, "sandbox", None) else logging.WARNING, "%s", isolation)
+            log.log(logging.INFO if isolation.sandboxed else logging.WARNING, "%s", isolation.summary)
         log.info("host ready: %d deployment(s), executor %s", len(supervisor.live), config.executor)
         # Everything imported and built so far lives as long as the host: out of the cyclic collector's
         # sight, a full collection no longer walks it, which held the loop (and every stream) ~100 ms.

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.executors.base import Executor
 from chutes_host.manifest import Manifest, parse_manifest
 from chutes_host.models import ChuteSecret, Deployment, DeployRecord, User
 from chutes_host.spec import DeploymentSpec
@@ -88,13 +89,13 @@ def manifest_images(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     return images
 
 
-def check_manifest_images(manifest: Manifest, executor: Any) -> None:
+def check_manifest_images(manifest: Manifest, executor: Executor) -> None:
     """Refuses, before anything is recorded, a deploy that runs or builds FROM another chute's image, on an
     executor that says where it keeps chutes' images (`image_repositories(slug)` -> (own, reserved))."""
-    repositories = getattr(executor, "image_repositories", None)
+    repositories = executor.image_repositories(manifest.slug)
     if repositories is None:
         return
-    own, reserved = repositories(manifest.slug)
+    own, reserved = repositories
     for ref, what in manifest_images(manifest.model_dump(mode="json")):
         check_image_ref(ref, own=own, reserved=reserved, what=what)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import re
@@ -95,8 +94,7 @@ class JobRunner:
     @property
     def refusal(self) -> str | None:
         """Says why this host's executor cannot run jobs (None when it can)."""
-        start = getattr(self.supervisor.executor, "start", None)
-        if start is not None and "job" in inspect.signature(start).parameters:
+        if self.supervisor.executor.capabilities.runs_jobs:
             return None
         return f"the {self.supervisor.executor.name} executor of this host does not run jobs; use process or docker"
 

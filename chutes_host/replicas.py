@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from chutes_host.executors.base import ExecutorError
+from chutes_host.executors.base import ExecutorError, ReplicaExecutor
 from chutes_host.live import LiveDeployment
 from chutes_host.logs import read_tail
 from chutes_host.spec import DeploymentSpec
@@ -17,12 +17,16 @@ log = logging.getLogger("chutes.host")
 
 
 class ManagedReplicas:
-    """Carries out the supervisor's decisions on an executor with `manages_replicas`: apply a version with a
-    replica count, change the count, remove; and keeps one pod watch per deployment."""
+    """Carries out the supervisor's decisions on an executor with `capabilities.manages_replicas`: apply a
+    version with a replica count, change the count, remove; and keeps one pod watch per deployment."""
 
     def __init__(
-        self, executor, live: dict[str, LiveDeployment], *, on_ready: Callable[[LiveDeployment], Awaitable[None]]
-    ):  # noqa: ANN001
+        self,
+        executor: ReplicaExecutor,
+        live: dict[str, LiveDeployment],
+        *,
+        on_ready: Callable[[LiveDeployment], Awaitable[None]],
+    ) -> None:
         self.executor = executor
         self.live = live
         self.on_ready = on_ready

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 
 from chutes.node_selector import NodeSelector
-from chutes_host.executors.base import Executor, ExecutorError
+from chutes_host.executors.base import Executor, ExecutorError, ReplicaExecutor
 from chutes_host.gpus import Inventory
 from chutes_host.holdings import Holder, Holdings
 from chutes_host.live import Instance, LiveDeployment
@@ -66,8 +67,8 @@ class Supervisor:
         self._resizing: dict[str, asyncio.Task] = {}
         # an executor that runs the replicas itself (Kubernetes) gets counts, never single starts
         self.replicas = None
-        if getattr(executor, "manages_replicas", False):
-            self.replicas = ManagedReplicas(executor, self.live, on_ready=self._managed_ready)
+        if executor.capabilities.manages_replicas:
+            self.replicas = ManagedReplicas(cast(ReplicaExecutor, executor), self.live, on_ready=self._managed_ready)
 
     def route(self, slug: str) -> LiveDeployment | None:
         return self.live.get(slug)

@@ -12,7 +12,7 @@ from typing import Any
 
 from chutes.handoff import HANDOFF_ENV
 from chutes.image import AptInstall, RunCommand
-from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.executors.process import socket_dir
 from chutes_host.gpus import Gpu, gpu_env
@@ -39,8 +39,9 @@ class DockerExecutor:
     """Builds (or pulls) the chute's image once per version and runs instances as containers."""
 
     name = "docker"
+    capabilities = Capabilities(runs_jobs=True)
 
-    def __init__(self, config) -> None:  # noqa: ANN001
+    def __init__(self, config) -> None:
         import docker
 
         self.config = config
@@ -64,6 +65,12 @@ class DockerExecutor:
         # stream handoff: container id -> where its instance connects for its end of the socket pair
         self._handoffs: dict[str, HandoffListener] = {}
         self.run_dir = socket_dir(config.data_dir)
+
+    def describe_isolation(self) -> Isolation | None:
+        return None
+
+    def image_repositories(self, slug: str) -> None:
+        return None  # a deploy's images are checked against this engine's own in prepare (`_own_images`)
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from chutes_host.deployments import DeployError, check_image_ref, manifest_images
-from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
+from chutes_host.executors.job import JobLaunch
 from chutes_host.k8s_render import (
     CHUTE_PORT,
     HOST_LABEL,
@@ -64,9 +65,9 @@ class KubernetesExecutor:
     """Applies each chute version's manifests and mirrors its pods into the supervisor's live state."""
 
     name = "kubernetes"
-    manages_replicas = True  # the supervisor asks for replicas; it never starts instances itself
+    capabilities = Capabilities(manages_replicas=True)  # the supervisor asks for replicas, never single starts
 
-    def __init__(self, config) -> None:  # noqa: ANN001
+    def __init__(self, config) -> None:
         try:
             from lightkube import AsyncClient, KubeConfig
             from lightkube.core.exceptions import ConfigError
@@ -103,11 +104,12 @@ class KubernetesExecutor:
         self._builder: Any = None
         self._check_namespace()
 
-    def describe_isolation(self) -> str:
-        return (
+    def describe_isolation(self) -> Isolation:
+        summary = (
             f"kubernetes executor: chutes run as pods in namespace {self.shape.namespace!r} (host label "
             f"{self.shape.host_id}), non-root, no privilege escalation, read-only root where the chute allows"
         )
+        return Isolation(summary, sandboxed=False)  # confined by the cluster's pod security, not a host sandbox
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         """Decides the version's image: `--image`, the chute's image reference, or a build pushed to --registry."""
@@ -286,7 +288,9 @@ class KubernetesExecutor:
     async def stop(self, handle: InstanceHandle) -> None:
         return None
 
-    async def start(self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Any = ()) -> InstanceHandle:
+    async def start(
+        self, spec: DeploymentSpec, index: int, log_path: Path, *, gpus: Any = (), job: JobLaunch | None = None
+    ) -> InstanceHandle:
         raise ExecutorError("the kubernetes executor runs pods through replicas, not one start at a time", phase="")
 
     async def discard(self, spec: DeploymentSpec) -> None:

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chutes_host.executors.base import ExecutorError, InstanceHandle
+from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffChannel, socket_pair
@@ -78,8 +78,9 @@ class ProcessExecutor:
     """Runs instances as sandboxed subprocesses, each on its own Unix socket; the zero-dependency default."""
 
     name = "process"
+    capabilities = Capabilities(runs_jobs=True)
 
-    def __init__(self, config) -> None:  # noqa: ANN001
+    def __init__(self, config) -> None:
         self.config = config
         self._handles: dict[int, InstanceHandle] = {}
         self._lifelines: dict[int, int] = {}  # bwrap's (or the instance's) pid -> the pipe end the host holds
@@ -102,18 +103,22 @@ class ProcessExecutor:
         except IndexUrlError as exc:
             raise ExecutorError(str(exc), phase="starting") from None
 
-    def describe_isolation(self) -> str:
+    def describe_isolation(self) -> Isolation:
         """Returns one line for the host's start: how chutes are confined, or what is given up."""
         if self.sandbox is not None:
             who = "its own uid" if self.sandbox.as_root else "the host's uid in a user namespace"
-            return f"process executor: every chute runs sandboxed by bubblewrap, as {who}"
+            return Isolation(f"process executor: every chute runs sandboxed by bubblewrap, as {who}", sandboxed=True)
         given_up = (
             f"process executor WITHOUT a sandbox ({self.unsandboxed_reason}): chutes run as the host's user, "
             "can read its environment, database and every other chute's files, and reach each other"
         )
         if self.config.unsafe_shared_process:
-            return given_up + "; --unsafe-shared-process lets several users deploy anyway"
-        return given_up + "; so only one user may deploy (start with --unsafe-shared-process to allow more)"
+            return Isolation(given_up + "; --unsafe-shared-process lets several users deploy anyway", sandboxed=False)
+        one_user = "; so only one user may deploy (start with --unsafe-shared-process to allow more)"
+        return Isolation(given_up + one_user, sandboxed=False)
+
+    def image_repositories(self, slug: str) -> None:
+        return None  # chutes run from virtualenvs, not images
 
     async def prepare(self, spec: DeploymentSpec, log_path: Path) -> None:
         self._check_single_user(spec)
