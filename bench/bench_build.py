@@ -34,8 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chutes_cli.build.container import RunningChute, free_port, start_chute, stop_chute  # noqa: E402
-from chutes_cli.build.wheel import fetch_wheelhouse, runtime_pins  # noqa: E402
+from chutes_build.wheel import fetch_wheelhouse, runtime_pins  # noqa: E402
+from chutes_cli.container import RunningChute, free_port, start_chute, stop_chute  # noqa: E402
 
 CHUTES = str(Path(sys.executable).with_name("chutes"))
 BASE = os.environ.get("CHUTES_BASE_IMAGE", "localhost/chutes-base:bookworm")

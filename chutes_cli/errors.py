@@ -38,7 +38,8 @@ def fail_usage(message: str) -> NoReturn:
 
 def report_exception(exc: BaseException) -> int | None:
     """Prints a known error and returns its exit code, or returns None for a bug to re-raise."""
-    if isinstance(exc, CLIError):
+    build_errors = sys.modules.get("chutes_build.errors")  # not imported: no build ran, so none was raised
+    if isinstance(exc, CLIError) or (build_errors is not None and isinstance(exc, build_errors.BuildError)):
         print_error(exc.message)
         return exc.exit_code
     runtime_errors = sys.modules.get("chutes.exceptions")

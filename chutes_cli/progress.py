@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from chutes_cli.build.context import format_size
+from chutes_build.context import format_size
 
 QUARTERS = (25, 50, 75)
 

@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from chutes_build.templates import templates_dir
 from chutes_cli.errors import CLIError
-from chutes_cli.templates import templates_dir
 
 TEMPLATES_DIR = templates_dir() / "init"
 COMMON = "_common"

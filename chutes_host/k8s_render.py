@@ -140,7 +140,7 @@ def render_manifests(
     Service (the policy before the pods, so none runs without it)."""
     import yaml
 
-    from chutes_cli.templates import templates_dir
+    from chutes_build.templates import templates_dir
 
     env = _jinja()
     selector = spec.node_selector

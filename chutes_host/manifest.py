@@ -88,7 +88,7 @@ def check_job_schemas(manifest: Manifest) -> None:
 def check_images(manifest: Manifest) -> None:
     """Checks the image fields as data (a host builds from `image_recipe`, never by importing the chute)."""
     from chutes.image import REF_PATTERN
-    from chutes_cli.build.recipe import RecipeError, image_from_data
+    from chutes_build.recipe import RecipeError, image_from_data
 
     if manifest.deploy_image is not None and not REF_PATTERN.match(manifest.deploy_image):
         raise ManifestError(

@@ -50,9 +50,9 @@ def build_chute(
     """
     from chutes.image import AptInstall, RunCommand
     from chutes.loader import load_chute
-    from chutes_cli.build.context import check_size, format_size
-    from chutes_cli.build.plan import plan_build
-    from chutes_cli.build.python import python_notes
+    from chutes_build.context import check_size, format_size
+    from chutes_build.plan import plan_build
+    from chutes_build.python import python_notes
     from chutes_cli.errors import fail_usage
 
     if python is not None and not is_python_version(python):
@@ -67,7 +67,7 @@ def build_chute(
         base_image = os.environ.get("CHUTES_BASE_IMAGE") or None
     client = None
     if not dry_run:
-        from chutes_cli.build.engine import connect_engine
+        from chutes_build.engine import connect_engine
 
         client = connect_engine()  # fail fast, before any wheel is fetched
     choice = choose_build_python(client, python, chute.image, base_image)
@@ -105,7 +105,7 @@ def build_chute(
             typer.echo(f"#   {line}")
         return
 
-    from chutes_cli.build.engine import build_image, push_image, require_image
+    from chutes_build.engine import build_image, push_image, require_image
 
     require_image(client, plan.base_image)
     needs_network = any(isinstance(d, AptInstall | RunCommand) for d in plan.image.directives)
@@ -133,10 +133,10 @@ def build_chute(
         typer.echo(plan.tag)
 
 
-def choose_build_python(client, flag: str | None, image, base_image: str | None):  # noqa: ANN001, ANN201
+def choose_build_python(client, flag: str | None, image, base_image: str | None):
     """Returns the PythonChoice of a build; with an engine and nothing else to go by, asks the base image."""
-    from chutes_cli.build.dockerfile import DEFAULT_BASE_IMAGE
-    from chutes_cli.build.python import PythonChoice, ask_base_python, choose_python
+    from chutes_build.dockerfile import DEFAULT_BASE_IMAGE
+    from chutes_build.python import PythonChoice, ask_base_python, choose_python
     from chutes_cli.errors import CLIError
 
     choice = choose_python(flag, image, base_image, DEFAULT_BASE_IMAGE)
@@ -144,7 +144,7 @@ def choose_build_python(client, flag: str | None, image, base_image: str | None)
         if not choice.known:
             return PythonChoice(choice.version, f"{choice.reason}; this dry run assumes this Python's", False)
         return choice
-    from chutes_cli.build.engine import require_image
+    from chutes_build.engine import require_image
 
     base = base_image or image.base_image
     require_image(client, base)
@@ -160,7 +160,7 @@ def choose_build_python(client, flag: str | None, image, base_image: str | None)
 class PushDisplay:
     """Turns the engine's per-layer push messages into one byte count and a status line."""
 
-    def __init__(self, progress) -> None:  # noqa: ANN001
+    def __init__(self, progress) -> None:
         self.progress = progress
         self.layers: dict[str, tuple[int, int]] = {}
 
@@ -178,7 +178,7 @@ class PushDisplay:
             self.progress.update(status=f"{layer} {status}".strip())
 
 
-def show_fetch_line(progress, line: str) -> None:  # noqa: ANN001
+def show_fetch_line(progress, line: str) -> None:
     """Shows what pip is fetching now ("Collecting x", "Downloading x.whl (2 MB)") as the status."""
     if line.startswith(("Collecting ", "Downloading ", "Processing ")):
         progress.update(status=line)

@@ -121,10 +121,10 @@ def scale_chute(
     typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}{waiting}", err=True)
 
 
-def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202
+def _call(host: str | None, key: str | None, fn):
     from chutes_cli.commands.deploy import resolve_host
     from chutes_cli.errors import CLIError
-    from chutes_host.client import HostAPIError, HostClient
+    from chutes_cli.host_client import HostAPIError, HostClient
 
     url, api_key = resolve_host(host, key)
     try:
@@ -134,10 +134,10 @@ def _call(host: str | None, key: str | None, fn):  # noqa: ANN001, ANN202
         raise CLIError(str(exc)) from None
 
 
-def _print_stream(host: str | None, key: str | None, open_stream) -> None:  # noqa: ANN001
+def _print_stream(host: str | None, key: str | None, open_stream) -> None:
     """Copies the byte chunks that open_stream(client) yields (a log) to stdout as they arrive."""
 
-    def copy(client) -> None:  # noqa: ANN001
+    def copy(client) -> None:
         for chunk in open_stream(client):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()

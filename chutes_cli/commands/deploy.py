@@ -63,8 +63,8 @@ def deploy_chute(
     Example: chutes deploy my_chute:chute --public
     """
     from chutes_cli.errors import CLIError
+    from chutes_cli.host_client import HostAPIError, HostClient
     from chutes_cli.progress import Progress
-    from chutes_host.client import HostAPIError, HostClient
 
     if dry_run or output is not None:
         return print_manifests(ref, context, output=output, image=image, namespace=namespace, registry=registry)
@@ -187,7 +187,7 @@ def prepare_bundle(ref: str, context: Path | None, *, public: bool | None, image
     """Loads the chute (standing in for its missing requirements) and lists what to bundle."""
     from chutes.exceptions import ChuteLoadError
     from chutes.loader import load_chute
-    from chutes_cli.build.context import collect_context
+    from chutes_build.context import collect_context
     from chutes_cli.errors import CLIError
     from chutes_cli.standins import stand_ins_for
 
@@ -200,7 +200,7 @@ def prepare_bundle(ref: str, context: Path | None, *, public: bool | None, image
         raise CLIError(explain_load_error(str(exc), stood_in, has_requirements=requirements.is_file())) from None
     manifest = dict(chute.manifest(), entrypoint=entrypoint, build_image=not isinstance(chute.image, str))
     if manifest["build_image"]:
-        from chutes_cli.build.recipe import image_to_data
+        from chutes_build.recipe import image_to_data
 
         # the host builds from this data and never imports the chute's module
         manifest["image_recipe"] = image_to_data(chute.image)
@@ -230,7 +230,7 @@ def explain_load_error(message: str, stood_in: list[str], *, has_requirements: b
 
 def check_limits(prepared: PreparedBundle, limits: dict | None, url: str) -> None:
     """Refuses, before packing, a bundle the host would refuse for its files' count or size."""
-    from chutes_cli.build.context import format_size
+    from chutes_build.context import format_size
     from chutes_cli.errors import CLIError
 
     if not limits:
@@ -250,7 +250,7 @@ def check_limits(prepared: PreparedBundle, limits: dict | None, url: str) -> Non
 
 def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None = None, url: str = "") -> Path:
     """Packs the bundle, showing progress; stops as soon as it outgrows the host's upload limit."""
-    from chutes_cli.build.context import format_size
+    from chutes_build.context import format_size
     from chutes_cli.errors import CLIError
     from chutes_cli.progress import Progress
     from chutes_host.bundle import pack_bundle
@@ -288,7 +288,7 @@ def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None 
 
 def largest_files(prepared: PreparedBundle) -> str:
     """Names the largest files, and how to leave them out."""
-    from chutes_cli.build.context import format_size
+    from chutes_build.context import format_size
 
     biggest = sorted(prepared.files, key=lambda f: (-f.size, f.rel))[:5]
     listed = "\n".join(f"  {format_size(f.size):>10}  {f.rel}" for f in biggest)
@@ -323,7 +323,7 @@ def locate_entrypoint(ref: str, context: Path | None) -> tuple[Path, str]:
     return root, f"{target}:{attr}"
 
 
-def wait_until_ready(client, slug: str, *, timeout: float) -> dict:  # noqa: ANN001
+def wait_until_ready(client, slug: str, *, timeout: float) -> dict:
     """Polls the chute until it is ready, printing each phase; raises CLIError if it fails."""
     from chutes_cli.errors import CLIError
 

@@ -29,7 +29,8 @@ def run_image(
     Example: chutes run-image my_chute:chute --port 8000
     """
     from chutes.loader import load_chute
-    from chutes_cli.build.container import (
+    from chutes_build.engine import connect_engine
+    from chutes_cli.container import (
         engine_has_gpus,
         image_labels,
         start_chute,
@@ -37,7 +38,6 @@ def run_image(
         wait_until_ready,
         wanted_gpus,
     )
-    from chutes_cli.build.engine import connect_engine
     from chutes_cli.errors import fail_usage
 
     variables = {}

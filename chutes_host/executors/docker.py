@@ -176,17 +176,17 @@ class DockerExecutor:
         """
         from docker.utils import parse_bytes
 
-        from chutes_cli.build.engine import build_image, require_image
-        from chutes_cli.build.plan import plan_image
-        from chutes_cli.build.recipe import RecipeError, image_from_data
-        from chutes_cli.errors import CLIError
+        from chutes_build.engine import build_image, require_image
+        from chutes_build.errors import BuildError
+        from chutes_build.plan import plan_image
+        from chutes_build.recipe import RecipeError, image_from_data
 
         with open(log_path, "a") as log:
             log.write(f"building {tag}\n")
         try:
             recipe = spec.manifest.get("image_recipe")
             if recipe is None:
-                raise CLIError("the bundle carries no image recipe; deploy again with a current `chutes` CLI")
+                raise BuildError("the bundle carries no image recipe; deploy again with a current `chutes` CLI")
             image = image_from_data(recipe)
             base = image.base_image or self.config.docker_base_image
             if base:
@@ -215,7 +215,7 @@ class DockerExecutor:
         except BuildStopped:
             with open(log_path, "a") as log:
                 log.write(f"stopped building {tag}\n")
-        except (CLIError, RecipeError) as exc:
+        except (BuildError, RecipeError) as exc:
             with open(log_path, "a") as log:
                 log.write(f"error: {exc}\n")
             raise ExecutorError(
@@ -474,7 +474,7 @@ def _numeric_user(name: str, group: str) -> tuple[int, int] | None:
 
 def build_spec(spec: DeploymentSpec) -> Any:
     """Returns what the Dockerfile needs about the chute, read from its manifest (no import)."""
-    from chutes_cli.build.dockerfile import ChuteSpec
+    from chutes_build.dockerfile import ChuteSpec
 
     module, attr = spec.entrypoint.split(":", 1)
     keys = ("name", "path", "method", "stream", "passthrough")

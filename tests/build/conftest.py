@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_cli.build.wheel import wheel_cache_dir
+from chutes_build.wheel import wheel_cache_dir
 
 CHUTES = str(Path(sys.executable).with_name("chutes"))
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stream_chute"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chutes_cli.build.context import APP_DIR, check_size, collect_context, format_size
-from chutes_cli.build.ignore import is_ignored, parse_rules
-from chutes_cli.errors import CLIError
+from chutes_build.context import APP_DIR, check_size, collect_context, format_size
+from chutes_build.errors import BuildError
+from chutes_build.ignore import is_ignored, parse_rules
 
 
 def write(root: Path, rel: str, data: bytes | str = "x") -> Path:
@@ -57,7 +57,7 @@ def test_a_symlink_out_of_the_context_is_refused_with_the_fix(tmp_path: Path) ->
     root = tmp_path / "ctx"
     write(root, "app.py")
     os.symlink(outside, root / "leak.txt")
-    with pytest.raises(CLIError) as info:
+    with pytest.raises(BuildError) as info:
         collect_context(root)
     assert "'leak.txt' is a symlink to" in info.value.message
     assert "outside the build context" in info.value.message and ".chutesignore" in info.value.message
@@ -112,7 +112,7 @@ def test_tar_holds_generated_files_and_the_code_under_app(tmp_path: Path) -> Non
 
 
 def test_a_missing_context_directory_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(CLIError, match="is not a directory; pass an existing one with --context"):
+    with pytest.raises(BuildError, match="is not a directory; pass an existing one with --context"):
         collect_context(tmp_path / "nope")
 
 

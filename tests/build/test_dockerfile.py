@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chutes.image import Image
-from chutes_cli.build.dockerfile import ChuteSpec, quote_value, render_dockerfile, render_dockerignore, render_run
+from chutes_build.dockerfile import ChuteSpec, quote_value, render_dockerfile, render_dockerignore, render_run
 
 GOLDEN = Path(__file__).parent / "golden"
 WHEEL = "chutes-0.1.0-py3-none-any.whl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from chutes_cli.build.ignore import is_ignored, parse_rules
+from chutes_build.ignore import is_ignored, parse_rules
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "build.md"
 

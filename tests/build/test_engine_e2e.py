@@ -19,7 +19,7 @@ import docker.errors
 import httpx
 import pytest
 
-from chutes_cli.build.container import free_port, start_chute, stop_chute, wait_until_ready
+from chutes_cli.container import free_port, start_chute, stop_chute, wait_until_ready
 from tests.build.conftest import CHUTES
 
 pytestmark = pytest.mark.engine

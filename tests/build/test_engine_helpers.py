@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chutes_cli.build.container import wanted_gpus
-from chutes_cli.build.engine import BuildStep, failure, push_target, record_line
+from chutes_build.engine import BuildStep, failure, push_target, record_line
+from chutes_cli.container import wanted_gpus
 
 
 @pytest.mark.parametrize(

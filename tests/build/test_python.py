@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from chutes.image import Image
-from chutes_cli.build.python import choose_python, python_from_tag, python_notes
+from chutes_build.python import choose_python, python_from_tag, python_notes
 
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
 

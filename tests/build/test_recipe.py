@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from chutes.image import Image
-from chutes_cli.build.dockerfile import render_dockerfile
-from chutes_cli.build.plan import plan_image
-from chutes_cli.build.recipe import RecipeError, image_from_data, image_to_data
-from chutes_cli.errors import CLIError
+from chutes_build.dockerfile import render_dockerfile
+from chutes_build.errors import BuildError
+from chutes_build.plan import plan_image
+from chutes_build.recipe import RecipeError, image_from_data, image_to_data
 from tests.build.test_dockerfile import PROGRAMS, SPEC, WHEEL
 
 
@@ -59,7 +59,7 @@ def test_untrusted_plan_refuses_requirements_that_are_not_plain_names(tmp_path: 
     (tmp_path / "app.py").write_text("x = 1\n")
     (tmp_path / "requirements.txt").write_text(f"numpy\n{line}\n")
     image = Image("myuser", "demo", "1.0").pip_install("requirements.txt")
-    with pytest.raises(CLIError, match="not a plain specifier"):
+    with pytest.raises(BuildError, match="not a plain specifier"):
         plan_image(SPEC, image, tmp_path, tag="t:1", fetch_wheels=False, untrusted=True)
     # the developer's own `chutes build` still passes such lines to pip as before
     plan = plan_image(SPEC, image, tmp_path, tag="t:1", fetch_wheels=False)

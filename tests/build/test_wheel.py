@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import chutes
-from chutes_cli.build.wheel import (
+from chutes_build.errors import BuildError
+from chutes_build.wheel import (
     RUNTIME_REQUIREMENTS,
     build_runtime_wheel,
     canonical_name,
@@ -21,7 +22,6 @@ from chutes_cli.build.wheel import (
     parse_requirement,
     runtime_pins,
 )
-from chutes_cli.errors import CLIError
 from tests.wheels import write_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ def test_a_wheel_that_cannot_be_fetched_is_a_clear_error(tmp_path: Path, monkeyp
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
-    with pytest.raises(CLIError) as info:
+    with pytest.raises(BuildError) as info:
         fetch_wheelhouse(["fastapi==0.110.0"])
     assert "could not download wheels for fastapi==0.110.0" in info.value.message
     assert "packages without wheels cannot be installed" in info.value.message

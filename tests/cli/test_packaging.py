@@ -14,7 +14,7 @@ def test_every_template_is_shipped_in_the_wheel() -> None:
     templates = {path for path in (ROOT / "templates").rglob("*") if path.is_file()}
     assert templates - shipped == set()
     assert ROOT / "Dockerfile.base" in shipped
-    for target, patterns in data_files.items():  # each lands where chutes_cli.templates looks for it
+    for target, patterns in data_files.items():  # each lands where chutes_build.templates looks for it
         for pattern in patterns:
             source_dir = Path(pattern).parent
             expected = Path("share/chutes") / (source_dir if pattern != "Dockerfile.base" else "templates")

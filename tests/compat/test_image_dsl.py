@@ -6,8 +6,8 @@ import pytest
 
 from chutes.exceptions import ChuteDefinitionError
 from chutes.image import Add, Image, Label, RunCommand
-from chutes_cli.build.dockerfile import ChuteSpec, render_dockerfile
-from chutes_cli.build.recipe import image_from_data, image_to_data
+from chutes_build.dockerfile import ChuteSpec, render_dockerfile
+from chutes_build.recipe import image_from_data, image_to_data
 
 SPEC = ChuteSpec(slug="me-demo", module="app", attr="chute", cords=(), node_selector={})
 
@@ -68,7 +68,7 @@ def test_bad_arguments_are_refused_with_the_fix(make, message) -> None:
 
 
 def test_a_recipe_with_a_bad_add_mode_is_refused() -> None:
-    from chutes_cli.build.recipe import RecipeError
+    from chutes_build.recipe import RecipeError
 
     data = image_to_data(Image("me", "x", "1"))
     data["steps"] = [{"add": ["a", "/a", None, "u+rwx"]}]
@@ -78,7 +78,7 @@ def test_a_recipe_with_a_bad_add_mode_is_refused() -> None:
 
 def test_with_python_picks_the_base_and_the_wheels(tmp_path) -> None:
     from chutes.loader import load_chute
-    from chutes_cli.build.plan import plan_build
+    from chutes_build.plan import plan_build
 
     (tmp_path / "python_pick.py").write_text(
         "from chutes.chute import Chute\nfrom chutes.image import Image\n"

@@ -155,7 +155,7 @@ def test_the_sdk_imports_shape_runs_and_its_image_gets_them(start_server, tmp_pa
     assert built.returncode == 0, built.stderr
     assert "#   " in built.stdout and ".chutes/wheels/sdk/requirements.txt" in built.stdout
     from chutes.loader import load_chute
-    from chutes_cli.build.plan import plan_build
+    from chutes_build.plan import plan_build
 
     ref = f"{project / 'sdk_imports.py'}:chute"
     plan = plan_build(load_chute(ref), ref, fetch_wheels=False)

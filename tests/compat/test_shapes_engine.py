@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chutes_cli.build.container import free_port, start_chute, stop_chute, wait_until_ready
-from chutes_cli.build.wheel import wheel_cache_dir
+from chutes_build.wheel import wheel_cache_dir
+from chutes_cli.container import free_port, start_chute, stop_chute, wait_until_ready
 from tests.cli.conftest import CHUTES
 from tests.compat.test_shapes import SHAPES, env
 

@@ -17,7 +17,7 @@ from chutes.chute.template.engine import EngineProcess
 from chutes.chute.template.sglang import sglang_command
 from chutes.chute.template.vllm import build_vllm_chute, vllm_command
 from chutes.loader import load_chute
-from chutes_cli.build.plan import plan_build
+from chutes_build.plan import plan_build
 from tests.cli.conftest import CHUTES
 from tests.compat.test_sdk_chutes import load
 

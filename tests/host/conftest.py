@@ -107,7 +107,7 @@ class Host:
 def docker_host(base: Path) -> Host:
     """Starts a host with the docker executor on the engine the tests run against (base images and
     wheels as the build tests use them)."""
-    from chutes_cli.build.wheel import wheel_cache_dir
+    from chutes_build.wheel import wheel_cache_dir
 
     env = {"CHUTES_WHEEL_CACHE": str(wheel_cache_dir())}
     if os.environ.get("CHUTES_BASE_IMAGE"):
@@ -128,7 +128,7 @@ def make_project(root: Path, *fixtures: str) -> Path:
     return root
 
 
-def wait_for(predicate, *, timeout: float, what: str, host: Host | None = None):  # noqa: ANN001, ANN201
+def wait_for(predicate, *, timeout: float, what: str, host: Host | None = None):
     """Polls predicate until it returns something truthy; fails (with the host's log, if given) on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,7 +141,7 @@ def wait_for(predicate, *, timeout: float, what: str, host: Host | None = None):
 
 
 @pytest.fixture
-def host_factory(tmp_path_factory) -> Iterator:  # noqa: ANN001
+def host_factory(tmp_path_factory) -> Iterator:
     """host_factory(*args) starts a host with a fresh data dir; every host is stopped after the test."""
     hosts: list[Host] = []
 

@@ -14,7 +14,7 @@ from tests.host.conftest import Host, make_project
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
+def host(tmp_path_factory) -> Iterator[Host]:
     base = tmp_path_factory.mktemp("bad")
     host = Host(data_dir=base / "data", home=base / "home", port=free_port(), extra_args=["--max-bundle-mb", "1"])
     host.home.mkdir()
@@ -27,7 +27,7 @@ def host(tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
     host.stop()
 
 
-def upload(host: Host, body: bytes, *, key: str | None):  # noqa: ANN201
+def upload(host: Host, body: bytes, *, key: str | None):
     return host.api("POST", "/chutes", key=key, content=body, headers={"Content-Type": "application/gzip"})
 
 
@@ -128,7 +128,7 @@ def test_oversized_streamed_upload_without_length_is_413(host: Host) -> None:
     ],
     ids=["dotdot", "nested-dotdot", "absolute", "symlink-absolute", "symlink-up", "hardlink"],
 )
-def test_member_escaping_the_bundle_is_400(host: Host, member) -> None:  # noqa: ANN001
+def test_member_escaping_the_bundle_is_400(host: Host, member) -> None:
     resp = upload(host, hello_bundle(host.work / "evil.tgz", None, member), key=host.alice)
     assert resp.status_code == 400
     detail = resp.json()["detail"]
@@ -249,7 +249,7 @@ def test_revoked_key_is_refused(host: Host) -> None:
     assert key not in listed.stdout
 
 
-def test_unusable_database_url_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+def test_unusable_database_url_is_a_clear_error(tmp_path) -> None:
     from tests.host.conftest import run_cli
 
     url = "nosuchdb://user:secret@127.0.0.1/x"
@@ -261,7 +261,7 @@ def test_unusable_database_url_is_a_clear_error(tmp_path) -> None:  # noqa: ANN0
         assert "Traceback" not in result.stderr
 
 
-def test_invalid_user_name_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_invalid_user_name_is_refused(tmp_path) -> None:
     from tests.host.conftest import run_cli
 
     result = run_cli("host", "users", "add", "Bad.Name", "--data-dir", str(tmp_path), home=tmp_path)
@@ -289,15 +289,15 @@ def test_deploy_refuses_a_bundle_over_the_hosts_limit_before_uploading(host: Hos
     assert_nothing_written(host)
 
 
-def test_a_host_without_the_limits_endpoint_is_told_apart(live_server) -> None:  # noqa: ANN001
-    from chutes_host.client import HostClient
+def test_a_host_without_the_limits_endpoint_is_told_apart(live_server) -> None:
+    from chutes_cli.host_client import HostClient
     from tests.fixtures.chutes.host_open import chute
 
     with HostClient(live_server(chute), None) as client:
         assert client.limits() is None
 
 
-def test_user_names_are_case_folded(tmp_path) -> None:  # noqa: ANN001
+def test_user_names_are_case_folded(tmp_path) -> None:
     from tests.host.conftest import run_cli
 
     added = run_cli("host", "users", "add", "Dave_2", "--data-dir", str(tmp_path), home=tmp_path)

@@ -65,7 +65,7 @@ def give_up(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory) -> Iterator[ApiServer]:  # noqa: ANN001
+def api_server(tmp_path_factory) -> Iterator[ApiServer]:
     """etcd and kube-apiserver on 127.0.0.1, with the `chutes` namespace and the host's RBAC applied."""
     server = ApiServer(k8s_bin(), tmp_path_factory.mktemp("apiserver"))
     try:
@@ -137,7 +137,7 @@ HOST_SOURCES = ("pyproject.toml", "README.md", "Dockerfile.base", "runtime", "ch
 
 
 @pytest.fixture(scope="session")
-def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:  # noqa: ANN001
+def cluster(engine, tmp_path_factory) -> Iterator[Cluster]:
     """Two nodes, n1 with 1 fake GPU and n2 with 2, with the test chutes' images and the host's image loaded into
     both; the `chutes` namespace and the host's RBAC applied."""
     binaries = k8s_bin()
@@ -175,7 +175,7 @@ def build_host_image(work: Path, tag: str) -> None:
     """Builds the host's own image (this checkout, with the kubernetes extra) on the shared engine, once per
     change of its sources, dependencies or base image: the image carries their hash as a label, and a matching
     image is kept."""
-    from chutes_cli.build.wheel import fetch_wheelhouse, runtime_pins
+    from chutes_build.wheel import fetch_wheelhouse, runtime_pins
 
     engine = os.environ["DOCKER_HOST"]
     base = os.environ.get("CHUTES_BASE_IMAGE", "localhost/chutes-base:bookworm")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.k8s
 IMAGE = "registry.example.com/chutes/example:1"
 
 
-def owned(api_server, kind: str) -> list[dict]:  # noqa: ANN001
+def owned(api_server, kind: str) -> list[dict]:
     listed = api_server.kubectl(
         "get", kind, "-n", "chutes", "-l", "app.kubernetes.io/managed-by=chutes-host", "-o", "json"
     )
@@ -160,12 +160,12 @@ async def test_the_watch_reports_a_deployment_without_pods_as_starting(api_serve
 @pytest.mark.engine
 def test_a_chute_built_here_is_pushed_to_the_registry_the_cluster_pulls_from(
     api_server, engine, tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     import os
 
     import httpx
 
-    from chutes_cli.build.wheel import wheel_cache_dir
+    from chutes_build.wheel import wheel_cache_dir
     from tests.host.conftest import Host, make_project, wait_for
 
     registry = os.environ.get("CHUTES_TEST_REGISTRY", "127.0.0.1:5000")

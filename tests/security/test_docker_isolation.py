@@ -22,8 +22,8 @@ ATTACKER = "mallory-probe"
 
 
 @pytest.fixture(scope="module")
-def host(engine, tmp_path_factory) -> Iterator[Host]:  # noqa: ANN001
-    from chutes_cli.build.wheel import wheel_cache_dir
+def host(engine, tmp_path_factory) -> Iterator[Host]:
+    from chutes_build.wheel import wheel_cache_dir
 
     base = tmp_path_factory.mktemp("isolation")
     marker = base / "imported-on-the-host"
@@ -57,18 +57,18 @@ def attack(host: Host, cord: str, /, *, method: str = "POST", **body: object) ->
     return resp.json()
 
 
-def container(host: Host, engine, slug: str):  # noqa: ANN001, ANN201
+def container(host: Host, engine, slug: str):
     owner = hashlib.sha256(str(host.data_dir.resolve()).encode()).hexdigest()[:16]
     (found,) = engine.containers.list(filters={"label": [f"ai.chutes.slug={slug}", f"ai.chutes.host={owner}"]})
     return found
 
 
-def address(host: Host, engine, slug: str) -> str:  # noqa: ANN001
+def address(host: Host, engine, slug: str) -> str:
     (network,) = container(host, engine, slug).attrs["NetworkSettings"]["Networks"].values()
     return network["IPAddress"]
 
 
-def test_each_chute_has_its_own_network_as_it_asked(host: Host, engine) -> None:  # noqa: ANN001
+def test_each_chute_has_its_own_network_as_it_asked(host: Host, engine) -> None:
     (victim_net,) = container(host, engine, VICTIM).attrs["NetworkSettings"]["Networks"]
     (attacker_net,) = container(host, engine, ATTACKER).attrs["NetworkSettings"]["Networks"]
     assert victim_net != attacker_net
@@ -85,7 +85,7 @@ def test_the_host_never_imports_tenant_code(host: Host) -> None:
     assert "CHUTES_ISOLATION_MARKER" not in attack(host, "/self", method="GET")["env"]
 
 
-def test_attacker_cannot_reach_the_victim_container_directly(host: Host, engine) -> None:  # noqa: ANN001
+def test_attacker_cannot_reach_the_victim_container_directly(host: Host, engine) -> None:
     victim = address(host, engine, VICTIM)
     # controls: the victim listens at that address (the host reaches it), and the probe can connect at all
     assert httpx.get(f"http://{victim}:8000/_ready", timeout=10).status_code == 200

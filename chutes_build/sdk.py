@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-from chutes_cli.build.context import ContextFile
+from chutes_build.context import ContextFile
 
 # import name -> distribution name, as `pip install chutes[sdk]` installs them
 SDK_PACKAGES = {

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from chutes_cli.build.dockerfile import LABEL_PREFIX, PORT
-from chutes_cli.build.engine import translate_errors
+from chutes_build.dockerfile import LABEL_PREFIX, PORT
+from chutes_build.engine import translate_errors
 from chutes_cli.errors import CLIError
 
 

@@ -18,7 +18,7 @@ from chutes.image import (
     User,
     Workdir,
 )
-from chutes_cli.templates import templates_dir
+from chutes_build.templates import templates_dir
 
 TEMPLATES_DIR = templates_dir()
 DEFAULT_BASE_IMAGE = "localhost/chutes-base:bookworm"

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from chutes_cli.errors import CLIError
+from chutes_build.errors import BuildError
 
 STEP_LINE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # the engine colours RUN's stderr red
@@ -19,7 +19,7 @@ NOISE = ("--->", "Removing intermediate container")
 TAIL_LINES = 15
 
 
-class BuildFailed(CLIError):
+class BuildFailed(BuildError):
     """A Dockerfile step failed; the message names the step and ends with its last log lines."""
 
 
@@ -63,11 +63,11 @@ def translate_errors(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.ImageNotFound as exc:
-        raise CLIError(f"{action}: image not found: {exc.explanation or exc}") from None
+        raise BuildError(f"{action}: image not found: {exc.explanation or exc}") from None
     except docker.errors.APIError as exc:
-        raise CLIError(f"{action}: the engine refused: {exc.explanation or exc}") from None
+        raise BuildError(f"{action}: the engine refused: {exc.explanation or exc}") from None
     except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-        raise CLIError(
+        raise BuildError(
             f"{action}: no container engine answers at {describe_host()} ({short(exc)}). "
             "Start Docker (or `podman system service`) and set DOCKER_HOST to its socket."
         ) from None
@@ -96,7 +96,7 @@ def require_image(client: Any, ref: str) -> None:
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:
-            raise CLIError(
+            raise BuildError(
                 f"the base image {ref!r} is not on the engine at {describe_host()}, and chutes build "
                 "never pulls. Make it with `docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm "
                 f"-t {ref} - < Dockerfile.base` (or `docker pull` it), or choose another with --base-image."
@@ -196,7 +196,7 @@ def push_image(client: Any, source: str, registry: str, on_chunk: Callable[[dict
         client.images.get(source).tag(target_repo, tag)
         for chunk in client.api.push(target_repo, tag, stream=True, decode=True):
             if "error" in chunk:
-                raise CLIError(
+                raise BuildError(
                     f"pushing {target_repo}:{tag} to {registry} failed: {chunk['error'].strip()}. "
                     "Check that the registry runs and is reachable from the engine (plain-HTTP "
                     "registries outside 127.0.0.0/8 must be listed as insecure in the engine's config)."

@@ -84,7 +84,7 @@ def python_notes(image: Any, base_image: str | None) -> list[str]:
 
 def ask_base_python(client: Any, base_image: str) -> str | None:
     """Runs the base image's python3 once (no network), and returns its X.Y, or None if it has no python3."""
-    from chutes_cli.build.engine import translate_errors
+    from chutes_build.engine import translate_errors
 
     with translate_errors(f"asking the base image {base_image} for its Python"):
         container = client.containers.create(

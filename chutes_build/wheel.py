@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from chutes_cli.errors import CLIError
+from chutes_build.errors import BuildError
 
 # What the runtime imports; kept equal to pyproject's dependencies by a test.
 RUNTIME_REQUIREMENTS = (
@@ -121,7 +121,7 @@ def fetch_wheelhouse(
     if process.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         tail = "\n".join(line for line in lines[-8:] if line)
-        raise CLIError(
+        raise BuildError(
             f"could not download wheels for {', '.join(requirements)} (Python {python_version}, "
             f"{platforms[0]}):\n{tail}\nCheck the names and versions, and that pip can reach "
             "its index (pip's own configuration is used); packages without wheels cannot be installed."

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from chutes.image import Image, PipInstall
-from chutes_cli.build.context import BuildContext, collect_context
-from chutes_cli.build.dockerfile import ChuteSpec, render_dockerfile, render_dockerignore
-from chutes_cli.build.ignore import DEFAULT_PATTERNS, IGNORE_FILE
-from chutes_cli.errors import CLIError
+from chutes_build.context import BuildContext, collect_context
+from chutes_build.dockerfile import ChuteSpec, render_dockerfile, render_dockerignore
+from chutes_build.errors import BuildError
+from chutes_build.ignore import DEFAULT_PATTERNS, IGNORE_FILE
 
 
 @dataclass
@@ -43,7 +43,7 @@ def module_name_for(chute: Any, ref: str) -> tuple[str, Path]:
     path = Path(module.__file__) if module is not None and module.__file__ else Path(target)
     path = path.resolve()
     if not path.is_file():
-        raise CLIError(f"cannot find the file that defines {ref!r}; pass it as path/to/file.py:attr")
+        raise BuildError(f"cannot find the file that defines {ref!r}; pass it as path/to/file.py:attr")
     parts = [] if path.name == "__init__.py" else [path.stem]
     folder = path.parent
     while (folder / "__init__.py").is_file():
@@ -58,7 +58,7 @@ def relative_module(path_root: Path, module: str, context_root: Path) -> str:
     prefix = [p for p in rel.parts]
     for part in prefix:
         if not part.isidentifier():
-            raise CLIError(
+            raise BuildError(
                 f"the chute's module sits in {str(rel)!r} under the build context, which is not a "
                 "Python package path; pass --context pointing at the folder that holds the module"
             )
@@ -96,14 +96,14 @@ def plan_build(
 
     image = chute.image
     if isinstance(image, str):
-        raise CLIError(
+        raise BuildError(
             f"chute {chute.slug!r} uses the prebuilt image {image!r}: there is nothing to build. "
             "Describe the image with chutes.image.Image to build it."
         )
     module, import_root = module_name_for(chute, ref)
     root = (context_dir or import_root).resolve()
     if not import_root.resolve().is_relative_to(root):
-        raise CLIError(
+        raise BuildError(
             f"the chute's code in {str(import_root)!r} is outside the build context {str(root)!r}; "
             "pass a --context that contains it"
         )
@@ -141,15 +141,15 @@ def plan_image(
     `untrusted` then refuses requirements that are not plain specifiers (URLs, pip options);
     `on_fetch_line` gets pip's lines while wheels download.
     """
-    from chutes_cli.build.wheel import build_runtime_wheel, runtime_pins
-    from chutes_cli.build.wheel import fetch_wheelhouse as fetch
+    from chutes_build.wheel import build_runtime_wheel, runtime_pins
+    from chutes_build.wheel import fetch_wheelhouse as fetch
 
     def fetch_wheelhouse(reqs: list[str], *, python_version: str) -> Path:
         return fetch(reqs, python_version=python_version, on_line=on_fetch_line)
 
-    from chutes_cli.build.dockerfile import DEFAULT_BASE_IMAGE
-    from chutes_cli.build.python import choose_python
-    from chutes_cli.build.sdk import sdk_requirements
+    from chutes_build.dockerfile import DEFAULT_BASE_IMAGE
+    from chutes_build.python import choose_python
+    from chutes_build.sdk import sdk_requirements
 
     python = python or choose_python(python_version, image, base_image, DEFAULT_BASE_IMAGE)
     python_version = python.version
@@ -192,7 +192,7 @@ def check_plain_requirements(reqs: list[str], source: str | None) -> None:
     where = f" in {source}" if source else ""
     for req in reqs:
         if req.startswith("-") or "@" in req or not PIP_PATTERN.match(req):
-            raise CLIError(
+            raise BuildError(
                 f"requirement {req!r}{where} is not a plain specifier (like 'numpy>=1.26'); a host fetches only "
                 "named wheels from its index, so publish the package or build the image yourself and deploy --image"
             )
@@ -222,7 +222,7 @@ def check_sources(image: Image, context: BuildContext) -> None:
     for d in image.directives:
         src = d.src if isinstance(d, Add) else getattr(d, "requirements_file", None)
         if src and not context.has(src):
-            raise CLIError(
+            raise BuildError(
                 f"{src!r} (from the chute's Image) is not in the build context {str(context.root)!r}: "
                 f"it is missing or excluded by {IGNORE_FILE}"
             )

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chutes_cli.build.ignore import has_negations, is_ignored, load_rules
-from chutes_cli.errors import CLIError
+from chutes_build.errors import BuildError
+from chutes_build.ignore import has_negations, is_ignored, load_rules
 
 APP_DIR = "app"  # user files live under app/ in the context, next to Dockerfile and .chutes/
 GENERATED_DIR = ".chutes"
@@ -88,7 +88,7 @@ def collect_context(root: Path) -> BuildContext:
     """Walks `root`, honouring `.chutesignore`, and refuses symlinks that lead outside it."""
     root = root.resolve()
     if not root.is_dir():
-        raise CLIError(f"build context {str(root)!r} is not a directory; pass an existing one with --context")
+        raise BuildError(f"build context {str(root)!r} is not a directory; pass an existing one with --context")
     rules = load_rules(root)
     walk_excluded = has_negations(rules)
     return BuildContext(root, sorted(walk_files(root, rules, walk_excluded), key=lambda f: f.rel))
@@ -124,7 +124,7 @@ def describe_entry(root: Path, path: Path, rel: str) -> ContextFile | None:
         target = os.readlink(path)
         resolved = (path.parent / target).resolve()
         if not resolved.is_relative_to(root):
-            raise CLIError(
+            raise BuildError(
                 f"{rel!r} is a symlink to {str(resolved)!r}, outside the build context {str(root)!r}. "
                 f"Copy the file into the context, or exclude it in {root / '.chutesignore'}."
             )
