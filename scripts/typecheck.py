@@ -19,7 +19,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "scripts" / "typecheck-baseline.json"
-PACKAGES = {"runtime": "runtime", "chutes_host": "chutes_host", "chutes_cli": "chutes_cli"}
+PACKAGES = {
+    "runtime": "runtime",
+    "chutes_build": "chutes_build",
+    "chutes_host": "chutes_host",
+    "chutes_cli": "chutes_cli",
+}
 
 
 def run_pyright() -> list[dict]:
