@@ -118,7 +118,8 @@ def save_body(chunks: Iterable[bytes], output: Path) -> int:
 
 
 def current_umask() -> int:
-    """Returns the process umask (mkstemp files are 0600; a saved output should not be)."""
+    """Returns the process umask, for files and directories made private by mkstemp and mkdtemp (0600,
+    0700) that the user's own umask should decide instead (a saved output, a new project)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

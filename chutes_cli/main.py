@@ -15,7 +15,7 @@ from chutes_cli.errors import report_exception
 
 params.install()
 
-# Modules that may not exist yet are skipped; each defines `register(app)`.
+# Each defines `register(app)`.
 COMMAND_MODULES = (
     "run",
     "invoke",
@@ -133,16 +133,9 @@ def main(
 
 
 def register_commands(target: typer.Typer) -> None:
-    """Imports each command module that exists and lets it register on `target`."""
+    """Imports each command module and lets it register on `target`."""
     for name in COMMAND_MODULES:
-        module_name = f"chutes_cli.commands.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(target)
+        importlib.import_module(f"chutes_cli.commands.{name}").register(target)
 
 
 register_commands(app)

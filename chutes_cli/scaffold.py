@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from chutes_build.templates import templates_dir
+from chutes_cli.display import current_umask
 from chutes_cli.errors import CLIError
 
 TEMPLATES_DIR = templates_dir() / "init"
@@ -83,10 +84,3 @@ def render_scaffold(name: str, *, template: str, username: str, parent: Path) ->
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def current_umask() -> int:
-    """Returns the process umask (mkdtemp makes 0700 directories; a project should not be)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from chutes_host.scaler import ScalePolicy
 
-EXECUTORS = ("process", "docker", "kubernetes")
-SANDBOX_MODES = ("auto", "bwrap", "off")
 DEFAULT_SANDBOX_UIDS = range(3_000_000, 3_100_000)
 MiB = 1024 * 1024
 

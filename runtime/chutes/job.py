@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 from collections.abc import Callable
@@ -210,11 +209,3 @@ def job_kwargs(job: Job, kwargs: dict[str, Any], *, output_dir: str, input_dir: 
     """Returns the bound arguments plus the directories the job's function asked for by name."""
     context = {"output_dir": output_dir, "input_dir": input_dir}
     return {**kwargs, **{name: context[name] for name in job.context_params}}
-
-
-async def call_job(chute: Any, job: Job, kwargs: dict[str, Any], *, output_dir: str, input_dir: str) -> Any:
-    """Runs the job's function once with its bound arguments (and the directories it asked for); returns its result."""
-    kwargs = job_kwargs(job, kwargs, output_dir=output_dir, input_dir=input_dir)
-    if job.is_async:
-        return await job.fn(chute, **kwargs)
-    return await asyncio.to_thread(job.fn, chute, **kwargs)

@@ -21,7 +21,6 @@ from chutes.responses import send_json
 from chutes.types import Receive, Scope, Send
 
 PREFIX = "/_jobs/"
-LOCAL_JOBS_ENV = "CHUTES_LOCAL_JOBS"
 
 
 @dataclass(eq=False)

@@ -134,7 +134,7 @@ def test_sdk_import_paths() -> None:
 
 
 async def test_the_sdks_job_spelling_ssh_and_job_data(tmp_path) -> None:
-    from chutes.job import call_job
+    from chutes.jobrun import call_in_task
 
     chute = make_chute()
 
@@ -154,7 +154,7 @@ async def test_the_sdks_job_spelling_ssh_and_job_data(tmp_path) -> None:
     kwargs = job.bind(b'{"model": "m", "output_dir": "/not/here"}')
     out = tmp_path / "out"
     out.mkdir()
-    result = await call_job(chute, job, kwargs, output_dir=str(out), input_dir=str(tmp_path))
+    result = await call_in_task(chute, job, kwargs, out, tmp_path)
     assert result == {"output_dir": str(out), "model": "m"}  # the run's own output_dir, never the client's
     assert (out / "args.txt").read_text() == "['input_dir', 'model', 'output_dir']"
     kept = chute.jobs["keep"]
