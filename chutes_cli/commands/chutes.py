@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
 
-HostOpt = Annotated[
-    str | None, typer.Option("--host", help="The host's URL [default: config api_url].", show_default=False)
-]
-KeyOpt = Annotated[str | None, typer.Option("--key", help="API key [default: config api_key].", show_default=False)]
+from chutes_cli.hostcalls import HostOpt, JsonOpt, KeyOpt, call_host, print_stream
+
 NameArg = Annotated[str, typer.Argument(help="The chute's name (or USER-NAME slug).", show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the host's JSON answer.")]
 
 
 def list_chutes(
@@ -23,7 +19,7 @@ def list_chutes(
     limit: Annotated[int | None, typer.Option("--limit", help="Show at most this many.", min=1)] = None,
 ) -> None:
     """List your chutes on the host with their phase and URL."""
-    chutes = _call(host, key, lambda c: c.list_chutes())
+    chutes = call_host(host, key, lambda c: c.list_chutes())
     if limit is not None:
         chutes = chutes[:limit]
     if as_json:
@@ -42,7 +38,7 @@ def list_chutes(
 
 def get_chute(name: NameArg, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """Show a chute's status, URL, instances and cords."""
-    chute = _call(host, key, lambda c: c.get_chute(name))
+    chute = call_host(host, key, lambda c: c.get_chute(name))
     if as_json:
         typer.echo(json.dumps(chute, indent=2))
         return
@@ -87,7 +83,7 @@ def delete_chute(
     """Stop a chute and delete it from the host, files and logs included."""
     if not yes and not typer.confirm(f"Delete chute {name!r} and its logs?", err=True):
         raise typer.Exit(1)
-    result = _call(host, key, lambda c: c.delete_chute(name))
+    result = call_host(host, key, lambda c: c.delete_chute(name))
     typer.echo(f"Deleted {result['deleted']}.", err=True)
 
 
@@ -101,7 +97,7 @@ def show_logs(
     """Print the build log and each instance's log; --follow streams new lines."""
 
     try:
-        _print_stream(host, key, lambda c: c.stream_logs(name, tail=tail, follow=follow))
+        print_stream(host, key, lambda c: c.stream_logs(name, tail=tail, follow=follow))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -115,34 +111,10 @@ def scale_chute(
     key: KeyOpt = None,
 ) -> None:
     """Set how many instances of a chute run: a floor; the host still adds more on load, never scales it to zero."""
-    chute = _call(host, key, lambda c: c.scale_chute(name, instances))
+    chute = call_host(host, key, lambda c: c.scale_chute(name, instances))
     pending = [i for i in chute["instances"] if i["phase"] == "pending"]
     waiting = f"; {len(pending)} pending until GPUs free up: {pending[0].get('waiting_for')}" if pending else ""
     typer.echo(f"{chute['slug']}: {instances} instance(s), phase {chute['phase']}{waiting}", err=True)
-
-
-def _call(host: str | None, key: str | None, fn):
-    from chutes_cli.commands.deploy import resolve_host
-    from chutes_cli.errors import CLIError
-    from chutes_cli.host_client import HostAPIError, HostClient
-
-    url, api_key = resolve_host(host, key)
-    try:
-        with HostClient(url, api_key) as client:
-            return fn(client)
-    except HostAPIError as exc:
-        raise CLIError(str(exc)) from None
-
-
-def _print_stream(host: str | None, key: str | None, open_stream) -> None:
-    """Copies the byte chunks that open_stream(client) yields (a log) to stdout as they arrive."""
-
-    def copy(client) -> None:
-        for chunk in open_stream(client):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-
-    _call(host, key, copy)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,18 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
+from chutes_cli.hostcalls import HostOpt, KeyOpt
+
 POLL_SECONDS = 0.25
 CHECK_EVERY_BYTES = 1 << 20  # how often packing compares the bundle's size with the host's limit
 
 
 def deploy_chute(
     ref: Annotated[str, typer.Argument(help="The chute: module:attr or path/to/file.py:attr.", show_default=False)],
-    host: Annotated[
-        str | None, typer.Option("--host", help="The host's URL [default: config api_url].", show_default=False)
-    ] = None,
-    key: Annotated[
-        str | None, typer.Option("--key", help="API key [default: config api_key].", show_default=False)
-    ] = None,
+    host: HostOpt = None,
+    key: KeyOpt = None,
     public: Annotated[
         bool | None,
         typer.Option(

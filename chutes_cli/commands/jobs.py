@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from chutes_cli.commands.chutes import HostOpt, JsonOpt, KeyOpt, _call, _print_stream
+from chutes_cli.hostcalls import HostOpt, JsonOpt, KeyOpt, call_host, print_stream
 
 IdArg = Annotated[str, typer.Argument(help="The job's id (or its first 6+ characters).", show_default=False)]
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
@@ -44,7 +44,7 @@ def start_job(
     for path in inputs or []:
         if not path.is_file():
             raise CLIError(f"--input {path}: no such file", exit_code=2)
-    job = _call(host, key, lambda c: c.start_job(chute, name, values, inputs=list(inputs or [])))
+    job = call_host(host, key, lambda c: c.start_job(chute, name, values, inputs=list(inputs or [])))
     typer.echo(job["id"])
     typer.echo(f"job {job['short']} of {job['chute']}: {job['status']}", err=True)
     if follow:
@@ -53,11 +53,11 @@ def start_job(
 
 def _follow(job_id: str, host: str | None, key: str | None) -> None:
     try:
-        _print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=10_000, follow=True))
-        job = _call(host, key, lambda c: c.get_job(job_id))
+        print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=10_000, follow=True))
+        job = call_host(host, key, lambda c: c.get_job(job_id))
         while job["status"] not in FINISHED:  # the log ended before the record did
             time.sleep(0.2)
-            job = _call(host, key, lambda c: c.get_job(job_id))
+            job = call_host(host, key, lambda c: c.get_job(job_id))
     except KeyboardInterrupt:
         typer.echo(f"stopped following; the job runs on (cancel it with `chutes jobs cancel {job_id[:10]}`)", err=True)
         raise typer.Exit(130) from None
@@ -73,7 +73,7 @@ def _summary(job: dict) -> None:
 
 def get_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """Show a job's status, result and output files."""
-    job = _call(host, key, lambda c: c.get_job(job_id))
+    job = call_host(host, key, lambda c: c.get_job(job_id))
     if as_json:
         typer.echo(json.dumps(job, indent=2))
         return
@@ -101,7 +101,7 @@ def list_jobs(
     as_json: JsonOpt = False,
 ) -> None:
     """List your jobs, newest first."""
-    jobs = _call(host, key, lambda c: c.list_jobs(chute))
+    jobs = call_host(host, key, lambda c: c.list_jobs(chute))
     if as_json:
         typer.echo(json.dumps(jobs, indent=2))
         return
@@ -120,7 +120,7 @@ def show_logs(
 ) -> None:
     """Print a job's log; --follow streams it until the job ends."""
     try:
-        _print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=tail, follow=follow))
+        print_stream(host, key, lambda c: c.stream_job_logs(job_id, tail=tail, follow=follow))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -129,10 +129,10 @@ def cancel_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None) -> None:
     """Cancel a queued or running job: SIGTERM, a grace period, then SIGKILL. Its logs and outputs are kept."""
     from chutes_cli.errors import CLIError
 
-    job = _call(host, key, lambda c: c.get_job(job_id))
+    job = call_host(host, key, lambda c: c.get_job(job_id))
     if job["status"] in FINISHED:
         raise CLIError(f"job {job['short']} already ended ({job['status']}); delete it with `chutes jobs delete`")
-    answer = _call(host, key, lambda c: c.cancel_job(job["id"]))
+    answer = call_host(host, key, lambda c: c.cancel_job(job["id"]))
     typer.echo(f"job {job['short']}: {answer.get('status')}", err=True)
 
 
@@ -140,10 +140,10 @@ def delete_job(job_id: IdArg, host: HostOpt = None, key: KeyOpt = None) -> None:
     """Delete a finished job, its log and its outputs (freeing your quota)."""
     from chutes_cli.errors import CLIError
 
-    job = _call(host, key, lambda c: c.get_job(job_id))
+    job = call_host(host, key, lambda c: c.get_job(job_id))
     if job["status"] not in FINISHED:
         raise CLIError(f"job {job['short']} is {job['status']}; cancel it first with `chutes jobs cancel`")
-    _call(host, key, lambda c: c.cancel_job(job["id"]))
+    call_host(host, key, lambda c: c.cancel_job(job["id"]))
     typer.echo(f"Deleted job {job['short']}.", err=True)
 
 
@@ -158,7 +158,7 @@ def download_outputs(
     """Download every file the job wrote to its output_dir."""
     from chutes_cli.errors import CLIError
 
-    job = _call(host, key, lambda c: c.get_job(job_id))
+    job = call_host(host, key, lambda c: c.get_job(job_id))
     target = to or Path(job["short"])
     if not job.get("outputs"):
         raise CLIError(f"job {job['short']} ({job['status']}) has no output files")
@@ -174,7 +174,7 @@ def download_outputs(
             partial.replace(path)
             typer.echo(str(path))
 
-    _call(host, key, fetch)
+    call_host(host, key, fetch)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from chutes_cli.commands.chutes import HostOpt, JsonOpt, KeyOpt, _call
+from chutes_cli.hostcalls import HostOpt, JsonOpt, KeyOpt, call_host
 
 ChuteOpt = Annotated[
     str,
@@ -40,7 +40,7 @@ def set_secret(
         value = value[:-1] if value.endswith("\r") else value
     if not value:
         fail_usage("the value is empty; pass it as VALUE, or pipe it in with VALUE '-'")
-    result = _call(host, key, lambda c: c.set_secret(chute, name, value))
+    result = call_host(host, key, lambda c: c.set_secret(chute, name, value))
     typer.echo(
         f"Set {result['name']} for chute {result['chute']}; it takes effect when the chute next (re)starts "
         f"(e.g. `chutes deploy`).",
@@ -50,7 +50,7 @@ def set_secret(
 
 def list_secrets(chute: ChuteOpt, host: HostOpt = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """List a chute's secrets: names and when they were set, never values."""
-    found = _call(host, key, lambda c: c.list_secrets(chute))
+    found = call_host(host, key, lambda c: c.list_secrets(chute))
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
@@ -64,7 +64,7 @@ def list_secrets(chute: ChuteOpt, host: HostOpt = None, key: KeyOpt = None, as_j
 
 def delete_secret(name: SecretArg, chute: ChuteOpt, host: HostOpt = None, key: KeyOpt = None) -> None:
     """Delete a secret of a chute; instances started afterwards no longer get it."""
-    result = _call(host, key, lambda c: c.delete_secret(chute, name))
+    result = call_host(host, key, lambda c: c.delete_secret(chute, name))
     typer.echo(f"Deleted {result['deleted']} of chute {result['chute']}.", err=True)
 
 
