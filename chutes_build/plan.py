@@ -163,9 +163,11 @@ def plan_image(
         context.generated[f".chutes/{wheel.name}"] = wheel.read_bytes()
     pins = runtime_pins()
     add_wheelhouse(context, "runtime", pins, python_version, fetch_wheels, fetch_wheelhouse)
-    sdk = [] if untrusted else sdk_requirements(context.files)
+    # The platform SDK's own dependencies the chute's code imports: a fixed list of plain names, found by
+    # a scan of lines (no parse, nothing run), so a host builds them into a tenant's image too.
+    sdk = sdk_requirements(context.files)
     if sdk:
-        add_wheelhouse(context, "sdk", runtime_pins(sdk), python_version, fetch_wheels, fetch_wheelhouse)
+        add_wheelhouse(context, "sdk", sdk_pins(sdk), python_version, fetch_wheels, fetch_wheelhouse)
     pip_steps = [d for d in image.directives if isinstance(d, PipInstall)]
     for number, step in enumerate(pip_steps, start=1):
         reqs = list(step.packages) or read_requirements(root / step.requirements_file)
@@ -196,6 +198,16 @@ def check_plain_requirements(reqs: list[str], source: str | None) -> None:
                 f"requirement {req!r}{where} is not a plain specifier (like 'numpy>=1.26'); a host fetches only "
                 "named wheels from its index, so publish the package or build the image yourself and deploy --image"
             )
+
+
+def sdk_pins(names: list[str]) -> list[str]:
+    """Pins SDK dependencies (and theirs) to the versions installed here, as the runtime's are; one not
+    installed here (a host without `chutes[sdk]`) goes by its plain name, the index's newest."""
+    from chutes_build.wheel import canonical_name, runtime_pins
+
+    pins = runtime_pins(names)
+    pinned = {canonical_name(pin.partition("==")[0]) for pin in pins}
+    return pins + [name for name in names if canonical_name(name) not in pinned]
 
 
 def add_wheelhouse(context, folder, reqs, python_version, fetch, fetch_wheelhouse) -> None:

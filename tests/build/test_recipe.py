@@ -64,3 +64,21 @@ def test_untrusted_plan_refuses_requirements_that_are_not_plain_names(tmp_path: 
     # the developer's own `chutes build` still passes such lines to pip as before
     plan = plan_image(SPEC, image, tmp_path, tag="t:1", fetch_wheels=False)
     assert plan.context.generated[".chutes/wheels/pip-1/requirements.txt"].decode().endswith(line + "\n")
+
+
+def test_a_host_builds_the_sdk_packages_a_tenants_chute_imports_into_its_image(tmp_path: Path) -> None:
+    """A chute file written for the platform's SDK imports loguru at module level: the image a host builds
+    for it (untrusted) gets it as chutes build does, pinned to the version installed here."""
+    import loguru
+
+    (tmp_path / "app.py").write_text(
+        "from loguru import logger\nimport os, pybase64\nTEXT = 'import requests'\n"
+        "def f():\n    import backoff  # inside a function counts too\n"
+    )
+    image = Image("myuser", "demo", "1.0")
+    plan = plan_image(SPEC, image, tmp_path, tag="t:1", fetch_wheels=False, untrusted=True)
+    wanted = plan.context.generated[".chutes/wheels/sdk/requirements.txt"].decode().splitlines()
+    names = {line.partition("==")[0].lower() for line in wanted}
+    assert {"loguru", "pybase64", "backoff"} <= names and "requests" not in names
+    assert f"loguru=={loguru.__version__}" in wanted
+    assert ".chutes/wheels/sdk" in plan.dockerfile
