@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 
+from chutes.exceptions import ClientDisconnected
 from chutes.types import Receive
 
 DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
-
-
-class ClientDisconnect(Exception):
-    """The client went away before its request body was complete."""
 
 
 def too_large(limit: int) -> HTTPException:
@@ -25,7 +22,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     """Takes a request's receive, and returns its whole body; 413 as soon as it passes `limit` bytes."""
     message = await receive()
     if message["type"] == "http.disconnect":
-        raise ClientDisconnect()
+        raise ClientDisconnected()
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -36,7 +33,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
+            raise ClientDisconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from chutes.body import ClientDisconnect, read_body, too_large
+from chutes.body import read_body, too_large
 from chutes.cord import is_generator
+from chutes.exceptions import ClientDisconnected
 from chutes.invocation import first_item, iterate
 from chutes.responses import send_error, send_result
 from chutes.streaming import send_stream
@@ -72,7 +73,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
                 result = await fn(chute, **kwargs)
             else:
                 result = await run_in_threadpool(fn, chute, **kwargs)
-        except ClientDisconnect:
+        except ClientDisconnected:
             return CLIENT_CLOSED
         except Exception as exc:
             return await send_error(send, exc, cord.where, location=binding.location, dev=chute.dev)
@@ -184,7 +185,7 @@ def make_passthrough_endpoint(chute: Chute, cord: Cord) -> Endpoint:
                 binding.bind(body or b"", scope["query_string"])
             elif body is None:
                 receive = limit_receive(scope, receive, chute.max_body_size, exceeded)
-        except ClientDisconnect:
+        except ClientDisconnected:
             return CLIENT_CLOSED
         except Exception as exc:
             location = binding.location if binding else "body"

@@ -10,7 +10,8 @@
     ├── StartupError           an on_startup hook failed; the server must not serve
     ├── AuthenticationRequired the SDK's name for a call that needs an API key
     ├── NotConfigured          the SDK's name for a missing client configuration
-    └── StillProvisioning      the SDK's name for a chute that has no ready instance yet
+    ├── StillProvisioning      the SDK's name for a chute that has no ready instance yet
+    └── ClientDisconnected     the client went away mid-request (the server and the proxy end it quietly)
 
 `chutes.exception` re-exports the SDK's names, so code written for the Chutes platform imports them.
 
@@ -68,3 +69,7 @@ class NotConfigured(ChutesError, RuntimeError):
 
 class StillProvisioning(ChutesError, RuntimeError):
     """The chute has no ready instance yet; retry shortly."""
+
+
+class ClientDisconnected(ChutesError):
+    """The client disconnected before its request body was complete, or while the response was relayed."""

@@ -10,10 +10,10 @@ from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chutes.body import DEFAULT_MAX_BODY_SIZE, ClientDisconnect
+from chutes.body import DEFAULT_MAX_BODY_SIZE
 from chutes.cord import Cord, CordOptions, define_cord
 from chutes.endpoint import CLIENT_CLOSED, Endpoint, make_endpoint
-from chutes.exceptions import ChuteDefinitionError, DuplicatePath, JobDefinitionError
+from chutes.exceptions import ChuteDefinitionError, ClientDisconnected, DuplicatePath, JobDefinitionError
 from chutes.job import Job, define_job
 from chutes.lifecycle import Lifecycle, define_hook
 from chutes.metrics import Metrics
@@ -339,7 +339,7 @@ class Chute:
         start = perf_counter()
         try:
             body = await endpoint.read(scope, receive)  # before taking a slot: slow senders hold none
-        except ClientDisconnect:
+        except ClientDisconnected:
             self._metrics.observe(cord.name, method, CLIENT_CLOSED, perf_counter() - start)
             return
         except Exception as exc:

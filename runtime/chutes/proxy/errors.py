@@ -6,11 +6,14 @@ UpstreamError              the upstream could not give a complete response (has 
 ├── UpstreamClosed         the connection ended before the response was complete (502)
 └── UpstreamInvalid        the upstream's bytes are not a valid HTTP/1.1 response (502)
 ClientDisconnected         the downstream client went away; the upstream connection is closed
+                           (chutes.exceptions' own, raised here too)
 """
 
 from __future__ import annotations
 
 import httptools
+
+from chutes.exceptions import ClientDisconnected
 
 
 class UpstreamError(Exception):
@@ -39,10 +42,6 @@ class UpstreamClosed(UpstreamError):
 
 class UpstreamInvalid(UpstreamError):
     """The upstream sent bytes that are not an HTTP/1.1 response."""
-
-
-class ClientDisconnected(Exception):
-    """The downstream client disconnected while the response was being relayed."""
 
 
 def describe_reason(exc: BaseException) -> str:
