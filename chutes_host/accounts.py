@@ -8,16 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chutes_host.auth import generate_key
+from chutes_host.errors import AccountError
 from chutes_host.models import ApiKey, User, utcnow
 
 # What Chute(username=...) accepts. No '-': the slug `{username}-{name}` splits at its first '-',
 # so user 'alice' with chute 'x-foo' cannot take the hostname of user 'alice-x' with chute 'foo'.
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 MAX_LABEL = 128  # the api_keys.label column
-
-
-class AccountError(Exception):
-    """A user or key operation that cannot be done, with a message saying why."""
 
 
 def check_username(name: str) -> str:

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
-import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.from_thread
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes.node_selector import NodeSelector
 from chutes_host import accounts, secrets
-from chutes_host.admission import USER_SCOPE_KEY, ControlAdmission
+from chutes_host.admission import ControlAdmission
 from chutes_host.auth import read_key
-from chutes_host.bundle import BundleError
-from chutes_host.deployments import (
-    DeployError,
-    check_manifest_images,
-    delete_deployment,
-    find_own_deployment,
-    install_bundle,
-    receive_bundle,
+from chutes_host.control import (
+    ChuteOut,
+    ScaleIn,
+    UserDep,
+    add_error_handlers,
+    describe_chute,
+    remove_chute,
+    scale_own_chute,
 )
+from chutes_host.deployments import check_manifest_images, find_own_deployment, install_bundle, receive_bundle
 from chutes_host.docs import create_docs_router
+from chutes_host.errors import DeployError
 from chutes_host.logs import follow_logs
 from chutes_host.manifest import Manifest
 from chutes_host.metrics import read_gpu_usage, render_host_metrics
@@ -38,7 +38,6 @@ from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
 
 PREFIX = "/api/v1"
-log = logging.getLogger("chutes.host")
 BUNDLE_BODY = {
     "requestBody": {
         "required": True,
@@ -46,35 +45,6 @@ BUNDLE_BODY = {
         "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-
-
-class CordOut(BaseModel):
-    name: str | None = None
-    path: str | None = None
-    method: str | None = None
-    stream: bool = False
-
-
-class ChuteOut(BaseModel):
-    slug: str
-    name: str
-    username: str
-    version: int
-    public: bool
-    max_instances: int
-    url: str
-    phase: str
-    error: str | None = None
-    failed_phase: str | None = None
-    log_tail: str = ""
-    instances: list[dict[str, Any]] = Field(default_factory=list)
-    cords: list[CordOut] = Field(default_factory=list)
-    created_at: datetime
-    updated_at: datetime
-
-
-class ScaleIn(BaseModel):
-    max_instances: int = Field(ge=1, le=64)
 
 
 class SecretIn(BaseModel):
@@ -101,8 +71,9 @@ class KeyOut(BaseModel):
     revoked: bool
 
 
-def create_control_api(state: HostState) -> FastAPI:
-    """Returns the FastAPI app serving the control API of this host."""
+def create_control_api(state: HostState, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """Returns the FastAPI app serving the control API of this host, with `routers` (other parts' routes,
+    such as the jobs') under /api/v1 too; chutes_host.app adds the dashboard."""
     api = FastAPI(
         title="chutes host",
         version="1",
@@ -111,7 +82,7 @@ def create_control_api(state: HostState) -> FastAPI:
         redoc_url=None,
     )
     api.state.host = state
-    api.include_router(_chutes_router(state), prefix=PREFIX)
+    api.include_router(_chutes_router(state, routers), prefix=PREFIX)
     api.add_middleware(
         ControlAdmission,
         prefix=PREFIX + "/",
@@ -123,9 +94,6 @@ def create_control_api(state: HostState) -> FastAPI:
     )
 
     api.include_router(create_docs_router(PREFIX))
-    from chutes_host.web import mount_web  # the dashboard imports this module's services
-
-    mount_web(api, state)
 
     @api.get("/_metrics", include_in_schema=False)
     async def host_metrics(request: Request) -> PlainTextResponse:
@@ -145,67 +113,16 @@ def create_control_api(state: HostState) -> FastAPI:
         text = render_host_metrics(supervisor.gpus, supervisor.live, supervisor.counters, gpu_usage)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @api.exception_handler(DeployError)
-    async def _deploy_error(_request: Request, exc: DeployError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-
-    @api.exception_handler(BundleError)
-    async def _bundle_error(_request: Request, exc: BundleError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-
-    @api.exception_handler(accounts.AccountError)
-    async def _account_error(_request: Request, exc: accounts.AccountError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @api.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        detail = f"the host failed to handle this request ({type(exc).__name__}); its log has the details"
-        return JSONResponse({"detail": detail}, status_code=500)
-
+    add_error_handlers(api)
     return api
 
 
-# Declared so the OpenAPI document has security schemes (Swagger's Authorize button); the key itself
-# is read by read_key, the same way the gateway reads it.
-BEARER = HTTPBearer(auto_error=False, scheme_name="Bearer", description="`Authorization: Bearer cpk_...`")
-API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey", description="`X-API-Key: cpk_...`")
-
-
-def current_user(
-    request: Request,
-    _bearer: Annotated[Any, Depends(BEARER)] = None,
-    _api_key: Annotated[Any, Depends(API_KEY)] = None,
-) -> User:
-    """Returns the user whose key the request carries (ControlAdmission found it already under
-    /api/v1); 401 when it has none or a bad one."""
-    found = request.scope.get(USER_SCOPE_KEY)
-    if found is None:
-        key = read_key(request.scope["headers"])
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if key is None:
-            raise HTTPException(
-                401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", headers=challenge
-            )
-        found = request.app.state.host.keys.lookup(key)
-        if found is None:
-            raise HTTPException(
-                401,
-                "unknown or revoked API key; ask the host's admin for one (`chutes host users add` / `keys create`)",
-                headers=challenge,
-            )
-    return User(id=found[0], name=found[1])
-
-
-UserDep = Annotated[User, Depends(current_user)]
-
-
-def _chutes_router(state: HostState) -> APIRouter:
+def _chutes_router(state: HostState, routers: Sequence[APIRouter]) -> APIRouter:
     router = APIRouter()
     config, db, supervisor = state.config, state.db, state.supervisor
     deploy_lock = asyncio.Lock()
 
-    def read_secrets(session, owner_id: int, chute: str) -> dict[str, str]:  # noqa: ANN001
+    def read_secrets(session, owner_id: int, chute: str) -> dict[str, str]:
         return secrets.read_env(session, secrets.secret_box(config), owner_id, chute)
 
     def describe(row: Deployment) -> ChuteOut:
@@ -304,61 +221,17 @@ def _chutes_router(state: HostState) -> APIRouter:
         return StreamingResponse(lines, media_type="text/plain; charset=utf-8")
 
     router.include_router(_secrets_router(state))
-    if state.jobs is not None:
-        from chutes_host.job_api import create_jobs_router
-
-        router.include_router(create_jobs_router(state, state.jobs))
+    for other in routers:
+        router.include_router(other)
     router.include_router(_keys_router(db, state))
     return router
-
-
-def describe_chute(state: HostState, row: Deployment) -> ChuteOut:
-    """Takes a chute's row, and returns it with the live state the supervisor publishes."""
-    live = state.supervisor.route(row.slug)
-    status = live.describe() if live else {"phase": "stopped"}
-    manifest = row.manifest
-    return ChuteOut(
-        slug=row.slug,
-        name=row.name,
-        username=manifest.get("username", ""),
-        version=row.version,
-        public=row.public,
-        max_instances=row.max_instances,
-        url=state.config.chute_url(row.slug),
-        cords=[CordOut(**_cord(c)) for c in manifest["cords"]],
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        **status,
-    )
-
-
-async def scale_own_chute(state: HostState, user: User, ref: str, count: int) -> str:
-    """Records a user's chute's new instance count and has the supervisor reach it; returns the slug."""
-
-    def update() -> str:
-        with state.db.session() as session:
-            row = find_own_deployment(session, user, ref)
-            row.max_instances = row.scaled_to = count
-            return row.slug
-
-    slug = await run_in_threadpool(update)
-    await state.supervisor.scale(slug, count)
-    return slug
-
-
-async def remove_chute(state: HostState, user: User, ref: str) -> str:
-    """Deletes a user's chute: its record and secrets, its instances, its files; returns the slug."""
-    slug = await run_in_threadpool(delete_deployment, state.config, state.db, user, ref)
-    await state.supervisor.remove(slug)
-    await run_in_threadpool(shutil.rmtree, state.config.chutes_dir / slug, True)
-    return slug
 
 
 def _secrets_router(state: HostState) -> APIRouter:
     router = APIRouter(prefix="/chutes/{ref}/secrets", tags=["secrets"])
     config, db, supervisor = state.config, state.db, state.supervisor
 
-    def describe(row) -> SecretOut:  # noqa: ANN001
+    def describe(row) -> SecretOut:
         return SecretOut(chute=row.chute, name=row.name, created_at=row.created_at, updated_at=row.updated_at)
 
     async def refresh_live(user: User, chute: str) -> None:
@@ -403,7 +276,7 @@ def _secrets_router(state: HostState) -> APIRouter:
     return router
 
 
-def _keys_router(db, state: HostState) -> APIRouter:  # noqa: ANN001
+def _keys_router(db, state: HostState) -> APIRouter:
     router = APIRouter(tags=["keys"])
 
     @router.get("/keys", response_model=list[KeyOut])
@@ -430,12 +303,3 @@ def _keys_router(db, state: HostState) -> APIRouter:  # noqa: ANN001
         return {"revoked": revoked}
 
     return router
-
-
-def _cord(cord: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": cord.get("name"),
-        "path": cord.get("path") or cord.get("public_api_path"),
-        "method": cord.get("method"),
-        "stream": bool(cord.get("stream")),
-    }

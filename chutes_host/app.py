@@ -1,4 +1,5 @@
-"""Builds one host's ASGI app: the gateway in front of the control API, with startup and shutdown."""
+"""Builds one host's ASGI app: the gateway in front of the control API (its chutes, jobs and dashboard parts
+composed here), with startup and shutdown."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway, slug_from_host
 from chutes_host.gpus import load_inventory
 from chutes_host.holdings import Holdings
+from chutes_host.job_api import create_jobs_router, is_job_start
 from chutes_host.jobs import JobRunner
 from chutes_host.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.models import User
 from chutes_host.secrets import SecretError, read_env, secret_box
 from chutes_host.state import HostState
 from chutes_host.supervisor import Supervisor
+from chutes_host.web import mount_web
 
 log = logging.getLogger("chutes.host")
 # what a caller may send a chute through the host (each chute's own max_body_size, 100 MiB by default, is
@@ -61,7 +64,8 @@ def create_app(config: HostConfig) -> Gateway:
     state = HostState(config=config, db=db, supervisor=supervisor, keys=KeyCache(db))
     state.jobs = JobRunner(config, db, supervisor)
     proxy = Proxy(connect_timeout=5.0, read_timeout=300.0, unreachable_retry_after=1)
-    api = create_control_api(state)
+    api = create_control_api(state, routers=[create_jobs_router(state, state.jobs)])
+    mount_web(api, state)
 
     def read_secrets(session: Any, owner_id: int, chute: str) -> dict[str, str]:
         try:
@@ -131,8 +135,6 @@ class BudgetedGateway(Gateway):
 def route_budgets(config: HostConfig) -> Callable[[dict], Budget]:
     """Returns the function that names a request's body budget: a chute's (gateway, Try it), an upload's
     (deploy, job start), the sign-in forms', or the small one of every other route."""
-    from chutes_host.job_api import is_job_start
-
     suffix = "." + config.domain.lower()
     upload = Budget(config.max_bundle_bytes, 60.0)
 

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from chutes_host.errors import BundleError
+
 if TYPE_CHECKING:
     from chutes_host.manifest import Manifest
 
@@ -47,14 +49,6 @@ MAX_DEPTH = 64  # directories in a member's path
 MAX_LINK_STEPS = 256  # path components walked to resolve one link, following others
 CHUNK = 64 * 1024
 TOO_DEEP = object()
-
-
-class BundleError(ValueError):
-    """A bundle the host refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def pack_bundle(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
+from chutes_host.errors import DeployError
 from chutes_host.executors.base import Executor
 from chutes_host.manifest import Manifest, parse_manifest
 from chutes_host.models import ChuteSecret, Deployment, DeployRecord, User
@@ -26,14 +27,6 @@ from chutes_host.spec import DeploymentSpec
 log = logging.getLogger("chutes.host")
 # an engine (and a kubelet's engine) resolves these as image ids, of any image it holds, not as names
 IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
-
-
-class DeployError(Exception):
-    """A deploy the host refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 async def receive_bundle(chunks: AsyncIterator[bytes], config: HostConfig, *, declared: int | None) -> Path:

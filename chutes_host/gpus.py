@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from chutes_host.errors import GpuSpecError, NvmlUnavailable
+
 GB = 10**9  # decimal, as GPU sizes are sold: an "L4 24 GB" reports 23,034 MiB
 _DECLARED = re.compile(
     r"^(?:(?P<count>\d+)\s*x\s*)?(?P<name>[^:]+?)\s*:\s*(?P<memory>\d+(?:\.\d+)?)\s*(?:gb)?(?:\s*@\s*(?P<id>[\w:.-]+))?$",
@@ -18,10 +20,6 @@ SPEC_HELP = (
     "'4xNVIDIA A100 80GB:80,2xNVIDIA L4:24' (COUNTx NAME:MEMORY_GB[@ID], comma-separated; ID is what "
     "CUDA_VISIBLE_DEVICES should name, default the device's position)"
 )
-
-
-class GpuSpecError(ValueError):
-    """A `--gpus` value that cannot be read, or that names GPUs this machine does not have."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +109,6 @@ def read_nvml() -> Inventory:
             return Inventory(tuple(_nvml_devices(lib)), "NVML")
     except NvmlUnavailable as exc:
         return Inventory((), "NVML", str(exc))
-
-
-class NvmlUnavailable(Exception):
-    """NVML (the NVIDIA driver's management library) is not installed or does not answer."""
 
 
 @contextmanager

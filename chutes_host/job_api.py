@@ -11,21 +11,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from chutes_host.api import UserDep
-from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.control import UserDep
+from chutes_host.deployments import find_own_deployment
+from chutes_host.errors import JobError, TenantFileError
 from chutes_host.jobfiles import open_output, page_outputs
 from chutes_host.jobinput import check_start_args, read_start_request
 from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
 from chutes_host.logs import read_tail
 from chutes_host.models import JobRecord, User
 from chutes_host.state import HostState
-from chutes_host.tenantfiles import TenantFileError
 
 # the start request streams its uploads, so the control API's small-body limit does not apply to it
 START_PATH = re.compile(r"^/api/v1/chutes/[^/]+/jobs/[^/]+$")
@@ -111,7 +111,7 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
 
         def chute_of() -> tuple[str, dict[str, Any]]:
             with db.session() as session:
-                row = find_own_deployment_or_404(session, user, ref)
+                row = find_own_deployment(session, user, ref)
                 return row.slug, row.manifest
 
         slug, manifest = await run_in_threadpool(chute_of)
@@ -119,9 +119,9 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
         spec = jobs.get(name)
         if spec is None:
             have = ", ".join(sorted(jobs)) or "none; define one with @chute.job() and deploy again"
-            raise HTTPException(404, f"chute {slug!r} has no job {name!r}; its jobs: {have}")
+            raise JobError(f"chute {slug!r} has no job {name!r}; its jobs: {have}", status=404)
         if runner.refusal is not None:
-            raise HTTPException(501, runner.refusal)
+            raise JobError(runner.refusal, status=501)
         await run_in_threadpool(check_quota, user)
         job_id = new_job_id()
         directory = runner.directory(job_id)
@@ -159,10 +159,10 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
             ).scalar_one()
         quota = config.job_quota_bytes
         if used >= quota:
-            raise HTTPException(
-                507,
+            raise JobError(
                 f"your jobs keep {used / 2**20:.1f} MiB of outputs, this host's quota per user is "
                 f"{quota / 2**20:.0f} MiB; download what you need and delete old jobs with `chutes jobs delete ID`",
+                status=507,
             )
 
     @router.get("/jobs", response_model=list[JobOut])
@@ -260,12 +260,12 @@ def create_jobs_router(state: HostState, runner: JobRunner) -> APIRouter:
             fd, size = open_output(runner.directory(row.id), path)
         except FileNotFoundError:
             detail = f"job {row.short} has no output {path!r}; `chutes jobs get {row.short}` lists them"
-            raise HTTPException(404, detail) from None
+            raise JobError(detail, status=404) from None
         except TenantFileError as exc:  # the job made it: a FIFO, a link, a device
             detail = f"job {row.short}'s output {exc}; only regular files are downloaded (`chutes jobs get` lists them)"
-            raise HTTPException(404, detail) from None
+            raise JobError(detail, status=404) from None
 
-        def chunks():  # noqa: ANN202
+        def chunks():
             with open(fd, "rb") as f:
                 while chunk := f.read(READ_CHUNK):
                     yield chunk
@@ -305,21 +305,14 @@ def job_manifest(state: HostState, slug: str, name: str) -> dict[str, Any] | Non
     return next((j for j in live.spec.manifest.get("jobs") or [] if j.get("name") == name), None)
 
 
-def find_own_deployment_or_404(session, user: User, ref: str):  # noqa: ANN001, ANN201
-    try:
-        return find_own_deployment(session, user, ref)
-    except DeployError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+def own_slug(session, user: User, ref: str) -> str:
+    return find_own_deployment(session, user, ref).slug
 
 
-def own_slug(session, user: User, ref: str) -> str:  # noqa: ANN001
-    return find_own_deployment_or_404(session, user, ref).slug
-
-
-def find_own_job(session, user: User, ref: str, *, chute: str | None = None) -> JobRecord:  # noqa: ANN001
+def find_own_job(session, user: User, ref: str, *, chute: str | None = None) -> JobRecord:
     """Finds a job of this user by id or by an unambiguous id prefix; 404 otherwise (others' jobs included)."""
     ref = ref.lower()
-    missing = HTTPException(404, f"no job {ref!r}; list yours with `chutes jobs list`")
+    missing = JobError(f"no job {ref!r}; list yours with `chutes jobs list`", status=404)
     if not re.fullmatch(r"[0-9a-f]{6,32}", ref):
         raise missing
     stmt = select(JobRecord).where(JobRecord.owner_id == user.id, JobRecord.id.startswith(ref))
@@ -329,5 +322,5 @@ def find_own_job(session, user: User, ref: str, *, chute: str | None = None) -> 
     if not rows:
         raise missing
     if len(rows) > 1:
-        raise HTTPException(409, f"more than one of your jobs starts with {ref!r}; give more of its id")
+        raise JobError(f"more than one of your jobs starts with {ref!r}; give more of its id", status=409)
     return rows[0]

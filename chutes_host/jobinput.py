@@ -10,12 +10,13 @@ from typing import Any
 
 import anyio.to_thread
 import python_multipart
-from fastapi import HTTPException, Request
+from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from chutes_host.errors import JobError
 from chutes_host.jobfiles import check_input_name
 
 READ_CHUNK = 64 * 1024
@@ -29,7 +30,7 @@ log = logging.getLogger("chutes.host")
 
 
 async def read_start_request(request: Request, spec: dict[str, Any], work: Path, *, limit: int) -> dict[str, Any]:
-    """Reads the arguments (and uploads, into work/inputs) of a start request; raises HTTPException on bad input."""
+    """Reads the arguments (and uploads, into work/inputs) of a start request; raises JobError on bad input."""
     inputs = work / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -48,15 +49,15 @@ async def read_start_request(request: Request, spec: dict[str, Any], work: Path,
     return await anyio.to_thread.run_sync(parse_args, bytes(body) or b"{}")
 
 
-def too_large(kind: str, limit: int) -> HTTPException:
+def too_large(kind: str, limit: int) -> JobError:
     """Returns the 413 for a start request past its limit, saying how to send more."""
     if kind == "multipart/form-data":
-        return HTTPException(413, f"the request is larger than {limit // 2**20} MiB; send smaller inputs")
-    return HTTPException(
-        413,
+        return JobError(f"the request is larger than {limit // 2**20} MiB; send smaller inputs", status=413)
+    return JobError(
         f"the job's JSON arguments are larger than {limit // 2**20} MiB; send large inputs as files instead "
         "(a multipart/form-data request with the arguments in the field 'args' and each file as a part, "
         "e.g. `chutes jobs start CHUTE NAME --input PATH`), which the job reads from its input_dir",
+        status=413,
     )
 
 
@@ -67,14 +68,16 @@ async def read_multipart(request: Request, spec: dict[str, Any], inputs: Path, *
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise HTTPException(400, f"the multipart body cannot be read: {exc.message}") from None
+        raise JobError(f"the multipart body cannot be read: {exc.message}", status=400) from None
     finally:
         parser.close_files()
     args: dict[str, Any] = {}
     for key, value in form.multi_items():
         if isinstance(value, str):
             if key != "args":
-                raise HTTPException(422, f"unknown form field {key!r}; send the arguments as 'args' and files as files")
+                raise JobError(
+                    f"unknown form field {key!r}; send the arguments as 'args' and files as files", status=422
+                )
             args = await anyio.to_thread.run_sync(parse_args, value.encode())
     return args
 
@@ -98,12 +101,12 @@ class InputsParser(MultiPartParser):
             return
         self._files_to_close_on_error.pop().close()  # the spooled file starlette made: the part goes to disk here
         if not self.spec.get("upload", True):
-            raise HTTPException(422, f"job {self.spec['name']!r} takes no uploads (upload=False); send only args")
+            raise JobError(f"job {self.spec['name']!r} takes no uploads (upload=False); send only args", status=422)
         try:
             name = check_input_name(part.file.filename or part.field_name)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        target = open(self.inputs / name, "wb")  # noqa: SIM115  (closed by close_files)
+            raise JobError(str(exc), status=422) from None
+        target = open(self.inputs / name, "wb")
         self.opened.append(target)
         part.file = UploadFile(target, filename=name, headers=part.file.headers)
 
@@ -112,7 +115,7 @@ class InputsParser(MultiPartParser):
             return super().on_part_data(data, start, end)
         self.file_bytes += end - start
         if self.file_bytes > self.limit:
-            raise HTTPException(413, f"the uploads are larger than {self.limit // 2**20} MiB in all")
+            raise JobError(f"the uploads are larger than {self.limit // 2**20} MiB in all", status=413)
         self.opened[-1].write(data[start:end])  # in parse's worker thread
 
     def on_part_end(self) -> None:
@@ -147,14 +150,14 @@ def parse_args(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except ValueError as exc:
-        raise HTTPException(400, f"the job's arguments are not valid JSON: {exc}") from None
+        raise JobError(f"the job's arguments are not valid JSON: {exc}", status=400) from None
     if not isinstance(value, dict):
-        raise HTTPException(422, f"the job's arguments must be a JSON object, not {type(value).__name__}")
+        raise JobError(f"the job's arguments must be a JSON object, not {type(value).__name__}", status=422)
     return value
 
 
 def check_start_args(spec: dict[str, Any], args: dict[str, Any]) -> str:
-    """Checks a start request's arguments by name and type, and returns them as JSON; raises HTTPException.
+    """Checks a start request's arguments by name and type, and returns them as JSON; raises JobError.
     It takes time in proportion to the arguments (up to a MiB): call it in a worker thread."""
     check_args(spec, args)
     check_arg_types(spec, args)
@@ -176,7 +179,7 @@ def check_args(spec: dict[str, Any], args: dict[str, Any]) -> None:
         problems.append(f"missing argument(s) {', '.join(missing)}")
     if problems:
         takes = ", ".join(fields) or "no arguments"
-        raise HTTPException(422, f"job {spec['name']!r}: {'; '.join(problems)} (it takes: {takes})")
+        raise JobError(f"job {spec['name']!r}: {'; '.join(problems)} (it takes: {takes})", status=422)
 
 
 def check_arg_types(spec: dict[str, Any], args: dict[str, Any]) -> None:
@@ -193,11 +196,12 @@ def check_arg_types(spec: dict[str, Any], args: dict[str, Any]) -> None:
         log.warning("the argument schema of job %r cannot be used; the job checks its arguments", spec.get("name"))
         return
     if errors:
-        raise HTTPException(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors])
+        detail = [{**e, "loc": ["body", *e["loc"]]} for e in errors]
+        raise JobError(f"job {spec.get('name')!r}: arguments that do not match its schema", status=422, detail=detail)
 
 
 @lru_cache(maxsize=64)
-def validator_of(schema: str):  # noqa: ANN201
+def validator_of(schema: str):
     from chutes.schema import schema_validator
 
     return schema_validator(json.loads(schema))

@@ -41,14 +41,6 @@ LOST = "the host stopped while the job ran; its logs and the outputs it wrote so
 JOB_HOST = re.compile(r"^(?P<slug>.+)-job-(?P<short>[0-9a-f]{10})$")
 
 
-class JobError(Exception):
-    """A job request the host refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 @dataclass(eq=False)
 class LiveJob:
     """A queued or running job, as the supervisor of jobs and the gateway see it."""

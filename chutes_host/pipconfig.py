@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from chutes_host.errors import IndexUrlError
+
 NO_INDEX = "none"
 INDEX_SCHEMES = ("http", "https", "file")
 # pip reads no configuration file when PIP_CONFIG_FILE is os.devnull; requests reads no netrc then either.
@@ -23,10 +25,6 @@ CLEAN_PIP_ENV = {
     "NETRC": os.devnull,
 }
 CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
-
-
-class IndexUrlError(ValueError):
-    """A `--build-index-url` the host refuses; the message says why and what to give instead."""
 
 
 def check_index_url(url: str | None) -> str | None:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from chutes_host.config import DEFAULT_SANDBOX_UIDS
+from chutes_host.errors import SandboxUnavailable
 
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -59,10 +60,6 @@ os.execve(sys.argv[3], sys.argv[3:], dict(item.split(b"=", 1) for item in data.s
 """
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY($|_)", re.IGNORECASE)
 SANDBOX_UID_FILE = "uids.json"
-
-
-class SandboxUnavailable(Exception):
-    """No sandbox can be built on this machine; the message says why and what to install."""
 
 
 class UidRegistry:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from chutes.chute import NAME_PATTERN as CHUTE_NAME
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.deployments import DeployError, find_deployment, find_own_deployment
+from chutes_host.deployments import find_deployment, find_own_deployment
+from chutes_host.errors import DeployError, SecretError
 from chutes_host.models import ChuteSecret, User
 
 log = logging.getLogger("chutes_host.secrets")
@@ -44,10 +45,6 @@ LOADER_NAMES = {
 }
 MAX_VALUE_BYTES = 64 * 1024
 MAX_SECRETS = 100
-
-
-class SecretError(DeployError):
-    """A secret the host refuses to store or cannot read; `status` is the HTTP status."""
 
 
 class SecretBox:

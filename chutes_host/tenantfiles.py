@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from chutes_host.errors import TenantFileError, TooManyEntries
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not wait for a writer (the fstat that follows refuses it)
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -30,20 +32,6 @@ KINDS = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
-
-
-class TenantFileError(Exception):
-    """A file a tenant can write that the host will not use: not a regular file, below a link, or too large.
-
-    The message names the file and says what it is, e.g. "result.json is a FIFO, not a regular file".
-
-    TenantFileError
-     └── TooManyEntries: a directory tree holding more entries than the host walks
-    """
-
-
-class TooManyEntries(TenantFileError):
-    """A walk met more files and directories than its cap; nothing past the cap was read."""
 
 
 def kind_of(mode: int) -> str:

@@ -9,9 +9,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
 
-from chutes_host.api import describe_chute, remove_chute, scale_own_chute
+from chutes_host.control import ScaleIn, describe_chute, remove_chute, scale_own_chute
 from chutes_host.deployments import deploy_history, find_own_deployment
 from chutes_host.logs import follow_logs
 from chutes_host.metrics import ChuteCounters, read_gpu_usage
@@ -31,10 +30,6 @@ ANSWER_HEADERS_ADDED = [
     (b"content-security-policy", b"sandbox; default-src 'none'"),
     (b"x-content-type-options", b"nosniff"),
 ]
-
-
-class ScaleIn(BaseModel):
-    max_instances: int = Field(ge=1, le=64)
 
 
 def signed_in(request: Request) -> WebSession:

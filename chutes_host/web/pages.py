@@ -10,7 +10,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from chutes_host.deployments import DeployError, find_own_deployment
+from chutes_host.deployments import find_own_deployment
+from chutes_host.errors import HostError, TooManySessions
 from chutes_host.state import HostState
 from chutes_host.web.cookies import CookiePolicy, clear_planted, request_host
 from chutes_host.web.forms import SignInTokens
@@ -19,7 +20,6 @@ from chutes_host.web.sessions import (
     COOKIE,
     SIGN_IN_COOKIE,
     SessionStore,
-    TooManySessions,
     WebSession,
     cookie_name,
     delete_cookie,
@@ -147,14 +147,8 @@ def create_pages_router(state: HostState, sessions: SessionStore, policy: Cookie
             )
         try:
             session = sessions.open(key)
-        except TooManySessions:
-            return sign_in_page(
-                request,
-                status=429,
-                error="The host holds as many dashboard sessions as it keeps; try again later, or sign out "
-                "elsewhere first.",
-                then=then,
-            )
+        except TooManySessions as exc:
+            return sign_in_page(request, status=exc.status, error=exc.message, then=then)
         if session is None:
             state.failures.failed(client)
             why = "it is not shaped like a host key (cpk_...)" if not key.startswith("cpk_") else "unknown or revoked"
@@ -202,8 +196,8 @@ def create_pages_router(state: HostState, sessions: SessionStore, policy: Cookie
 
         try:
             own = await run_in_threadpool(find)
-        except DeployError as exc:
-            return render("error.html", status=exc.status, session=session, page="", message=str(exc))
+        except HostError as exc:  # the status and message the API answers, as a page
+            return render("error.html", status=exc.status, session=session, page="", message=exc.message)
         return render("chute.html", session=session, page="chute", slug=own, url=config.chute_url(own))
 
     @router.get("/dashboard/host", response_model=None)

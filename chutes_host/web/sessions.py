@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from chutes.responses import send_json
 from chutes_host.auth import KeyCache
+from chutes_host.errors import TooManySessions
 from chutes_host.models import User
 from chutes_host.web.cookies import CookiePolicy, request_host
 
@@ -37,10 +38,6 @@ DOUBLED = (
 SESSION_SECONDS = 12 * 3600
 MAX_SESSIONS = 10_000
 MAX_USER_SESSIONS = 20  # browsers one user may be signed in from at once
-
-
-class SignInRequired(Exception):
-    """A dashboard page asked for without a live session; the page handler shows the sign-in form."""
 
 
 @dataclass(eq=False)
@@ -60,10 +57,6 @@ class WebSession:
 
     def __repr__(self) -> str:
         return f"WebSession(user={self.user_name!r}, expires={self.expires:.0f})"
-
-
-class TooManySessions(Exception):
-    """The host holds as many dashboard sessions as it keeps, none of them the signing-in user's."""
 
 
 class SessionStore:
@@ -101,7 +94,9 @@ class SessionStore:
         if own and (len(own) >= self.per_user or len(self._sessions) >= self.limit):
             self._drop(next(iter(own.values())))
         if len(self._sessions) >= self.limit:
-            raise TooManySessions
+            raise TooManySessions(
+                "The host holds as many dashboard sessions as it keeps; try again later, or sign out elsewhere first."
+            )
         session = WebSession(
             token=secrets.token_urlsafe(32),
             key=key,
