@@ -65,6 +65,7 @@ class PortProxy:
     def __init__(self, job: Job) -> None:
         from chutes.proxy import Proxy
 
+        self.job = job
         self.ports = {p.name: p.port for p in job.ports if p.proto != "udp"}
         self.default = next(iter(self.ports.values()), None)
         self.proxy = Proxy(read_timeout=3600.0)
@@ -82,6 +83,11 @@ class PortProxy:
                 named = ", ".join(f"{n} ({p})" for n, p in self.ports.items())
                 await send_json(send, 400, {"detail": f"the job has no port {wanted!r}; its ports: {named}"})
                 return
+        if port is None:  # every declared port is UDP: nothing takes HTTP
+            declared = ", ".join(f"{p.name} ({p.port}/{p.proto})" for p in self.job.ports)
+            detail = f"the job has no TCP port to forward to (its ports: {declared}); declare a tcp or http Port"
+            await send_json(send, 404, {"detail": detail})
+            return
         await self.proxy.forward(scope, receive, send, host="127.0.0.1", port=port)
 
 

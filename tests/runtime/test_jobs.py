@@ -163,3 +163,25 @@ async def test_the_sdks_job_spelling_ssh_and_job_data(tmp_path) -> None:
     with pytest.raises(ValidationError, match="steps"):
         kept.bind(b'{"lr": 0.1}')
     assert Port("ssh", 2202, "tcp").port == 2202
+
+
+async def test_port_proxy_of_a_job_with_only_udp_ports_says_so() -> None:
+    import httpx
+
+    from chutes.jobrun import PortProxy
+
+    chute = make_chute()
+
+    @chute.job(ports=[Port("media", 9000, "udp")])
+    async def stream(self) -> None:
+        return None
+
+    proxy = PortProxy(chute.jobs["stream"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy), base_url="http://job") as client:
+        default = await client.get("/")
+        named = await client.get("/", headers={"X-Chutes-Job-Port": "media"})
+    assert default.status_code == 404
+    assert default.json() == {
+        "detail": "the job has no TCP port to forward to (its ports: media (9000/udp)); declare a tcp or http Port"
+    }
+    assert named.status_code == 400 and "the job has no port 'media'" in named.json()["detail"]
