@@ -29,12 +29,12 @@ from chutes_host.control import (
     scale_own_chute,
 )
 from chutes_host.deployments import check_manifest_images, find_own_deployment, install_bundle, receive_bundle
-from chutes_host.docs import create_docs_router
 from chutes_host.errors import DeployError
-from chutes_host.logs import follow_logs
 from chutes_host.manifest import Manifest
-from chutes_host.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.models import Deployment, User
+from chutes_host.observability.docs import create_docs_router
+from chutes_host.observability.logs import follow_logs
+from chutes_host.observability.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.state import HostState
 
 PREFIX = "/api/v1"

@@ -29,8 +29,8 @@ from chutes_host.gpus import load_inventory
 from chutes_host.holdings import Holdings
 from chutes_host.job_api import create_jobs_router, is_job_start
 from chutes_host.jobs import JobRunner
-from chutes_host.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.models import User
+from chutes_host.observability.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.secrets import SecretError, read_env, secret_box
 from chutes_host.state import HostState
 from chutes_host.supervisor import Supervisor

@@ -10,8 +10,8 @@ from chutes.proxy.connection import drop_cookies_for
 from chutes.responses import send_json
 from chutes.types import Receive, Scope, Send
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
-from chutes_host.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.lobby import Lobby
+from chutes_host.observability.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.supervisor import Supervisor
 
 RETRY_AFTER = b"2"

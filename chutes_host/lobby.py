@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from chutes_host.executors.base import InstanceHandle
-from chutes_host.live import LiveDeployment
+from chutes_host.observability.live import LiveDeployment
 from chutes_host.supervisor import Supervisor
 
 WAKES = ("cold", "starting")  # phases worth waiting out; pending waits for GPUs, which may take hours

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from chutes_host.executors.base import ExecutorError, ReplicaExecutor
-from chutes_host.live import LiveDeployment
-from chutes_host.logs import read_tail
+from chutes_host.observability.live import LiveDeployment
+from chutes_host.observability.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")

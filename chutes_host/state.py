@@ -10,7 +10,7 @@ from typing import Any
 from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.db import Database
-from chutes_host.metrics import GpuHistory
+from chutes_host.observability.metrics import GpuHistory
 from chutes_host.supervisor import Supervisor
 
 

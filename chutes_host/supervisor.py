@@ -18,9 +18,9 @@ from chutes.node_selector import NodeSelector
 from chutes_host.executors.base import Executor, ExecutorError, ReplicaExecutor
 from chutes_host.gpus import Inventory
 from chutes_host.holdings import Holder, Holdings
-from chutes_host.live import Instance, LiveDeployment
-from chutes_host.logs import read_tail, rotate_if_large
-from chutes_host.metrics import HostCounters
+from chutes_host.observability.live import Instance, LiveDeployment
+from chutes_host.observability.logs import read_tail, rotate_if_large
+from chutes_host.observability.metrics import HostCounters
 from chutes_host.replicas import ManagedReplicas
 from chutes_host.scaler import Decision, ScalePolicy, Scaler
 from chutes_host.spec import DeploymentSpec

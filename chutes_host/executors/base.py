@@ -13,7 +13,7 @@ from chutes_host.gpus import Gpu
 from chutes_host.spec import DeploymentSpec
 
 if TYPE_CHECKING:
-    from chutes_host.live import LiveDeployment
+    from chutes_host.observability.live import LiveDeployment
 
 
 class ExecutorError(Exception):

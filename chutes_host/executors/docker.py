@@ -17,7 +17,7 @@ from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINE
 from chutes_host.executors.process import socket_dir
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffListener
-from chutes_host.logs import read_tail
+from chutes_host.observability.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes_host.executors.docker")

@@ -33,8 +33,8 @@ from chutes_host.k8s_render import (
     owned_selector,
     render_manifests,
 )
-from chutes_host.live import Instance, LiveDeployment
-from chutes_host.logs import read_tail
+from chutes_host.observability.live import Instance, LiveDeployment
+from chutes_host.observability.logs import read_tail
 from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")

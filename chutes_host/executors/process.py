@@ -22,7 +22,7 @@ from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHand
 from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffChannel, socket_pair
-from chutes_host.logs import read_tail
+from chutes_host.observability.logs import read_tail
 from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
 from chutes_host.sandbox import (
     SANDBOX_PATH,

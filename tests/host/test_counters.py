@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from chutes_host.metrics import MINUTES_KEPT, ChuteCounters, GpuHistory
+from chutes_host.observability.metrics import MINUTES_KEPT, ChuteCounters, GpuHistory
 
 
 def test_requests_errors_and_latency_add_up_per_minute() -> None:

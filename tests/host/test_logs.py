@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chutes_host.logs import read_tail, rotate_if_large
+from chutes_host.observability.logs import read_tail, rotate_if_large
 
 
 def test_large_log_is_rotated(tmp_path: Path) -> None:
