@@ -16,7 +16,6 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes.node_selector import NodeSelector
-from chutes_host import accounts, secrets
 from chutes_host.admission import ControlAdmission
 from chutes_host.auth import read_key
 from chutes_host.control import (
@@ -31,11 +30,12 @@ from chutes_host.control import (
 from chutes_host.deployments import check_manifest_images, find_own_deployment, install_bundle, receive_bundle
 from chutes_host.errors import DeployError
 from chutes_host.manifest import Manifest
-from chutes_host.models import Deployment, User
 from chutes_host.observability.docs import create_docs_router
 from chutes_host.observability.logs import follow_logs
 from chutes_host.observability.metrics import read_gpu_usage, render_host_metrics
 from chutes_host.state import HostState
+from chutes_host.store import accounts, secrets
+from chutes_host.store.models import Deployment, User
 
 PREFIX = "/api/v1"
 BUNDLE_BODY = {

@@ -12,7 +12,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chutes_host.models import ApiKey, User
+from chutes_host.store.models import ApiKey, User
 
 KEY_SCHEME = "cpk"
 

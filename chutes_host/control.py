@@ -18,8 +18,8 @@ from chutes_host.admission import USER_SCOPE_KEY
 from chutes_host.auth import read_key
 from chutes_host.deployments import delete_deployment, find_own_deployment
 from chutes_host.errors import HostError
-from chutes_host.models import Deployment, User
 from chutes_host.state import HostState
+from chutes_host.store.models import Deployment, User
 
 log = logging.getLogger("chutes.host")
 # Declared so the OpenAPI document has security schemes (Swagger's Authorize button); the key itself

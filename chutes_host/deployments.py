@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
-from chutes_host.db import Database
 from chutes_host.errors import DeployError
 from chutes_host.executors.base import Executor
 from chutes_host.manifest import Manifest, parse_manifest
-from chutes_host.models import ChuteSecret, Deployment, DeployRecord, User
 from chutes_host.spec import DeploymentSpec
+from chutes_host.store.db import Database
+from chutes_host.store.models import ChuteSecret, Deployment, DeployRecord, User
 
 log = logging.getLogger("chutes.host")
 # an engine (and a kubelet's engine) resolves these as image ids, of any image it holds, not as names

@@ -23,9 +23,9 @@ from chutes_host.errors import JobError, TenantFileError
 from chutes_host.jobfiles import open_output, page_outputs
 from chutes_host.jobinput import check_start_args, read_start_request
 from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
-from chutes_host.models import JobRecord, User
 from chutes_host.observability.logs import read_tail
 from chutes_host.state import HostState
+from chutes_host.store.models import JobRecord, User
 
 # the start request streams its uploads, so the control API's small-body limit does not apply to it
 START_PATH = re.compile(r"^/api/v1/chutes/[^/]+/jobs/[^/]+$")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from chutes.node_selector import NodeSelector
-from chutes_host.models import Deployment
 from chutes_host.scaler import Bounds
+from chutes_host.store.models import Deployment
 
 
 @dataclass(frozen=True)

@@ -423,7 +423,7 @@ def add_user(
 
     Example: chutes host users add alice
     """
-    from chutes_host import accounts
+    from chutes_host.store import accounts
 
     with _session(data_dir, db) as session:
         user, key = _account_call(accounts.add_user, session, name)
@@ -434,7 +434,7 @@ def add_user(
 
 def list_users(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
     """List users and how many active keys each has."""
-    from chutes_host import accounts
+    from chutes_host.store import accounts
 
     with _session(data_dir, db) as session:
         for user in accounts.list_users(session):
@@ -449,7 +449,7 @@ def create_key(
     db: DbOpt = None,
 ) -> None:
     """Create another API key for a user and print it (shown only this once)."""
-    from chutes_host import accounts
+    from chutes_host.store import accounts
 
     with _session(data_dir, db) as session:
         key = _account_call(lambda s: accounts.create_key(s, accounts.get_user(s, user), label=label), session)
@@ -462,7 +462,7 @@ def list_keys(
     db: DbOpt = None,
 ) -> None:
     """List a user's keys by prefix (the secret part is never stored)."""
-    from chutes_host import accounts
+    from chutes_host.store import accounts
 
     with _session(data_dir, db) as session:
         keys = _account_call(lambda s: accounts.list_keys(s, accounts.get_user(s, user)), session)
@@ -477,7 +477,7 @@ def revoke_key(
     db: DbOpt = None,
 ) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    from chutes_host import accounts
+    from chutes_host.store import accounts
 
     with _session(data_dir, db) as session:
         key = _account_call(accounts.revoke_key, session, prefix)
@@ -494,7 +494,7 @@ def _session(data_dir: Path | None, db: str | None):
     from sqlalchemy.exc import SQLAlchemyError
 
     from chutes_host.app import make_data_dir_private
-    from chutes_host.db import Database
+    from chutes_host.store.db import Database
 
     config = _config(data_dir, db)
     try:
@@ -521,7 +521,7 @@ def _database_error(config, exc: Exception):
 
 def _account_call(fn, *args):
     from chutes_cli.errors import CLIError
-    from chutes_host.accounts import AccountError
+    from chutes_host.store.accounts import AccountError
 
     try:
         return fn(*args)

@@ -345,7 +345,7 @@ class KubernetesExecutor:
         """Returns the part of a pushed tag no tenant can derive from their own (an HMAC with the host's key): a
         reference to another chute's image that slips past the check (another name for the registry, say) still
         has to guess it."""
-        from chutes_host.secrets import KEY_FILE, read_or_create_key
+        from chutes_host.store.secrets import KEY_FILE, read_or_create_key
 
         key = read_or_create_key(Path(self.config.data_dir) / KEY_FILE)
         message = f"chutes image tag\0{spec.slug}\0{spec.version}".encode()

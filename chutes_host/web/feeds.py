@@ -12,10 +12,10 @@ from fastapi.responses import Response, StreamingResponse
 
 from chutes_host.control import ScaleIn, describe_chute, remove_chute, scale_own_chute
 from chutes_host.deployments import deploy_history, find_own_deployment
-from chutes_host.models import Deployment
 from chutes_host.observability.logs import follow_logs
 from chutes_host.observability.metrics import ChuteCounters, read_gpu_usage
 from chutes_host.state import HostState
+from chutes_host.store.models import Deployment
 from chutes_host.web.sessions import SIGNED_OUT, WebSession, check_csrf, session_token
 
 PREFIX = "/dashboard/api"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from chutes_host.db import Database
-from chutes_host.models import Deployment, User
+from chutes_host.store.db import Database
+from chutes_host.store.models import Deployment, User
 from tests.host.conftest import Host, make_project, wait_for
 
 

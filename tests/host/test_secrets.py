@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.secrets import SecretBox, SecretError, read_env, read_or_create_key
+from chutes_host.store.secrets import SecretBox, SecretError, read_env, read_or_create_key
 from tests.conftest import free_port
 from tests.host.conftest import CHUTES, Host, cli_env, make_project, wait_for
 
@@ -153,9 +153,9 @@ def test_the_key_file_is_made_once_and_private(tmp_path: Path) -> None:
 
 
 def test_a_value_from_another_key_is_a_clear_error(tmp_path: Path) -> None:
-    from chutes_host.db import Database
-    from chutes_host.models import User
-    from chutes_host.secrets import set_secret
+    from chutes_host.store.db import Database
+    from chutes_host.store.models import User
+    from chutes_host.store.secrets import set_secret
 
     db = Database(f"sqlite:///{tmp_path / 'host.db'}")
     with db.session() as session:

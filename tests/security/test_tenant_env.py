@@ -103,9 +103,9 @@ def test_the_cli_says_why_a_loader_secret_is_refused(host: Host) -> None:
 
 def plant_secret(host: Host, name: str, value: str) -> None:
     """Stores a secret straight in the host's database, as one stored before such names were refused."""
-    from chutes_host.db import Database
-    from chutes_host.models import ChuteSecret, User
-    from chutes_host.secrets import KEY_FILE, SecretBox
+    from chutes_host.store.db import Database
+    from chutes_host.store.models import ChuteSecret, User
+    from chutes_host.store.secrets import KEY_FILE, SecretBox
 
     db = Database(f"sqlite:///{host.data_dir / 'host.db'}")
     try:

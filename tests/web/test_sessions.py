@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host import accounts
 from chutes_host.auth import KeyCache
-from chutes_host.db import Database
+from chutes_host.store import accounts
+from chutes_host.store.db import Database
 from chutes_host.web.sessions import SessionStore, TooManySessions
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from chutes_host.auth import generate_key
 from chutes_host.errors import AccountError
-from chutes_host.models import ApiKey, User, utcnow
+from chutes_host.store.models import ApiKey, User, utcnow
 
 # What Chute(username=...) accepts. No '-': the slug `{username}-{name}` splits at its first '-',
 # so user 'alice' with chute 'x-foo' cannot take the hostname of user 'alice-x' with chute 'foo'.

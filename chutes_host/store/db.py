@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from chutes_host.models import Base
+from chutes_host.store.models import Base
 
 
 class Database:

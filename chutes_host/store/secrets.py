@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from chutes.chute import NAME_PATTERN as CHUTE_NAME
 from chutes_host.config import HostConfig
-from chutes_host.db import Database
 from chutes_host.deployments import find_deployment, find_own_deployment
 from chutes_host.errors import DeployError, SecretError
-from chutes_host.models import ChuteSecret, User
+from chutes_host.store.db import Database
+from chutes_host.store.models import ChuteSecret, User
 
-log = logging.getLogger("chutes_host.secrets")
+log = logging.getLogger("chutes_host.store.secrets")
 KEY_FILE = "secrets.key"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 RESERVED_PREFIX = "CHUTES_"

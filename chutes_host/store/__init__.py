@@ -1,0 +1,1 @@
+"""What the host keeps: users, keys, chutes, deploy records, encrypted secrets."""
