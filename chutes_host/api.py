@@ -27,9 +27,9 @@ from chutes_host.control import (
     remove_chute,
     scale_own_chute,
 )
-from chutes_host.deployments import check_manifest_images, find_own_deployment, install_bundle, receive_bundle
+from chutes_host.deploy.deployments import check_manifest_images, find_own_deployment, install_bundle, receive_bundle
+from chutes_host.deploy.manifest import Manifest
 from chutes_host.errors import DeployError
-from chutes_host.manifest import Manifest
 from chutes_host.observability.docs import create_docs_router
 from chutes_host.observability.logs import follow_logs
 from chutes_host.observability.metrics import read_gpu_usage, render_host_metrics

@@ -21,7 +21,7 @@ from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
 from chutes_host.budget import SMALL, BodyBudget, Budget, MiB
 from chutes_host.config import HostConfig
-from chutes_host.deployments import load_specs, record_ready
+from chutes_host.deploy.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway, slug_from_host
 from chutes_host.gpus import load_inventory

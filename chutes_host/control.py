@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from chutes_host.admission import USER_SCOPE_KEY
 from chutes_host.auth import read_key
-from chutes_host.deployments import delete_deployment, find_own_deployment
+from chutes_host.deploy.deployments import delete_deployment, find_own_deployment
 from chutes_host.errors import HostError
 from chutes_host.state import HostState
 from chutes_host.store.models import Deployment, User

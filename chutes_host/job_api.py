@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from chutes_host.control import UserDep
-from chutes_host.deployments import find_own_deployment
+from chutes_host.deploy.deployments import find_own_deployment
 from chutes_host.errors import JobError, TenantFileError
 from chutes_host.jobfiles import open_output, page_outputs
 from chutes_host.jobinput import check_start_args, read_start_request

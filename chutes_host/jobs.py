@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import select
 
 from chutes_host.config import HostConfig
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JobLaunch
 from chutes_host.holdings import Holder
 from chutes_host.jobfiles import read_result, settle_outputs
-from chutes_host.spec import DeploymentSpec
 from chutes_host.store.db import Database
 from chutes_host.store.models import JobRecord, utcnow
 from chutes_host.supervisor import Supervisor

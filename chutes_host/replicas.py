@@ -8,10 +8,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import ExecutorError, ReplicaExecutor
 from chutes_host.observability.live import LiveDeployment
 from chutes_host.observability.logs import read_tail
-from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
 

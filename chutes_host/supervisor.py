@@ -15,6 +15,8 @@ from typing import cast
 import httpx
 
 from chutes.node_selector import NodeSelector
+from chutes_host.deploy.spec import DeploymentSpec
+from chutes_host.deploy.versionfiles import VersionFiles
 from chutes_host.executors.base import Executor, ExecutorError, ReplicaExecutor
 from chutes_host.gpus import Inventory
 from chutes_host.holdings import Holder, Holdings
@@ -23,8 +25,6 @@ from chutes_host.observability.logs import read_tail, rotate_if_large
 from chutes_host.observability.metrics import HostCounters
 from chutes_host.replicas import ManagedReplicas
 from chutes_host.scaler import Decision, ScalePolicy, Scaler
-from chutes_host.spec import DeploymentSpec
-from chutes_host.versionfiles import VersionFiles
 
 log = logging.getLogger("chutes.host")
 

@@ -101,8 +101,8 @@ def print_manifests(
 ) -> None:
     """Prints the Kubernetes manifests a kubernetes host would apply for this chute's first version."""
     from chutes_cli.errors import CLIError
-    from chutes_host.k8s_render import PodShape, RenderError, render_manifests, to_yaml
-    from chutes_host.spec import DeploymentSpec
+    from chutes_host.deploy.k8s_render import PodShape, RenderError, render_manifests, to_yaml
+    from chutes_host.deploy.spec import DeploymentSpec
 
     if output != "yaml":
         raise CLIError(
@@ -251,7 +251,7 @@ def write_bundle(prepared: PreparedBundle, target: Path, *, limits: dict | None 
     from chutes_build.context import format_size
     from chutes_cli.errors import CLIError
     from chutes_cli.progress import Progress
-    from chutes_host.bundle import pack_bundle
+    from chutes_host.deploy.bundle import pack_bundle
 
     limit = limits["max_bundle_bytes"] if limits else None
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu
-from chutes_host.spec import DeploymentSpec
 
 if TYPE_CHECKING:
     from chutes_host.observability.live import LiveDeployment

@@ -12,13 +12,13 @@ from typing import Any
 
 from chutes.handoff import HANDOFF_ENV
 from chutes.image import AptInstall, RunCommand
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.executors.process import socket_dir
 from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffListener
 from chutes_host.observability.logs import read_tail
-from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes_host.executors.docker")
 CHUTE_PORT = 8000
@@ -485,8 +485,8 @@ def build_spec(spec: DeploymentSpec) -> Any:
 def check_image_ref(ref: str, own_prefix: str, *, what: str, reserved: Sequence[str] = ()) -> None:
     """Refuses a reference to another chute's image on the engine (or in `reserved` repositories, e.g. the
     registry a cluster pulls from), by tag or by image id: the host's one check, in deployments."""
-    from chutes_host.deployments import DeployError
-    from chutes_host.deployments import check_image_ref as check
+    from chutes_host.deploy.deployments import DeployError
+    from chutes_host.deploy.deployments import check_image_ref as check
 
     try:
         check(ref, own=(own_prefix,), reserved=(IMAGE_REPO + "/", *reserved), what=what)

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chutes_host.deployments import DeployError, check_image_ref, manifest_images
-from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
-from chutes_host.executors.job import JobLaunch
-from chutes_host.k8s_render import (
+from chutes_host.deploy.deployments import DeployError, check_image_ref, manifest_images
+from chutes_host.deploy.k8s_render import (
     CHUTE_PORT,
     HOST_LABEL,
     PRODUCT_LABEL,
@@ -33,9 +31,11 @@ from chutes_host.k8s_render import (
     owned_selector,
     render_manifests,
 )
+from chutes_host.deploy.spec import DeploymentSpec
+from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
+from chutes_host.executors.job import JobLaunch
 from chutes_host.observability.live import Instance, LiveDeployment
 from chutes_host.observability.logs import read_tail
-from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
 

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JobLaunch
 from chutes_host.gpus import Gpu, gpu_env
@@ -34,7 +35,6 @@ from chutes_host.sandbox import (
     own_directory,
     sandbox_env,
 )
-from chutes_host.spec import DeploymentSpec
 from chutes_host.tenantfiles import TenantFileError, is_regular, read_regular, replace_file
 
 READY_MARK = ".chutes-env-ready"

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import InstanceHandle
 from chutes_host.gpus import Gpu
-from chutes_host.spec import DeploymentSpec
 
 
 @dataclass(eq=False)

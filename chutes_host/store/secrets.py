@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from chutes.chute import NAME_PATTERN as CHUTE_NAME
 from chutes_host.config import HostConfig
-from chutes_host.deployments import find_deployment, find_own_deployment
+from chutes_host.deploy.deployments import find_deployment, find_own_deployment
 from chutes_host.errors import DeployError, SecretError
 from chutes_host.store.db import Database
 from chutes_host.store.models import ChuteSecret, User

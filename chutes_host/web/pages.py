@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from chutes_host.deployments import find_own_deployment
+from chutes_host.deploy.deployments import find_own_deployment
 from chutes_host.errors import HostError, TooManySessions
 from chutes_host.state import HostState
 from chutes_host.web.cookies import CookiePolicy, clear_planted, request_host

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.bundle import BundleError, pack_bundle, unpack_bundle
+from chutes_host.deploy.bundle import BundleError, pack_bundle, unpack_bundle
 from chutes_host.gateway import slug_from_host
 from tests.host.bundles import file_member, header_bomb, hello_bundle, hello_manifest, link_chain, link_member
 
@@ -24,7 +24,7 @@ EXTRACT = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from chutes_host.bundle import BundleError, extract_bundle
+from chutes_host.deploy.bundle import BundleError, extract_bundle
 try:
     extract_bundle(Path(sys.argv[2]), Path(sys.argv[3]), max_bytes=int(sys.argv[4]), max_files=int(sys.argv[5]))
     result = {"ok": True}

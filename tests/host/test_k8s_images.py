@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chutes_host.deployments import DeployError, check_image_ref, manifest_images
+from chutes_host.deploy.deployments import DeployError, check_image_ref, manifest_images
 
 REGISTRY = "registry.example:5000"
 OWN = (f"{REGISTRY}/chutes/alice-hello:",)

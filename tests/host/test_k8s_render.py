@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from chutes.node_selector import NodeSelector
-from chutes_host.k8s_render import PodShape, RenderError, node_affinity, object_name, render_manifests
+from chutes_host.deploy.k8s_render import PodShape, RenderError, node_affinity, object_name, render_manifests
 from tests.host.conftest import run_cli
 from tests.k8s.conftest import EXAMPLES, ROOT, example_spec
 

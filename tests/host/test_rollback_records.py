@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chutes_host.config import HostConfig
-from chutes_host.deployments import install_bundle, load_specs, record_ready
+from chutes_host.deploy.deployments import install_bundle, load_specs, record_ready
 from chutes_host.store.db import Database
 from chutes_host.store.models import User
 from tests.host.bundles import hello_bundle, hello_manifest

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from chutes.loader import load_chute
-from chutes_host.manifest import ManifestError, parse_manifest
+from chutes_host.deploy.manifest import ManifestError, parse_manifest
 from chutes_host.scaler import Bounds, ScalePolicy, Scaler
 from tests.host.bundles import hello_manifest
 from tests.host.conftest import FIXTURES, Host, wait_for

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from chutes_host.config import HostConfig
-from chutes_host.spec import DeploymentSpec
+from chutes_host.deploy.spec import DeploymentSpec
 from tests.k8s.cluster import ApiServer, Cluster, ClusterError, Node
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from chutes_host.deploy.k8s_render import object_name
 from chutes_host.executors.base import ExecutorError
 from chutes_host.executors.kubernetes import KubernetesExecutor
-from chutes_host.k8s_render import object_name
 from chutes_host.observability.live import LiveDeployment
 from tests.conftest import free_port
 from tests.host.conftest import CHUTES, cli_env

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from chutes_host.k8s_render import object_name
+from chutes_host.deploy.k8s_render import object_name
 from tests.conftest import free_port
 from tests.host.conftest import Host, make_project, wait_for
 from tests.k8s.conftest import CRASH_IMAGE, TEST_IMAGE

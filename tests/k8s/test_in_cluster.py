@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from chutes_host.k8s_render import object_name
+from chutes_host.deploy.k8s_render import object_name
 from tests.host.conftest import make_project, run_cli, wait_for
 from tests.k8s.conftest import HOST_IMAGE, RBAC, ROOT, TEST_IMAGE
 

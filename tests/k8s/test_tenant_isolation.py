@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.k8s_render import object_name
+from chutes_host.deploy.k8s_render import object_name
 from tests.conftest import free_port
 from tests.host.conftest import Host, make_project, wait_for
 

@@ -8,8 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Executor
-from chutes_host.spec import DeploymentSpec
 
 log = logging.getLogger("chutes.host")
 

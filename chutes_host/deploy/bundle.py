@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from chutes_host.errors import BundleError
 
 if TYPE_CHECKING:
-    from chutes_host.manifest import Manifest
+    from chutes_host.deploy.manifest import Manifest
 
 ALLOWED_TOP = ("manifest.json", "requirements.txt", "app")
 MAX_MANIFEST_BYTES = 1024 * 1024  # it becomes a database row
@@ -414,7 +414,7 @@ def _resolve(links: dict[str, str], start: list[str], target: str) -> list[str] 
 
 
 def _read_manifest(root: Path) -> Manifest:
-    from chutes_host.manifest import ManifestError, parse_manifest  # pydantic: not needed to extract
+    from chutes_host.deploy.manifest import ManifestError, parse_manifest  # pydantic: not needed to extract
 
     path = root / "manifest.json"
     if not path.is_file():

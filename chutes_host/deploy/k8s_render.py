@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chutes.node_selector import NodeSelector, gpu_type_matches
-from chutes_host.spec import DeploymentSpec
+from chutes_host.deploy.spec import DeploymentSpec
 
 CHUTE_PORT = 8000
 HOME = "/home/chutes"

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from chutes_host.bundle import BundleError, unpack_bundle
 from chutes_host.config import HostConfig
+from chutes_host.deploy.bundle import BundleError, unpack_bundle
+from chutes_host.deploy.manifest import Manifest, parse_manifest
+from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.errors import DeployError
 from chutes_host.executors.base import Executor
-from chutes_host.manifest import Manifest, parse_manifest
-from chutes_host.spec import DeploymentSpec
 from chutes_host.store.db import Database
 from chutes_host.store.models import ChuteSecret, Deployment, DeployRecord, User
 
