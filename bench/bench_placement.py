@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "runtime")]
 
 from chutes.node_selector import NodeSelector  # noqa: E402
-from chutes_host.gpus import load_inventory  # noqa: E402
-from chutes_host.holdings import Holder, Holdings  # noqa: E402
-from chutes_host.placement import place  # noqa: E402
+from chutes_host.scheduling.gpus import load_inventory  # noqa: E402
+from chutes_host.scheduling.holdings import Holder, Holdings  # noqa: E402
+from chutes_host.scheduling.placement import place  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MACHINE = "24xNVIDIA A100-SXM4-80GB:80,16xNVIDIA H100 80GB HBM3:80,16xNVIDIA L40S:48,8xNVIDIA L4:24"

@@ -24,16 +24,16 @@ from chutes_host.config import HostConfig
 from chutes_host.deploy.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway import Gateway, slug_from_host
-from chutes_host.gpus import load_inventory
-from chutes_host.holdings import Holdings
 from chutes_host.job_api import create_jobs_router, is_job_start
 from chutes_host.jobs import JobRunner
 from chutes_host.observability.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
+from chutes_host.scheduling.gpus import load_inventory
+from chutes_host.scheduling.holdings import Holdings
+from chutes_host.scheduling.supervisor import Supervisor
 from chutes_host.state import HostState
 from chutes_host.store.db import Database
 from chutes_host.store.models import User
 from chutes_host.store.secrets import SecretError, read_env, secret_box
-from chutes_host.supervisor import Supervisor
 from chutes_host.web import mount_web
 
 log = logging.getLogger("chutes.host")

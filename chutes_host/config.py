@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chutes_host.scaler import ScalePolicy
+from chutes_host.scheduling.scaler import ScalePolicy
 
 DEFAULT_SANDBOX_UIDS = range(3_000_000, 3_100_000)
 MiB = 1024 * 1024

@@ -12,7 +12,7 @@ from chutes.types import Receive, Scope, Send
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.lobby import Lobby
 from chutes_host.observability.docs import PRIVATE_DOCS_PATHS, serve_private_docs
-from chutes_host.supervisor import Supervisor
+from chutes_host.scheduling.supervisor import Supervisor
 
 RETRY_AFTER = b"2"
 # Set by the gateway from the real peer; what a client sends in it is never passed on.

@@ -6,7 +6,7 @@ import time
 
 from chutes_host.executors.base import InstanceHandle
 from chutes_host.observability.live import LiveDeployment
-from chutes_host.supervisor import Supervisor
+from chutes_host.scheduling.supervisor import Supervisor
 
 WAKES = ("cold", "starting")  # phases worth waiting out; pending waits for GPUs, which may take hours
 

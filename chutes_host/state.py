@@ -10,8 +10,8 @@ from typing import Any
 from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
 from chutes_host.observability.metrics import GpuHistory
+from chutes_host.scheduling.supervisor import Supervisor
 from chutes_host.store.db import Database
-from chutes_host.supervisor import Supervisor
 
 
 @dataclass

@@ -220,9 +220,9 @@ def serve_host(
     from chutes_host.app import HostServer, create_app
     from chutes_host.executors import ExecutorError
     from chutes_host.fastpath import GatewayProtocol
-    from chutes_host.gpus import GpuSpecError
     from chutes_host.pipconfig import IndexUrlError, check_index_url
-    from chutes_host.scaler import ScalePolicy
+    from chutes_host.scheduling.gpus import GpuSpecError
+    from chutes_host.scheduling.scaler import ScalePolicy
 
     if stream_handoff and not single_tenant:
         raise CLIError(
@@ -361,7 +361,7 @@ def show_gpus(
     import json
 
     from chutes_cli.errors import CLIError
-    from chutes_host.gpus import GpuSpecError, load_inventory
+    from chutes_host.scheduling.gpus import GpuSpecError, load_inventory
 
     config = _config(data_dir, None)
     recorded: dict = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chutes.node_selector import NodeSelector
-from chutes_host.scaler import Bounds
+from chutes_host.scheduling.scaler import Bounds
 from chutes_host.store.models import Deployment
 
 

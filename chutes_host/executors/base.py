@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.job import JobLaunch
-from chutes_host.gpus import Gpu
+from chutes_host.scheduling.gpus import Gpu
 
 if TYPE_CHECKING:
     from chutes_host.observability.live import LiveDeployment

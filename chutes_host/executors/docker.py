@@ -16,9 +16,9 @@ from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.executors.process import socket_dir
-from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffListener
 from chutes_host.observability.logs import read_tail
+from chutes_host.scheduling.gpus import Gpu, gpu_env
 
 log = logging.getLogger("chutes_host.executors.docker")
 CHUTE_PORT = 8000

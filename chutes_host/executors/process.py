@@ -21,7 +21,6 @@ from pathlib import Path
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JobLaunch
-from chutes_host.gpus import Gpu, gpu_env
 from chutes_host.handoff import HandoffChannel, socket_pair
 from chutes_host.observability.logs import read_tail
 from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
@@ -35,6 +34,7 @@ from chutes_host.sandbox import (
     own_directory,
     sandbox_env,
 )
+from chutes_host.scheduling.gpus import Gpu, gpu_env
 from chutes_host.tenantfiles import TenantFileError, is_regular, read_regular, replace_file
 
 READY_MARK = ".chutes-env-ready"

@@ -12,7 +12,7 @@ from typing import Any
 
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import InstanceHandle
-from chutes_host.gpus import Gpu
+from chutes_host.scheduling.gpus import Gpu
 
 
 @dataclass(eq=False)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chutes.metrics import escape
-from chutes_host.gpus import Inventory, NvmlUnavailable, nvml, usage
-from chutes_host.holdings import Holdings
+from chutes_host.scheduling.gpus import Inventory, NvmlUnavailable, nvml, usage
+from chutes_host.scheduling.holdings import Holdings
 
 MINUTES_KEPT = 60
 GPU_SAMPLES_KEPT = 120  # one hour at GPU_SAMPLE_SECONDS

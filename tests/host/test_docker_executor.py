@@ -225,7 +225,7 @@ def test_container_asks_the_engine_for_exactly_its_gpus(engine, tmp_path: Path) 
     from chutes_host.deploy.spec import DeploymentSpec
     from chutes_host.executors import ExecutorError
     from chutes_host.executors.docker import DockerExecutor, version_tag
-    from chutes_host.gpus import load_inventory
+    from chutes_host.scheduling.gpus import load_inventory
 
     base = os.environ.get("CHUTES_BASE_IMAGE") or "localhost/chutes-base:bookworm"
     try:

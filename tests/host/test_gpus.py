@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from chutes.node_selector import NodeSelector
-from chutes_host.gpus import GpuSpecError, Inventory, gpu_env, load_inventory, read_nvml
-from chutes_host.holdings import Holder, Holdings
-from chutes_host.placement import explain, place
+from chutes_host.scheduling.gpus import GpuSpecError, Inventory, gpu_env, load_inventory, read_nvml
+from chutes_host.scheduling.holdings import Holder, Holdings
+from chutes_host.scheduling.placement import explain, place
 
 MACHINE = "4xNVIDIA A100-SXM4-80GB:80,2xNVIDIA L4:24"
 
@@ -199,7 +199,7 @@ class FakeNvml:
 
 
 def test_nvml_devices_and_mig_slices_become_the_inventory() -> None:
-    from chutes_host.gpus import _nvml_devices
+    from chutes_host.scheduling.gpus import _nvml_devices
 
     gpus = list(_nvml_devices(FakeNvml()))
     assert [(g.index, g.uuid, g.name, g.label(), g.mig) for g in gpus] == [

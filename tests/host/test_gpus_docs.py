@@ -7,8 +7,8 @@ import shlex
 from pathlib import Path
 
 from chutes.loader import load_chute
-from chutes_host.gpus import load_inventory
-from chutes_host.placement import place
+from chutes_host.scheduling.gpus import load_inventory
+from chutes_host.scheduling.placement import place
 from tests.host.conftest import run_cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "gpus.md"

@@ -18,7 +18,7 @@ import pytest
 
 from chutes.loader import load_chute
 from chutes_host.deploy.manifest import ManifestError, parse_manifest
-from chutes_host.scaler import Bounds, ScalePolicy, Scaler
+from chutes_host.scheduling.scaler import Bounds, ScalePolicy, Scaler
 from tests.host.bundles import hello_manifest
 from tests.host.conftest import FIXTURES, Host, wait_for
 

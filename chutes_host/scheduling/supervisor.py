@@ -18,13 +18,13 @@ from chutes.node_selector import NodeSelector
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.deploy.versionfiles import VersionFiles
 from chutes_host.executors.base import Executor, ExecutorError, ReplicaExecutor
-from chutes_host.gpus import Inventory
-from chutes_host.holdings import Holder, Holdings
 from chutes_host.observability.live import Instance, LiveDeployment
 from chutes_host.observability.logs import read_tail, rotate_if_large
 from chutes_host.observability.metrics import HostCounters
-from chutes_host.replicas import ManagedReplicas
-from chutes_host.scaler import Decision, ScalePolicy, Scaler
+from chutes_host.scheduling.gpus import Inventory
+from chutes_host.scheduling.holdings import Holder, Holdings
+from chutes_host.scheduling.replicas import ManagedReplicas
+from chutes_host.scheduling.scaler import Decision, ScalePolicy, Scaler
 
 log = logging.getLogger("chutes.host")
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
 from chutes.node_selector import NodeSelector
-from chutes_host.gpus import GB, Gpu
+from chutes_host.scheduling.gpus import GB, Gpu
 
 
 def fits(selector: NodeSelector, gpu: Gpu) -> bool:

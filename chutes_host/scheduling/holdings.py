@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from chutes.node_selector import NodeSelector
-from chutes_host.gpus import Gpu, Inventory
-from chutes_host.placement import could_ever_fit, explain, place
+from chutes_host.scheduling.gpus import Gpu, Inventory
+from chutes_host.scheduling.placement import could_ever_fit, explain, place
 
 log = logging.getLogger("chutes.host")
 

@@ -1,0 +1,1 @@
+"""Desired against actual state: the supervisor, scaling, replicas, which GPUs an instance gets."""
