@@ -39,7 +39,9 @@ class HostConfig:
     public_url: str | None = None
     sandbox: str = "auto"
     sandbox_uids: range = DEFAULT_SANDBOX_UIDS
-    build_index_url: str | None = None  # process executor: the index builds install from (chutes_host.pipconfig)
+    build_index_url: str | None = (
+        None  # process executor: the index builds install from (chutes_host.sandbox.pipconfig)
+    )
     unsafe_shared_process: bool = False
     gpus: str | None = None
     metrics_key: str | None = field(default=None, repr=False)

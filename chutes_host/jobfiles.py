@@ -1,5 +1,5 @@
 """A job's files on the host: its uploaded inputs, the outputs it left, its result; read as files of a
-tenant (chutes_host.tenantfiles), below the job's directory `DATA/jobs/{id}`, which only the host can change."""
+tenant (chutes_host.sandbox.tenantfiles), below the job's directory `DATA/jobs/{id}`, which only the host can change."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chutes_host.tenantfiles import TenantFileError, TooManyEntries, open_regular, read_regular, walk_regular
+from chutes_host.sandbox.tenantfiles import TenantFileError, TooManyEntries, open_regular, read_regular, walk_regular
 
 MAX_RESULT_BYTES = 1024 * 1024
 INPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

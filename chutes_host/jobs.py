@@ -23,11 +23,11 @@ from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import ExecutorError, InstanceHandle
 from chutes_host.executors.job import JobLaunch
 from chutes_host.jobfiles import read_result, settle_outputs
+from chutes_host.sandbox.tenantfiles import TenantFileError
 from chutes_host.scheduling.holdings import Holder
 from chutes_host.scheduling.supervisor import Supervisor
 from chutes_host.store.db import Database
 from chutes_host.store.models import JobRecord, utcnow
-from chutes_host.tenantfiles import TenantFileError
 
 log = logging.getLogger("chutes.host")
 

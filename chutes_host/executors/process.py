@@ -23,8 +23,7 @@ from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHand
 from chutes_host.executors.job import JobLaunch
 from chutes_host.handoff import HandoffChannel, socket_pair
 from chutes_host.observability.logs import read_tail
-from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
-from chutes_host.sandbox import (
+from chutes_host.sandbox.bubblewrap import (
     SANDBOX_PATH,
     SECRET_NAME,
     Sandbox,
@@ -34,8 +33,9 @@ from chutes_host.sandbox import (
     own_directory,
     sandbox_env,
 )
+from chutes_host.sandbox.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
+from chutes_host.sandbox.tenantfiles import TenantFileError, is_regular, read_regular, replace_file
 from chutes_host.scheduling.gpus import Gpu, gpu_env
-from chutes_host.tenantfiles import TenantFileError, is_regular, read_regular, replace_file
 
 READY_MARK = ".chutes-env-ready"
 PASSED_ENV = frozenset(
@@ -324,7 +324,7 @@ class ProcessExecutor:
         cwd: Path | None = None,
     ) -> None:
         env = sandbox_env(os.environ, build=True, network=network)
-        env.update(build_pip_env(self.build_index))  # no pip configuration of the host's: chutes_host.pipconfig
+        env.update(build_pip_env(self.build_index))  # no pip configuration of the host's: chutes_host.sandbox.pipconfig
         inner = argv
         if self.sandbox is not None:
             read_only = build_read_only(os.environ, self.build_index) if network else []

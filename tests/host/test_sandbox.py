@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
-from chutes_host.sandbox import SandboxUnavailable, UidRegistry, env_file, nvidia_devices, sandbox_env
+from chutes_host.sandbox.bubblewrap import SandboxUnavailable, UidRegistry, env_file, nvidia_devices, sandbox_env
+from chutes_host.sandbox.pipconfig import IndexUrlError, build_pip_env, build_read_only, check_index_url
 
 
 def test_uids_are_one_per_slug_remembered_and_never_reused(tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_a_data_dir_inside_a_system_directory_is_hidden(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from chutes_host.sandbox import Sandbox, SandboxUnavailable
+    from chutes_host.sandbox.bubblewrap import Sandbox, SandboxUnavailable
 
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed (run `bash .ci/sandbox.sh` as root)")

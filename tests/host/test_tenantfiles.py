@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.tenantfiles import (
+from chutes_host.sandbox.tenantfiles import (
     TenantFileError,
     TooManyEntries,
     is_regular,

@@ -17,7 +17,7 @@ from tests.host.conftest import Host, make_project
 @pytest.fixture(scope="session")
 def sandbox_available() -> None:
     """Skips unless this machine can sandbox chutes with bubblewrap; under CI, fails instead."""
-    from chutes_host.sandbox import Sandbox, SandboxUnavailable
+    from chutes_host.sandbox.bubblewrap import Sandbox, SandboxUnavailable
 
     reason = None
     if shutil.which("bwrap") is None:

@@ -237,7 +237,7 @@ def test_a_requirements_build_sees_none_of_the_operators_pip_settings(host: Host
     assert INDEX_TOKEN not in text and CONF_MARK not in text and ETC_MARK not in text
     assert record["files"]["/etc/pip.conf"] is None and record["files"]["/etc/xdg/pip/pip.conf"] is None
     environ = record["environ"]
-    from chutes_host.pipconfig import CLEAN_PIP_ENV
+    from chutes_host.sandbox.pipconfig import CLEAN_PIP_ENV
 
     host_pip = {k: v for k, v in os.environ.items() if k.startswith("PIP_") and k not in CLEAN_PIP_ENV}
     assert not {k for k, v in host_pip.items() if environ.get(k) == v}, "the host's PIP_* reached the build"

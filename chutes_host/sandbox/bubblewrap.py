@@ -48,7 +48,7 @@ ETC_PATHS = (
 INSTANCE_ENV = frozenset({"LANG", "TZ", "LD_LIBRARY_PATH"})
 INSTANCE_ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HF_", "TORCH_")
 BUILD_ENV = frozenset({"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
-BUILD_ENV_PREFIXES = ("SSL_", "REQUESTS_CA_")  # never PIP_*: chutes_host.pipconfig says why
+BUILD_ENV_PREFIXES = ("SSL_", "REQUESTS_CA_")  # never PIP_*: chutes_host.sandbox.pipconfig says why
 # Run as the chute's uid, inside the sandbox: reads the whole environment from an inherited descriptor and
 # starts the command with it, so no value of a tenant's is ever in the environment of bwrap or setpriv.
 EXEC_WITH_ENV = """\

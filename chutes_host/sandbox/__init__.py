@@ -1,0 +1,1 @@
+"""How tenant code is confined: bubblewrap, its package index, files a tenant can write."""
