@@ -2,7 +2,7 @@
 
 FastAPI reads (and validates) a request's body before it runs the dependency that checks the key,
 so without this an anonymous client could make the host hold any body it sends. How much body a
-request may then send, and how fast, is the host's body budget (chutes_host.budget).
+request may then send, and how fast, is the host's body budget (chutes_host.gateway.budget).
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import uvicorn
 
 from chutes_host.api import create_control_api
 from chutes_host.auth import KeyCache
-from chutes_host.budget import SMALL, BodyBudget, Budget, MiB
 from chutes_host.config import HostConfig
 from chutes_host.deploy.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
-from chutes_host.gateway import Gateway, slug_from_host
+from chutes_host.gateway.budget import SMALL, BodyBudget, Budget, MiB
+from chutes_host.gateway.router import Gateway, slug_from_host
 from chutes_host.job_api import create_jobs_router, is_job_start
 from chutes_host.jobs import JobRunner
 from chutes_host.observability.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
@@ -121,7 +121,7 @@ def create_app(config: HostConfig) -> Gateway:
 
 
 class BudgetedGateway(Gateway):
-    """The host's gateway behind its body budgets (chutes_host.budget): every request, whatever its route,
+    """The host's gateway behind its body budgets (chutes_host.gateway.budget): every request, whatever its route,
     chutes' included, gets one before anything reads its body."""
 
     def __init__(self, app: Any, *, budget_of: Callable[[dict], Budget], **options: Any) -> None:

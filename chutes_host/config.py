@@ -54,7 +54,9 @@ class HostConfig:
     k8s_cpu: str = "1"
     k8s_memory: str = "8Gi"
     registry: str | None = None  # where chute images built here are pushed for the cluster to pull
-    direct_gateway: bool = True  # forward what it can from the server protocol's callbacks (chutes_host.fastpath)
+    direct_gateway: bool = (
+        True  # forward what it can from the server protocol's callbacks (chutes_host.gateway.fastpath)
+    )
     stream_handoff: bool = False  # single-tenant hosts only: streams' client connections go to the instance
     dashboard_over_http: bool = False  # dashboard sessions over plain HTTP on names chutes' pages can set cookies for
 

@@ -219,7 +219,7 @@ def serve_host(
     from chutes_cli.errors import CLIError
     from chutes_host.app import HostServer, create_app
     from chutes_host.executors import ExecutorError
-    from chutes_host.fastpath import GatewayProtocol
+    from chutes_host.gateway.fastpath import GatewayProtocol
     from chutes_host.sandbox.pipconfig import IndexUrlError, check_index_url
     from chutes_host.scheduling.gpus import GpuSpecError
     from chutes_host.scheduling.scaler import ScalePolicy

@@ -16,7 +16,7 @@ from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
 from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.executors.process import socket_dir
-from chutes_host.handoff import HandoffListener
+from chutes_host.gateway.handoff import HandoffListener
 from chutes_host.observability.logs import read_tail
 from chutes_host.scheduling.gpus import Gpu, gpu_env
 
@@ -280,7 +280,7 @@ class DockerExecutor:
 
         With `job`, the container runs that job once (`python -m chutes.jobrun`), its directory bound at /job.
         With `handoff`, the listener's directory is bound at HANDOFF_DIR and named in CHUTES_HANDOFF_SOCKET,
-        where the instance connects for the client connections of its streams (chutes_host.handoff).
+        where the instance connects for the client connections of its streams (chutes_host.gateway.handoff).
         """
         import docker.errors
         import docker.types

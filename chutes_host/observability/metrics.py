@@ -59,8 +59,12 @@ class HostCounters:
     """Counters by chute slug; the gateway and the supervisor write, /_metrics reads."""
 
     chutes: dict[str, ChuteCounters] = field(default_factory=dict)
-    direct: int = 0  # requests the server protocol forwarded itself, without the ASGI gateway (chutes_host.fastpath)
-    handoffs: int = 0  # streams whose client connection the direct path handed to the instance (chutes_host.handoff)
+    direct: int = (
+        0  # requests the server protocol forwarded itself, without the ASGI gateway (chutes_host.gateway.fastpath)
+    )
+    handoffs: int = (
+        0  # streams whose client connection the direct path handed to the instance (chutes_host.gateway.handoff)
+    )
 
     def of(self, slug: str) -> ChuteCounters:
         found = self.chutes.get(slug)

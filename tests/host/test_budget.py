@@ -1,4 +1,4 @@
-"""The host's body budgets (chutes_host.budget) on a real server: bytes and time counted as a body streams in."""
+"""The host's body budgets (chutes_host.gateway.budget) on a real server: bytes and time counted as a body streams in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from chutes.protocol import server_options
-from chutes_host.budget import MIN_RATE, BodyBudget, Budget
+from chutes_host.gateway.budget import MIN_RATE, BodyBudget, Budget
 from tests.security.test_clients import port_of, raw_request
 
 SEEN: list[str] = []

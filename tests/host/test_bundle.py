@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chutes_host.deploy.bundle import BundleError, pack_bundle, unpack_bundle
-from chutes_host.gateway import slug_from_host
+from chutes_host.gateway.router import slug_from_host
 from tests.host.bundles import file_member, header_bomb, hello_bundle, hello_manifest, link_chain, link_member
 
 LIMITS = {"max_bytes": 1 << 20, "max_files": 50}

@@ -1,4 +1,4 @@
-"""The gateway's direct path (chutes_host.fastpath) against the ASGI gateway: two real hosts, one started
+"""The gateway's direct path (chutes_host.gateway.fastpath) against the ASGI gateway: two real hosts, one started
 with --no-direct-gateway, the same chute on each, and the same raw requests must get the same bytes back."""
 
 from __future__ import annotations

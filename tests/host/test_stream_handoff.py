@@ -1,4 +1,4 @@
-"""Stream handoff (chutes_host.handoff, chutes.handoff): a request to a streaming cord on the process
+"""Stream handoff (chutes_host.gateway.handoff, chutes.handoff): a request to a streaming cord on the process
 executor is answered by the instance on the client's own connection. Two real hosts serve the same chutes,
 one declared single-tenant with --stream-handoff and one with the default (relaying every stream); what a
 client gets must not tell them apart, apart from the connection closing after a handed-over stream."""
@@ -248,7 +248,7 @@ def test_a_stopping_host_ends_its_handed_over_streams(tmp_path) -> None:
 
 def test_a_handoff_listener_that_cannot_be_made_leaves_nothing(tmp_path) -> None:
     """The docker executor then relays the container's streams; it must get an OSError, and no directory."""
-    from chutes_host.handoff import HandoffListener
+    from chutes_host.gateway.handoff import HandoffListener
 
     deep = tmp_path / ("x" * 120)  # too long a path for a Unix socket
     deep.mkdir()

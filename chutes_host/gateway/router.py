@@ -10,7 +10,7 @@ from chutes.proxy.connection import drop_cookies_for
 from chutes.responses import send_json
 from chutes.types import Receive, Scope, Send
 from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
-from chutes_host.lobby import Lobby
+from chutes_host.gateway.lobby import Lobby
 from chutes_host.observability.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.scheduling.supervisor import Supervisor
 
@@ -24,7 +24,7 @@ class Gateway:
 
     state: Any = None  # the HostState, for the server that runs this app
     jobs: Any = None  # the JobRunner, whose running jobs answer at {slug}-job-{short id}.{domain}
-    direct = False  # whether the host's server protocol forwards what it can itself (chutes_host.fastpath)
+    direct = False  # whether the host's server protocol forwards what it can itself (chutes_host.gateway.fastpath)
 
     def __init__(
         self,

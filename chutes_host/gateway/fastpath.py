@@ -9,7 +9,7 @@ request (a job, an unknown or private chute without a cached key, no ready insta
 before, which answers it the same way, more slowly. The semantics are the proxy's: the same request
 head (`build_request_head`), the same response headers, errors and status counts. A request to a
 streaming cord of an instance that offers stream handoff is not relayed at all: once it is read, its
-client connection goes to the instance with it (`DirectExchange.hand_off`, chutes_host.handoff).
+client connection goes to the instance with it (`DirectExchange.hand_off`, chutes_host.gateway.handoff).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from chutes.proxy.connection import UpstreamConnection, drop_cookies_for
 from chutes.proxy.errors import UpstreamError, translate_error
 from chutes.proxy.head import build_request_head
 from chutes.proxy.proxy import error_response
-from chutes_host.gateway import Gateway, forwarded_headers, slug_from_host
-from chutes_host.handoff import HandoffChannel, end_connection
+from chutes_host.gateway.handoff import HandoffChannel, end_connection
+from chutes_host.gateway.router import Gateway, forwarded_headers, slug_from_host
 
 # Request bodies up to this size are read whole, then sent with the head; larger ones stream (ASGI path).
 MAX_DIRECT_BODY = 64 * 1024
@@ -252,7 +252,7 @@ class DirectExchange:
             self.send_request(self.conn)
 
     def hand_off(self) -> None:
-        """Gives the client connection, with the request, to the instance (see chutes_host.handoff); or,
+        """Gives the client connection, with the request, to the instance (see chutes_host.gateway.handoff); or,
         when that cannot be, relays the request as any other."""
         channel, self.handoff = self.handoff, None
         if self.response_complete:

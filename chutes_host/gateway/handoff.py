@@ -33,7 +33,7 @@ from chutes.handoff import DONE, HEADER, MAX_MESSAGE
 READS_PER_WAKEUP = 64
 SEND_BUFFER = 1024 * 1024
 
-logger = logging.getLogger("chutes_host.handoff")
+logger = logging.getLogger("chutes_host.gateway.handoff")
 
 
 class HandedOff(Protocol):
