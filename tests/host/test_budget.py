@@ -1,4 +1,5 @@
-"""The host's body budgets (chutes_host.gateway.budget) on a real server: bytes and time counted as a body streams in."""
+"""The host's body budgets (chutes_host.gateway.budget) on a real server: bytes and time counted as a body
+streams in."""
 
 from __future__ import annotations
 
