@@ -24,8 +24,8 @@ from chutes_host.deploy.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway.budget import SMALL, BodyBudget, Budget, MiB
 from chutes_host.gateway.router import Gateway, slug_from_host
-from chutes_host.job_api import create_jobs_router, is_job_start
-from chutes_host.jobs import JobRunner
+from chutes_host.jobs.api import create_jobs_router, is_job_start
+from chutes_host.jobs.runs import JobRunner
 from chutes_host.observability.metrics import GPU_SAMPLE_SECONDS, read_gpu_usage
 from chutes_host.scheduling.gpus import load_inventory
 from chutes_host.scheduling.holdings import Holdings

@@ -26,4 +26,4 @@ class HostState:
     stopping: threading.Event = field(default_factory=threading.Event)
     started_at: float = field(default_factory=time.time)
     gpu_history: GpuHistory = field(default_factory=GpuHistory)
-    jobs: Any = None  # the JobRunner (chutes_host.jobs), once the app made it
+    jobs: Any = None  # the JobRunner (chutes_host.jobs.runs), once the app made it

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from chutes_host.deploy.spec import DeploymentSpec
-from chutes_host.executors.job import JobLaunch
+from chutes_host.jobs.launch import JobLaunch
 from chutes_host.scheduling.gpus import Gpu
 
 if TYPE_CHECKING:

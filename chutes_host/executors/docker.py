@@ -14,9 +14,9 @@ from chutes.handoff import HANDOFF_ENV
 from chutes.image import AptInstall, RunCommand
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
-from chutes_host.executors.job import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.executors.process import socket_dir
 from chutes_host.gateway.handoff import HandoffListener
+from chutes_host.jobs.launch import JOB_DIR_IN_CONTAINER, JOB_PORT_IN_CONTAINER, JobLaunch
 from chutes_host.observability.logs import read_tail
 from chutes_host.scheduling.gpus import Gpu, gpu_env
 

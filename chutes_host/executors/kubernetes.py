@@ -33,7 +33,7 @@ from chutes_host.deploy.k8s_render import (
 )
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
-from chutes_host.executors.job import JobLaunch
+from chutes_host.jobs.launch import JobLaunch
 from chutes_host.observability.live import Instance, LiveDeployment
 from chutes_host.observability.logs import read_tail
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import Capabilities, ExecutorError, InstanceHandle, Isolation
-from chutes_host.executors.job import JobLaunch
 from chutes_host.gateway.handoff import HandoffChannel, socket_pair
+from chutes_host.jobs.launch import JobLaunch
 from chutes_host.observability.logs import read_tail
 from chutes_host.sandbox.bubblewrap import (
     SANDBOX_PATH,

@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from chutes_host.control import UserDep
 from chutes_host.deploy.deployments import find_own_deployment
 from chutes_host.errors import JobError, TenantFileError
-from chutes_host.jobfiles import open_output, page_outputs
-from chutes_host.jobinput import check_start_args, read_start_request
-from chutes_host.jobs import FINISHED, JobRunner, new_job_id, remove_job_files
+from chutes_host.jobs.files import open_output, page_outputs
+from chutes_host.jobs.inputs import check_start_args, read_start_request
+from chutes_host.jobs.runs import FINISHED, JobRunner, new_job_id, remove_job_files
 from chutes_host.observability.logs import read_tail
 from chutes_host.state import HostState
 from chutes_host.store.models import JobRecord, User

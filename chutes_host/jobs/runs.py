@@ -21,8 +21,8 @@ from sqlalchemy import select
 from chutes_host.config import HostConfig
 from chutes_host.deploy.spec import DeploymentSpec
 from chutes_host.executors.base import ExecutorError, InstanceHandle
-from chutes_host.executors.job import JobLaunch
-from chutes_host.jobfiles import read_result, settle_outputs
+from chutes_host.jobs.files import read_result, settle_outputs
+from chutes_host.jobs.launch import JobLaunch
 from chutes_host.sandbox.tenantfiles import TenantFileError
 from chutes_host.scheduling.holdings import Holder
 from chutes_host.scheduling.supervisor import Supervisor

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from chutes_host.errors import JobError
-from chutes_host.jobfiles import check_input_name
+from chutes_host.jobs.files import check_input_name
 
 READ_CHUNK = 64 * 1024
 MAX_FILES = 256
