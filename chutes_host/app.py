@@ -17,9 +17,9 @@ from typing import Any
 
 import uvicorn
 
-from chutes_host.api import create_control_api
-from chutes_host.auth import KeyCache
 from chutes_host.config import HostConfig
+from chutes_host.control.api import create_control_api
+from chutes_host.control.auth import KeyCache
 from chutes_host.deploy.deployments import load_specs, record_ready
 from chutes_host.executors import create_executor
 from chutes_host.gateway.budget import SMALL, BodyBudget, Budget, MiB

@@ -15,7 +15,7 @@
     └── NvmlUnavailable        NVML is not installed or does not answer
 
 A request that meets one is answered `{"detail": ...}` with its status by the one handler the control
-API, the jobs API and the dashboard's data routes share (`chutes_host.control.add_error_handlers`); the
+API, the jobs API and the dashboard's data routes share (`chutes_host.control.shared.add_error_handlers`); the
 dashboard's HTML pages show the same message and status as a page. The CLI prints the message.
 
 The executors' errors (`ExecutorError`, the image build's `BuildStopped`) and those of the build code the

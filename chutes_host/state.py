@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from chutes_host.auth import FailureLimiter, KeyCache
 from chutes_host.config import HostConfig
+from chutes_host.control.auth import FailureLimiter, KeyCache
 from chutes_host.observability.metrics import GpuHistory
 from chutes_host.scheduling.supervisor import Supervisor
 from chutes_host.store.db import Database

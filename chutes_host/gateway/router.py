@@ -9,7 +9,7 @@ from chutes.protocol import SEND_WHOLE, WRITE_BODY
 from chutes.proxy.connection import drop_cookies_for
 from chutes.responses import send_json
 from chutes.types import Receive, Scope, Send
-from chutes_host.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
+from chutes_host.control.auth import FailureLimiter, KeyCache, carries_host_key, check_key, read_key
 from chutes_host.gateway.lobby import Lobby
 from chutes_host.observability.docs import PRIVATE_DOCS_PATHS, serve_private_docs
 from chutes_host.scheduling.supervisor import Supervisor

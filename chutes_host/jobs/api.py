@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from chutes_host.control import UserDep
+from chutes_host.control.shared import UserDep
 from chutes_host.deploy.deployments import find_own_deployment
 from chutes_host.errors import JobError, TenantFileError
 from chutes_host.jobs.files import open_output, page_outputs

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chutes_host.auth import generate_key
+from chutes_host.control.auth import generate_key
 from chutes_host.errors import AccountError
 from chutes_host.store.models import ApiKey, User, utcnow
 

@@ -1,7 +1,7 @@
 """The host's dashboard for people, served at the bare domain: sign-in, chutes, a chute's cords, the host.
 
 Its pages and data routes are a thin layer over the services it shares with the control API
-(`chutes_host.control`); `/` still answers JSON to `Accept: application/json`.
+(`chutes_host.control.shared`); `/` still answers JSON to `Accept: application/json`.
 """
 
 from __future__ import annotations

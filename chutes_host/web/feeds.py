@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from chutes_host.control import ScaleIn, describe_chute, remove_chute, scale_own_chute
+from chutes_host.control.shared import ScaleIn, describe_chute, remove_chute, scale_own_chute
 from chutes_host.deploy.deployments import deploy_history, find_own_deployment
 from chutes_host.observability.logs import follow_logs
 from chutes_host.observability.metrics import ChuteCounters, read_gpu_usage

@@ -20,7 +20,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
 from chutes.responses import send_json
-from chutes_host.auth import KeyCache
+from chutes_host.control.auth import KeyCache
 from chutes_host.errors import TooManySessions
 from chutes_host.store.models import User
 from chutes_host.web.cookies import CookiePolicy, request_host

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 import chutes_host
 from chutes_host import errors
-from chutes_host.control import add_error_handlers
+from chutes_host.control.shared import add_error_handlers
 from chutes_host.errors import AccountError, BundleError, HostError, JobError, SecretError
 
 # errors that stay with their code (the module's docstring says why)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chutes_host.auth import KeyCache
+from chutes_host.control.auth import KeyCache
 from chutes_host.store import accounts
 from chutes_host.store.db import Database
 from chutes_host.web.sessions import SessionStore, TooManySessions

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chutes.responses import send_json
-from chutes_host.auth import FailureLimiter, KeyCache, check_key, read_key
+from chutes_host.control.auth import FailureLimiter, KeyCache, check_key, read_key
 
 USER_SCOPE_KEY = "chutes.user"
 CHALLENGE = (b"www-authenticate", b"Bearer")

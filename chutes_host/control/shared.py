@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 
-from chutes_host.admission import USER_SCOPE_KEY
-from chutes_host.auth import read_key
+from chutes_host.control.admission import USER_SCOPE_KEY
+from chutes_host.control.auth import read_key
 from chutes_host.deploy.deployments import delete_deployment, find_own_deployment
 from chutes_host.errors import HostError
 from chutes_host.state import HostState

@@ -16,9 +16,9 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from chutes.node_selector import NodeSelector
-from chutes_host.admission import ControlAdmission
-from chutes_host.auth import read_key
-from chutes_host.control import (
+from chutes_host.control.admission import ControlAdmission
+from chutes_host.control.auth import read_key
+from chutes_host.control.shared import (
     ChuteOut,
     ScaleIn,
     UserDep,
