@@ -27,7 +27,6 @@ COMMAND_MODULES = (
     "chutes",
     "secrets",
     "host",
-    "job",
     "jobs",
 )
 

@@ -1,6 +1,6 @@
 """A chute with a job: renders frames of a Mandelbrot zoom to PNG files, on CPU, with no dependencies.
 
-chutes job run examples/jobs/jobs.py:chute render --json '{"frames": 4}'
+chutes jobs run examples/jobs/jobs.py:chute render --json '{"frames": 4}'
 chutes deploy jobs:chute && chutes jobs start jobs render --json '{"frames": 4}' --follow
 """
 

@@ -1,4 +1,4 @@
-"""`chutes job run` runs one job here in the foreground; `chutes run` serves a chute's jobs at /_jobs/."""
+"""`chutes jobs run` runs one job here in the foreground; `chutes run` serves a chute's jobs at /_jobs/."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ REF = f"{FIXTURES / 'cli_jobs.py'}:chute"
 def test_job_runs_with_its_hooks_and_leaves_its_outputs(chutes, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hi")
     result = chutes(
-        "job", "run", REF, "table", "--json", '{"n": 4}', "--input", str(tmp_path / "notes.txt"),
+        "jobs", "run", REF, "table", "--json", '{"n": 4}', "--input", str(tmp_path / "notes.txt"),
         "--dir", str(tmp_path / "run"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -37,7 +37,7 @@ def test_bad_input_is_refused_before_the_job_runs(chutes, tmp_path: Path) -> Non
         (("hurry", "--input", str(tmp_path / "x")), "takes no uploads (upload=False)"),
     ]
     for args, message in cases:
-        result = chutes("job", "run", REF, *args, cwd=tmp_path)
+        result = chutes("jobs", "run", REF, *args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "startup hook ran" not in result.stdout
@@ -45,7 +45,7 @@ def test_bad_input_is_refused_before_the_job_runs(chutes, tmp_path: Path) -> Non
 
 
 def test_timeout_ends_the_job(chutes, tmp_path: Path) -> None:
-    result = chutes("job", "run", REF, "hurry", "--dir", str(tmp_path / "run"))
+    result = chutes("jobs", "run", REF, "hurry", "--dir", str(tmp_path / "run"))
     assert result.returncode == 124
     assert "job hurry: timed_out (timed out after 1 s)" in result.stderr
     assert "shutdown hook ran" in result.stdout
@@ -55,7 +55,7 @@ def test_ctrl_c_cancels_the_job_cleanly(cli_env, tmp_path: Path) -> None:
     out, err = tmp_path / "out", tmp_path / "err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [CHUTES, "job", "run", REF, "wait", "--dir", str(tmp_path / "run")],
+            [CHUTES, "jobs", "run", REF, "wait", "--dir", str(tmp_path / "run")],
             env=cli_env,
             stdout=stdout,
             stderr=stderr,
@@ -101,7 +101,7 @@ def test_a_bad_job_fails_at_import_naming_its_line(chutes, tmp_path: Path) -> No
         "@chute.job(timeout=0)\n"
         "async def train(self) -> None: ...\n"
     )
-    for command in (("run", "bad_job:chute"), ("job", "run", "bad_job:chute", "train")):
+    for command in (("run", "bad_job:chute"), ("jobs", "run", "bad_job:chute", "train")):
         result = chutes(*command, cwd=tmp_path)
         assert result.returncode == 1, command
         assert "JobDefinitionError: job 'train' (bad_job.py:6): timeout must be a whole number" in result.stderr

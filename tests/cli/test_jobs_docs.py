@@ -1,4 +1,4 @@
-"""docs/jobs.md as written: its chute file, the `chutes job run` session it shows, and the example it names."""
+"""docs/jobs.md as written: its chute file, the `chutes jobs run` session it shows, and the example it names."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def test_the_page_runs_as_written(chutes, tmp_path: Path) -> None:
 
 
 def test_the_example_renders_real_png_frames(chutes, tmp_path: Path) -> None:
-    command = re.search(r"^chutes job run (examples/jobs/jobs.py:chute .*)$", DOC.read_text(), re.M)
+    command = re.search(r"^chutes jobs run (examples/jobs/jobs.py:chute .*)$", DOC.read_text(), re.M)
     argv = shlex.split(command.group(1))
-    result = chutes("job", "run", str(ROOT / argv[0]), *argv[1:], "--dir", str(tmp_path / "run"), timeout=120)
+    result = chutes("jobs", "run", str(ROOT / argv[0]), *argv[1:], "--dir", str(tmp_path / "run"), timeout=120)
     assert result.returncode == 0, result.stderr
     outputs = tmp_path / "run" / "outputs"
     assert sorted(p.name for p in outputs.iterdir()) == [f"frame-00{i}.png" for i in range(4)] + ["frames.csv"]

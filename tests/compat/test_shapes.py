@@ -141,7 +141,7 @@ def test_the_streaming_response_shape_streams_its_own_response(start_server, tmp
 
 def test_the_ssh_job_shape_runs_with_job_data(tmp_path: Path) -> None:
     project = copy_shape("ssh_job", tmp_path)
-    ran = chutes("job", "run", "ssh_job.py:chute", "train", "--json", '{"steps": 3}', "--dir", "run", cwd=project)
+    ran = chutes("jobs", "run", "ssh_job.py:chute", "train", "--json", '{"steps": 3}', "--dir", "run", cwd=project)
     assert ran.returncode == 0, ran.stderr
     assert json.loads((project / "run" / "result.json").read_text())["result"] == {"steps": 3}
     assert (project / "run" / "outputs" / "log.txt").read_text() == "step 0\nstep 1\nstep 2\n"
