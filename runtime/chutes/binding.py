@@ -8,7 +8,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, create_model
@@ -49,6 +49,8 @@ class Binding:
         """Takes the body and query string, and returns the keyword arguments (raises ValidationError)."""
         if self.checker is not None and not self.from_query:
             self.check_schema(body)
+        if TYPE_CHECKING:  # every kind but "fastapi" (never bound here) has a model; "raw" and "body" a param
+            assert self.model is not None and self.param is not None
         if self.kind == "raw":
             return {self.param: body}
         if self.from_query:
@@ -70,6 +72,8 @@ class Binding:
 
     def names_only_param(self, body: bytes) -> bool:
         """Returns whether the body is a JSON object whose only key is the parameter's name."""
+        if TYPE_CHECKING:  # only "body", which always has a param, has `by_name`
+            assert self.param is not None
         if not body.lstrip()[:1] == b"{" or self.param.encode() not in body:
             return False
         try:
@@ -81,6 +85,8 @@ class Binding:
     def bind_by_name(self, body: bytes) -> dict[str, Any]:
         """Binds `{"<param>": value}` by name; when the value does not fit but the whole object does, the
         object is the value (a `dict` parameter), and otherwise the by-name errors are the ones raised."""
+        if TYPE_CHECKING:  # only "body" has `by_name`, and always a model and a param
+            assert self.by_name is not None and self.model is not None and self.param is not None
         try:
             kwargs = dict(self.by_name.__pydantic_validator__.validate_json(body).__dict__)
         except ValidationError:

@@ -47,6 +47,8 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     if cord.passthrough:
         return make_passthrough_endpoint(chute, cord)
     binding = cord.binding
+    if TYPE_CHECKING:  # only a passthrough cord can have no binding
+        assert binding is not None
     if binding.kind == "fastapi":
         return make_bridged_endpoint(chute, cord)
     fn = cord.fn
@@ -54,6 +56,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     request_param = binding.request_param
     is_async = cord.is_async
     yields = cord.stream and is_generator(fn)  # else a stream=True cord returns its StreamingResponse
+    location = binding.location
 
     async def read(scope: Scope, receive: Receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
@@ -66,22 +69,33 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
                 request = Request(scope, receive)
                 request._body = body
                 kwargs[request_param] = request
-            if yields:
-                items = iterate(fn, chute, kwargs, is_async)
-                first = await first_item(items)
-            elif is_async:
+            if is_async:
                 result = await fn(chute, **kwargs)
             else:
                 result = await run_in_threadpool(fn, chute, **kwargs)
         except ClientDisconnected:
             return CLIENT_CLOSED
         except Exception as exc:
-            return await send_error(send, exc, cord.where, location=binding.location, dev=chute.dev)
-        if yields:
-            return await send_stream(cord, items, first, receive, send, dev=chute.dev)
+            return await send_error(send, exc, cord.where, location=location, dev=chute.dev)
         return await send_result(result, cord, scope, receive, send)
 
-    return Endpoint(no_body if binding.from_query else read, run)
+    async def run_stream(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
+        try:
+            body = body or b""
+            kwargs = binding.bind(body, scope["query_string"])
+            if request_param is not None:
+                request = Request(scope, receive)
+                request._body = body
+                kwargs[request_param] = request
+            items = iterate(fn, chute, kwargs, is_async)
+            first = await first_item(items)
+        except ClientDisconnected:
+            return CLIENT_CLOSED
+        except Exception as exc:
+            return await send_error(send, exc, cord.where, location=location, dev=chute.dev)
+        return await send_stream(cord, items, first, receive, send, dev=chute.dev)
+
+    return Endpoint(no_body if binding.from_query else read, run_stream if yields else run)
 
 
 async def read_checked_body(scope: Scope, receive: Receive, limit: int, checks_json: bool) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httptools
 
@@ -53,7 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._read_timeout = read_timeout
         self._parser = httptools.HttpResponseParser(self)
         self._parser_stale = False
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport  # set by connection_made, before the pool hands the connection out
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -101,7 +102,9 @@ class UpstreamConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        if TYPE_CHECKING:  # a stream connection's transport (create_connection, create_unix_connection)
+            assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         if not self._active:
@@ -176,8 +179,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
-        if self._connection_tokens is not None:
-            self._drop_connection_listed()
+        tokens = self._connection_tokens
+        if tokens is not None:
+            self._drop_connection_listed(tokens)
         if self._head_request:
             self._parser_stale = True
             self._finish_message()
@@ -208,8 +212,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_eof = False
         self._timing = False
 
-    def _drop_connection_listed(self) -> None:
-        listed = {token.strip().lower() for token in self._connection_tokens.split(b",")}
+    def _drop_connection_listed(self, tokens: bytes) -> None:
+        listed = {token.strip().lower() for token in tokens.split(b",")}
         self.headers = [(name, value) for name, value in self.headers if name not in listed]
         if b"close" in listed:
             self.keep_alive = False
@@ -315,5 +319,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._cancel_timer()
         if not self.closed:
             self.closed = True
-            if self._transport is not None:
-                self._transport.close()
+            transport = getattr(self, "_transport", None)  # None if the connection never came
+            if transport is not None:
+                transport.close()

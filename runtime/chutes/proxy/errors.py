@@ -11,6 +11,8 @@ ClientDisconnected         the downstream client went away; the upstream connect
 
 from __future__ import annotations
 
+from typing import overload
+
 import httptools
 
 from chutes.exceptions import ClientDisconnected
@@ -51,6 +53,12 @@ def describe_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@overload
+def translate_error(
+    exc: OSError | httptools.HttpParserError | UpstreamError, host: str, port: int, *, connecting: bool, timeout: float
+) -> UpstreamError: ...
+@overload
+def translate_error(exc: BaseException, host: str, port: int, *, connecting: bool, timeout: float) -> BaseException: ...
 def translate_error(exc: BaseException, host: str, port: int, *, connecting: bool, timeout: float) -> BaseException:
     """Takes an error raised while talking to host:port, and returns the `UpstreamError` for it.
 
@@ -58,18 +66,18 @@ def translate_error(exc: BaseException, host: str, port: int, *, connecting: boo
     """
     if isinstance(exc, UpstreamError | ClientDisconnected):
         return exc
-    if host.startswith("/"):  # a Unix socket: its path means nothing to the client, and may be private
-        host, port = "instance", "socket"
+    # a Unix socket: its path means nothing to the client, and may be private
+    where = "instance:socket" if host.startswith("/") else f"{host}:{port}"
     if isinstance(exc, TimeoutError):
         if connecting:
-            return UpstreamUnreachable(f"upstream {host}:{port} is not reachable: no connection within {timeout:g} s")
-        return UpstreamTimeout(f"upstream {host}:{port} did not respond within {timeout:g} s")
+            return UpstreamUnreachable(f"upstream {where} is not reachable: no connection within {timeout:g} s")
+        return UpstreamTimeout(f"upstream {where} did not respond within {timeout:g} s")
     if isinstance(exc, httptools.HttpParserError):
-        return UpstreamInvalid(f"upstream {host}:{port} sent an invalid HTTP response: {exc}")
+        return UpstreamInvalid(f"upstream {where} sent an invalid HTTP response: {exc}")
     if isinstance(exc, OSError):
         if connecting:
-            return UpstreamUnreachable(f"upstream {host}:{port} is not reachable: {describe_reason(exc)}")
+            return UpstreamUnreachable(f"upstream {where} is not reachable: {describe_reason(exc)}")
         return UpstreamClosed(
-            f"upstream {host}:{port} closed the connection before the response was complete: {describe_reason(exc)}"
+            f"upstream {where} closed the connection before the response was complete: {describe_reason(exc)}"
         )
     return exc

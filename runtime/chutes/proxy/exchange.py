@@ -104,13 +104,15 @@ class Exchange:
             data = message.get("body", b"")
             more = message.get("more_body", False)
 
-    async def relay(self, receive: Receive, send: Send, write_body: Callable[[bytes], bool] | None = None) -> None:
-        """Sends each body chunk to the client as it arrives, then ends the response.
+    async def relay(
+        self, conn: UpstreamConnection, receive: Receive, send: Send, write_body: Callable[[bytes], bool] | None = None
+    ) -> None:
+        """Sends each body chunk of `conn` (the connection `open` returned) to the client as it arrives,
+        then ends the response.
 
         `write_body`, when the server offers one (and nothing between it and here changes the body),
         writes parts synchronously: a streamed part then goes from the upstream's read callback
         straight to the client, without a wake-up of this coroutine."""
-        conn = self.conn
         watch = None
         data = b""
         try:

@@ -88,10 +88,9 @@ class Proxy:
             else:
                 body = message.get("body", b"")
         if first is not None:
-            chunked = head.content_length is None
-            framing = (
-                b"transfer-encoding: chunked\r\n" if chunked else b"content-length: " + head.content_length + b"\r\n"
-            )
+            length = head.content_length
+            chunked = length is None
+            framing = b"transfer-encoding: chunked\r\n" if length is None else b"content-length: " + length + b"\r\n"
             request = head.render(framing)
         elif body is not None:
             request = head.render(b"content-length: %d\r\n" % len(body))
@@ -110,7 +109,7 @@ class Proxy:
             else:
                 await send(start)
                 started = True
-                await exchange.relay(receive, send, write_body)
+                await exchange.relay(conn, receive, send, write_body)
         except BaseException as exc:
             exchange.abort()
             if not isinstance(exc, FOREIGN_ERRORS):
