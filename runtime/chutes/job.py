@@ -6,7 +6,7 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, ValidationError, create_model, field_validator
 
@@ -102,16 +102,20 @@ class Job:
     def args_schema(self) -> dict[str, Any] | None:
         """Returns the JSON schema of the job's arguments, which a host checks a start request against
         without importing the chute (None for a type pydantic cannot describe in JSON schema)."""
+        model = self.binding.model
+        if TYPE_CHECKING:  # a job's binding is never "fastapi" or "raw" (define_job refuses them): it has a model
+            assert model is not None
         try:
-            return self.binding.model.model_json_schema()
+            return model.model_json_schema()
         except PydanticUserError:  # e.g. a Callable parameter: the job's own validation still applies
             return None
 
     @property
     def required_fields(self) -> list[str]:
-        if self.binding.kind != "fields":
+        model = self.binding.model
+        if self.binding.kind != "fields" or model is None:
             return []
-        return [name for name, f in self.binding.model.model_fields.items() if f.is_required()]
+        return [name for name, f in model.model_fields.items() if f.is_required()]
 
 
 def define_job(
@@ -181,6 +185,8 @@ def open_binding(parameters: list[inspect.Parameter], model_name: str, fail: Cal
     closed = analyse_parameters(named, method="POST", input_schema=None, model_name=model_name, fail=fail)
     if closed.kind != "fields":
         raise fail("with **kwargs, the other parameters must be plain JSON arguments (no model or dict taking all)")
+    if TYPE_CHECKING:  # a "fields" binding has its model
+        assert closed.model is not None
     fields: dict[str, Any] = {n: (f.annotation, f) for n, f in closed.model.model_fields.items()}
     model = create_model(model_name, __config__=ConfigDict(extra="allow", allow_inf_nan=False), **fields)
     return replace(closed, model=model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -102,8 +102,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not previous and cycle is not None:  # a request, not an upgrade
             extensions = cycle.scope.setdefault("extensions", {})
-            extensions[WRITE_BODY] = partial(write_body, cycle)
-            extensions[SEND_WHOLE] = partial(send_whole, cycle)
+            # ASGI's typing (uvicorn's) says each extension is a dict; these two are chutes' own callables
+            extensions[WRITE_BODY] = partial(write_body, cycle)  # pyright: ignore[reportArgumentType]
+            extensions[SEND_WHOLE] = partial(send_whole, cycle)  # pyright: ignore[reportArgumentType]
 
     def handle_directly(self) -> bool:
         """Takes the request whose head just completed without the ASGI app, and returns True; or
@@ -206,23 +207,32 @@ def write_body(cycle: RequestResponseCycle, body: bytes) -> bool:
     return True
 
 
-class _Collected:
-    """Stands in for a cycle's transport while send_whole renders a response: keeps what is written."""
+class _Cycle(Protocol):
+    """What send_whole uses of uvicorn's RequestResponseCycle (a private type)."""
+
+    transport: asyncio.Transport
+
+    async def send(self, message: Any) -> None: ...
+
+
+class _Collected(asyncio.Transport):
+    """Stands in for a cycle's transport while send_whole renders a response: keeps what is written
+    (its `send` only writes and closes)."""
 
     __slots__ = ("parts", "closed")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | bytearray | memoryview] = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.parts.append(data)
 
     def close(self) -> None:
         self.closed = True
 
 
-async def send_whole(cycle: RequestResponseCycle, start: dict, body: dict) -> None:
+async def send_whole(cycle: _Cycle, start: dict, body: dict) -> None:
     """Sends `start` and the final `body` message through the cycle's own `send` (its checks, framing
     and keep-alive rules), writing what they render to the socket at once."""
     transport, collected = cycle.transport, _Collected()

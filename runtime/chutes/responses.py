@@ -15,6 +15,8 @@ from starlette.responses import Response
 from chutes.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from fastapi.exceptions import RequestValidationError
+
     from chutes.cord import Cord
 
 logger = logging.getLogger("chutes")
@@ -77,8 +79,10 @@ def describe_error(exc: BaseException, where: str, *, location: str = "body", de
     if isinstance(exc, ValidationError):
         return 422, {"detail": validation_details(exc, location)}, []
     fastapi_exceptions = sys.modules.get("fastapi.exceptions")  # only a chute that imported FastAPI raises its errors
-    if fastapi_exceptions is not None and isinstance(exc, fastapi_exceptions.RequestValidationError):
-        return 422, {"detail": list(exc.errors())}, []
+    if fastapi_exceptions is not None:
+        request_validation_error: type[RequestValidationError] = fastapi_exceptions.RequestValidationError
+        if isinstance(exc, request_validation_error):
+            return 422, {"detail": list(exc.errors())}, []
     logger.error("%s raised %s", where, type(exc).__name__, exc_info=exc)
     if dev:
         trace = "".join(traceback.format_exception(exc))

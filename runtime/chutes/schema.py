@@ -69,11 +69,12 @@ def check_against_schema(validator: Any, value: Any, title: str) -> None:
     errors = schema_errors(validator, value)
     if errors:
         from pydantic import ValidationError
-        from pydantic_core import PydanticCustomError
+        from pydantic_core import InitErrorDetails, PydanticCustomError
 
-        raise ValidationError.from_exception_data(
-            title, [{**e, "type": PydanticCustomError(e["type"], e["msg"])} for e in errors]
-        )
+        details: list[InitErrorDetails] = [
+            {"type": PydanticCustomError(e["type"], e["msg"]), "loc": e["loc"], "input": e["input"]} for e in errors
+        ]
+        raise ValidationError.from_exception_data(title, details)
 
 
 def describe(error: Any) -> str:
