@@ -326,8 +326,6 @@ def test_a_body_that_trickles_in_is_refused_in_time_and_frees_its_slot(hosts: tu
                 pass
             if answer:
                 break
-            if direct_requests(direct) == before + 1:
-                assert in_flight(direct) == 1  # the trickling request holds its slot
             time.sleep(1)
         sock.setblocking(True)
         while not answer.endswith(b"}") and time.monotonic() - started < 30:

@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker.errors
 import httpx
 import pytest
 
@@ -49,7 +51,13 @@ def containers(engine, slug: str, host: Host) -> list:
     # the image itself carries ai.chutes.slug, so also require the label only this host's containers have
     # (other hosts on a shared engine may run a chute of the same name)
     owned = f"ai.chutes.host={owner(host)}"
-    return engine.containers.list(all=True, filters={"label": [f"ai.chutes.slug={slug}", owned]})
+    filters = {"label": [f"ai.chutes.slug={slug}", owned]}
+    for _ in range(20):
+        try:
+            return engine.containers.list(all=True, filters=filters)
+        except docker.errors.NotFound:  # one was removed between the engine's listing and its inspection
+            time.sleep(0.1)
+    return engine.containers.list(all=True, filters=filters)
 
 
 def test_deploy_builds_on_the_engine_and_serves(host: Host, engine) -> None:

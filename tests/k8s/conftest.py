@@ -133,7 +133,16 @@ COPY wheels /wheels
 RUN pip install --no-index --find-links /wheels 'chutes[kubernetes]' && chutes --help >/dev/null
 USER 1000
 """
-HOST_SOURCES = ("pyproject.toml", "README.md", "Dockerfile.base", "runtime", "chutes_cli", "chutes_host", "templates")
+HOST_SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "Dockerfile.base",
+    "runtime",
+    "chutes_build",
+    "chutes_cli",
+    "chutes_host",
+    "templates",
+)
 
 
 @pytest.fixture(scope="session")
