@@ -171,7 +171,8 @@ def test_the_runtime_imports_no_cli_host_or_build_tools() -> None:
 
     code = (
         "import sys, chutes.chute, chutes.openapi, chutes.bridge, chutes.proxy;"
-        "bad = [m for m in ('chutes_build', 'chutes_cli', 'chutes_host', 'docker', 'jinja2', 'rich', 'typer') if m in sys.modules];"
+        "bad = [m for m in ('chutes_build', 'chutes_cli', 'chutes_host', 'docker', 'jinja2', 'rich', 'typer')"
+        " if m in sys.modules];"
         "print(bad)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
