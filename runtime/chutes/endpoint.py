@@ -61,14 +61,18 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
     async def read(scope: Scope, receive: Receive) -> bytes:
         return await read_checked_body(scope, receive, chute.max_body_size, checks_json)
 
+    def bind(scope: Scope, receive: Receive, body: bytes) -> dict:
+        """The function's arguments from the body and query, and the Request if it asks for one."""
+        kwargs = binding.bind(body, scope["query_string"])
+        if request_param is not None:
+            request = Request(scope, receive)
+            request._body = body
+            kwargs[request_param] = request
+        return kwargs
+
     async def run(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         try:
-            body = body or b""
-            kwargs = binding.bind(body, scope["query_string"])
-            if request_param is not None:
-                request = Request(scope, receive)
-                request._body = body
-                kwargs[request_param] = request
+            kwargs = bind(scope, receive, body or b"")
             if is_async:
                 result = await fn(chute, **kwargs)
             else:
@@ -81,12 +85,7 @@ def make_endpoint(chute: Chute, cord: Cord) -> Endpoint:
 
     async def run_stream(scope: Scope, receive: Receive, send: Send, body: bytes | None) -> int:
         try:
-            body = body or b""
-            kwargs = binding.bind(body, scope["query_string"])
-            if request_param is not None:
-                request = Request(scope, receive)
-                request._body = body
-                kwargs[request_param] = request
+            kwargs = bind(scope, receive, body or b"")
             items = iterate(fn, chute, kwargs, is_async)
             first = await first_item(items)
         except ClientDisconnected:
